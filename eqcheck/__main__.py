@@ -1,0 +1,4 @@
+"""``python -m eqcheck``: the command line."""
+from eqcheck.cli import run
+
+run()

@@ -1,0 +1,72 @@
+"""Type specs (``invariant``, ``image``, ``regular:field-major:cw``, ``set:axis=2``, ``graph``) and candidates."""
+from __future__ import annotations
+
+from eqcheck.actions.representations import (
+    LAYOUTS, GraphAction, ImageAction, RegularFieldAction, Representation, SetAction,
+)
+from eqcheck.errors import UsageError
+from eqcheck.groups.base import Group
+
+TYPE_NAMES = ("invariant", "image", "regular", "set", "graph")
+
+
+def regular_spec(layout: str, convention: str, orientation: str) -> str:
+    parts = ["regular", layout]
+    if convention != "escnn":
+        parts.append(convention)
+    if orientation != "ccw":
+        parts.append(orientation)
+    return ":".join(parts)
+
+
+def parse_representation(spec: str, shape: tuple[int, ...] | None = None) -> Representation:
+    """The action a type spec names. ``regular`` without a layout takes 5d for rank-5 tensors."""
+    name, *options = spec.strip().lower().split(":")
+    if name in ("invariant", "trivial"):
+        return Representation()
+    if name in ("image", "spatial"):
+        return ImageAction()
+    if name == "regular":
+        layout = next((o for o in options if o in LAYOUTS), None)
+        if layout is None:
+            layout = "5d" if shape is not None and len(shape) == 5 else "field-major"
+        convention = "groupy" if "groupy" in options else "escnn"
+        orientation = "cw" if "cw" in options else "ccw"
+        unknown = [o for o in options if o not in (*LAYOUTS, "groupy", "escnn", "cw", "ccw")]
+        if unknown:
+            raise UsageError(f"unknown option {unknown[0]!r} in type {spec!r}")
+        return RegularFieldAction(spec=regular_spec(layout, convention, orientation), layout=layout,
+                                  convention=convention, orientation=orientation)
+    if name == "set":
+        axis = 1
+        for option in options:
+            key, _, value = option.partition("=")
+            if key != "axis" or not value.lstrip("-").isdigit():
+                raise UsageError(f"unknown option {option!r} in type {spec!r} (set:axis=A)")
+            axis = int(value)
+        return SetAction(spec="set" if axis == 1 else f"set:axis={axis}", axis=axis)
+    if name == "graph":
+        return GraphAction()
+    raise UsageError(f"unknown type {spec!r} (one of: {', '.join(TYPE_NAMES)})")
+
+
+def regular_candidates(group: Group, shape: tuple[int, ...]) -> list[Representation]:
+    """Every layout, element order and orientation a regular field of this shape could have."""
+    layouts = ("5d",) if len(shape) == 5 else ("field-major", "group-major")
+    conventions = ("escnn", "groupy") if group.point_group and group.point_group.mirrors and group.point_group.n == 4 \
+        else ("escnn",)
+    return [
+        RegularFieldAction(spec=regular_spec(lay, conv, ori), layout=lay, convention=conv, orientation=ori)
+        for lay in layouts for conv in conventions for ori in ("ccw", "cw")
+    ]
+
+
+def candidate_representations(group: Group, shape: tuple[int, ...], set_size: int | None = None,
+                              set_axis: int = 1) -> list[Representation]:
+    """The actions that fit a tensor of ``shape``, simplest first (ties go to the simplest)."""
+    candidates: list[Representation] = [Representation(), ImageAction()]
+    if group.point_group is not None and group.point_group.order > 1:
+        candidates += regular_candidates(group, shape)
+    candidates += [SetAction(spec="set" if set_axis == 1 else f"set:axis={set_axis}", axis=set_axis),
+                   GraphAction()]
+    return [c for c in candidates if c.fits(group, shape, set_size) is None]

@@ -1,0 +1,157 @@
+"""How a tensor transforms under a group element: trivial, image, regular fields, set axis, graph."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from eqcheck.actions.spatial import apply_spatial
+from eqcheck.groups.base import Group
+from eqcheck.groups.element import Element
+
+
+@dataclass(frozen=True)
+class Representation:
+    """The action on one tensor ``[B, ...]``; ``spec`` parses back with :func:`parse_representation`."""
+
+    spec: str = "invariant"
+    #: True when the action moves the last two axes (and a comparison mask may apply there)
+    spatial: bool = False
+
+    def apply(self, element: Element, x: np.ndarray, *, stride: int = 1, zero_fill: bool = False,
+              order: int = 3) -> np.ndarray:
+        return x
+
+    def fits(self, group: Group, shape: tuple[int, ...], set_size: int | None = None) -> str | None:
+        """None when this action can act on a tensor of ``shape``, else the reason why not."""
+        return None
+
+
+def _spatial_fits(group: Group, shape: tuple[int, ...], min_rank: int) -> str | None:
+    if not group.spatial:
+        return f"{group.spec} does not act on images"
+    if len(shape) < min_rank:
+        return f"needs a tensor of rank {min_rank} or more, got shape {list(shape)}"
+    if group.point_group is not None or group.name == "so2":
+        h, w = shape[-2:]
+        if h != w:
+            return f"rotations need square spatial axes, got {h}x{w}"
+    return None
+
+
+@dataclass(frozen=True)
+class ImageAction(Representation):
+    """Spatial only: every channel moves with the image, none is permuted."""
+
+    spec: str = "image"
+    spatial: bool = True
+
+    def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
+        return apply_spatial(element, x, stride=stride, zero_fill=zero_fill, order=order)
+
+    def fits(self, group, shape, set_size=None):
+        return _spatial_fits(group, shape, 3)
+
+
+LAYOUTS = ("5d", "field-major", "group-major")
+
+
+@dataclass(frozen=True)
+class RegularFieldAction(Representation):
+    """Regular fields of the point group: spatial action, then a channel permutation from the group law.
+
+    ``5d``: ``[B, C, |H|, ...]``; ``field-major``: ``[B, C*|H|, ...]`` with channel ``field*|H| + j``;
+    ``group-major``: channel ``j*C + field``. ``convention`` names the element order (escnn, groupy),
+    ``orientation`` the direction the group axis rolls (ccw: +k, cw: -k).
+    """
+
+    spec: str = "regular"
+    spatial: bool = True
+    layout: str = "5d"
+    convention: str = "escnn"
+    orientation: str = "ccw"
+
+    def permutation(self, group: Group, element: Element) -> np.ndarray:
+        return group.point_group.regular_permutation(element.point, self.convention, self.orientation)
+
+    def apply(self, element, x, *, stride=1, zero_fill=False, order=3, group: Group | None = None):
+        perm = self.permutation(group, element)
+        size = len(perm)
+        if self.layout == "5d":
+            moved = x[:, :, perm]
+        elif self.layout == "field-major":
+            moved = x.reshape(x.shape[0], -1, size, *x.shape[2:])[:, :, perm].reshape(x.shape)
+        else:
+            moved = x.reshape(x.shape[0], size, -1, *x.shape[2:])[:, perm].reshape(x.shape)
+        if x.ndim >= (5 if self.layout == "5d" else 4):
+            moved = apply_spatial(element, moved, stride=stride, zero_fill=zero_fill, order=order)
+        return moved
+
+    def fits(self, group, shape, set_size=None):
+        if group.point_group is None:
+            return f"{group.spec} has no finite point group, so no regular fields"
+        if self.convention == "groupy" and not (group.point_group.mirrors and group.point_group.n == 4):
+            return "the GrouPy order is defined for p4m only"
+        size = group.point_group.order
+        if self.layout == "5d":
+            if len(shape) != 5 or shape[2] != size:
+                return f"5-D regular fields need shape [B, C, {size}, H, W], got {list(shape)}"
+        elif len(shape) < 2 or shape[1] % size:
+            return f"needs a channel count divisible by |H| = {size}, got shape {list(shape)}"
+        if len(shape) >= 4:
+            return _spatial_fits(group, shape, 4)
+        return None
+
+
+@dataclass(frozen=True)
+class SetAction(Representation):
+    """Permutes one set axis: ``x.take(p, axis)``."""
+
+    spec: str = "set"
+    axis: int = 1
+
+    def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
+        perm = element.permutation
+        if not perm:
+            return x
+        return np.take(x, np.asarray(perm), axis=self.axis)
+
+    def fits(self, group, shape, set_size=None):
+        if not group.permutes_sets:
+            return f"{group.spec} does not permute sets"
+        if len(shape) <= self.axis:
+            return f"no axis {self.axis} in shape {list(shape)}"
+        if set_size is not None and shape[self.axis] != set_size:
+            return f"axis {self.axis} has size {shape[self.axis]}, the set has {set_size} elements"
+        return None
+
+
+@dataclass(frozen=True)
+class GraphAction(Representation):
+    """A graph adjacency ``[B, N, N, ...]``: the same permutation on both node axes."""
+
+    spec: str = "graph"
+
+    def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
+        perm = element.permutation
+        if not perm:
+            return x
+        index = np.asarray(perm)
+        return np.take(np.take(x, index, axis=1), index, axis=2)
+
+    def fits(self, group, shape, set_size=None):
+        if not group.permutes_sets:
+            return f"{group.spec} does not permute sets"
+        if len(shape) < 3 or shape[1] != shape[2]:
+            return f"a graph needs shape [B, N, N, ...], got {list(shape)}"
+        if set_size is not None and shape[1] != set_size:
+            return f"the graph has {shape[1]} nodes, the set has {set_size} elements"
+        return None
+
+
+def apply_representation(rep: Representation, group: Group, element: Element, x: np.ndarray,
+                         **kwargs) -> np.ndarray:
+    """Act with ``element`` on ``x``; the one entry point the engine uses."""
+    if isinstance(rep, RegularFieldAction):
+        return rep.apply(element, x, group=group, **kwargs)
+    return rep.apply(element, x, **kwargs)

@@ -1,0 +1,102 @@
+"""The spatial part of an action on the last two axes: flip, rotate about the centre, shift."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from eqcheck.groups.element import Element
+
+#: comparisons after an interpolated rotation use the disk of this radius, as a fraction of min(H, W)
+DISK_RADIUS_FRACTION = 0.4
+
+
+def rotate_exact(x: np.ndarray, quarter_turns: int) -> np.ndarray:
+    """Counter-clockwise as displayed, ``np.rot90(x, k, axes=(-2, -1))``: never interpolates."""
+    return np.rot90(x, quarter_turns % 4, axes=(-2, -1))
+
+
+def rotate_interpolated(x: np.ndarray, angle: float, order: int = 3) -> np.ndarray:
+    """Rotation by any angle about ``((H-1)/2, (W-1)/2)``, same sign as ``rot90``; computed in float64."""
+    from scipy import ndimage  # spline interpolation done right; imported only when needed
+
+    degrees = math.degrees(angle)
+    work = np.asarray(x, dtype=np.float64)
+    rotated = ndimage.rotate(work, degrees, axes=(-2, -1), reshape=False, order=order, mode="constant")
+    return rotated.astype(x.dtype, copy=False)
+
+
+def shift_zero_fill(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Like ``np.roll`` on the last two axes, but what leaves the image is dropped and zeros come in."""
+    out = np.zeros_like(x)
+    h, w = x.shape[-2:]
+    src_y, dst_y = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    src_x, dst_x = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[..., dst_y, dst_x] = x[..., src_y, src_x]
+    return out
+
+
+def apply_spatial(
+    element: Element,
+    x: np.ndarray,
+    *,
+    stride: int = 1,
+    zero_fill: bool = False,
+    order: int = 3,
+) -> np.ndarray:
+    """Flip, then rotate, then shift the last two axes of ``x``.
+
+    ``stride`` is how many input pixels one pixel of ``x`` spans: a shift of the input by ``t`` moves a
+    feature map of total stride S by ``t / S`` (the testing shifts are multiples of S).
+    """
+    if x.ndim < 2:
+        return x
+    if element.flip:
+        x = np.flip(x, axis=-1)
+    if element.quarter_turns is None:
+        x = rotate_interpolated(x, element.angle, order)
+    elif element.quarter_turns:
+        x = rotate_exact(x, element.quarter_turns)
+    dy, dx = (s // stride for s in element.shift)
+    if dy or dx:
+        x = shift_zero_fill(x, dy, dx) if zero_fill else np.roll(x, (dy, dx), axis=(-2, -1))
+    return np.ascontiguousarray(x)
+
+
+def central_disk(height: int, width: int, fraction: float = DISK_RADIUS_FRACTION) -> np.ndarray:
+    """Boolean mask of the disk of radius ``fraction * min(H, W)`` about the grid centre."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    radius = fraction * min(height, width)
+    return (yy - (height - 1) / 2) ** 2 + (xx - (width - 1) / 2) ** 2 <= radius**2
+
+
+def soft_disk_window(height: int, width: int) -> np.ndarray:
+    """1 inside the comparison disk, falling smoothly to 0 before the inscribed circle.
+
+    Inputs multiplied by it lose nothing when rotated, so an interpolated rotation moves content
+    without cutting corners.
+    """
+    yy, xx = np.mgrid[0:height, 0:width]
+    r = np.sqrt((yy - (height - 1) / 2) ** 2 + (xx - (width - 1) / 2) ** 2) / (min(height, width) / 2)
+    inner, outer = 2 * DISK_RADIUS_FRACTION + 0.05, 0.98
+    t = np.clip((r - inner) / (outer - inner), 0.0, 1.0)
+    return 0.5 * (1 + np.cos(np.pi * t))
+
+
+def interior_mask(height: int, width: int, margin: int, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Pixels where a zero-fill shift by ``shift`` commutes with a zero-padded model of reach ``margin``.
+
+    Shifting by t > 0 along an axis zero-fills the first t pixels (which hidden layers with biases do
+    not treat as padding) and drops content at the far end: ``margin`` pixels beside both are
+    disturbed. An axis that is not shifted loses nothing.
+    """
+    def valid(size: int, t: int) -> slice:
+        if t > 0:
+            return slice(t + margin, size - margin)
+        if t < 0:
+            return slice(margin, size + t - margin)
+        return slice(0, size)
+
+    mask = np.zeros((height, width), dtype=bool)
+    mask[valid(height, shift[0]), valid(width, shift[1])] = True
+    return mask

@@ -1,0 +1,147 @@
+"""The library entry points: ``verify`` measures and returns a result; ``assert_equivariant`` raises."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from eqcheck import __version__
+from eqcheck.diagnose import measured_diagnoses, structural_diagnoses
+from eqcheck.engine import measure
+from eqcheck.groups import Group, parse_group
+from eqcheck.input_actions import infer_input_actions, parse_declarations
+from eqcheck.inputs import generate, load_input_file, parse_named_shapes, resolve_shapes
+from eqcheck.models.loader import load_model
+from eqcheck.result import RunInfo, VerificationResult
+from eqcheck.structure import scan
+from eqcheck.tolerance import Tolerance
+
+ShapeArg = str | Sequence[int] | Sequence[str] | Mapping[str, Sequence[int]] | None
+
+
+def _named_shapes(input_shape: ShapeArg) -> dict[str | None, tuple[int, ...]]:
+    if input_shape is None:
+        return {}
+    if isinstance(input_shape, str):
+        return parse_named_shapes([input_shape])
+    if isinstance(input_shape, Mapping):
+        return {name: tuple(int(d) for d in shape) for name, shape in input_shape.items()}
+    items = list(input_shape)
+    if items and all(isinstance(i, str) for i in items):
+        return parse_named_shapes(items)
+    return {None: tuple(int(d) for d in items)}
+
+
+def _given_inputs(inputs, runner) -> dict[str, np.ndarray] | None:
+    if inputs is None:
+        return None
+    if isinstance(inputs, (str, Path)):
+        return load_input_file(inputs, runner.inputs)
+    if isinstance(inputs, np.ndarray):
+        inputs = {runner.inputs[0].name: inputs}
+    return {spec.name: np.asarray(inputs[spec.name]).astype(spec.dtype, copy=False) for spec in runner.inputs}
+
+
+def _other_inputs(given: dict[str, np.ndarray], rng, smooth_names: set[str]) -> dict[str, np.ndarray]:
+    """Unrelated inputs for the spread: the batch rolled by one, or fresh data of the same scale."""
+    other = {}
+    for name, x in given.items():
+        if x.shape[0] > 1:
+            other[name] = np.roll(x, 1, axis=0)
+        else:
+            fresh = generate(x.shape, str(x.dtype), rng, name in smooth_names)
+            other[name] = (fresh * (x.std() or 1.0) + x.mean()).astype(x.dtype) if x.dtype.kind == "f" else fresh
+    return other
+
+
+def verify(
+    model,
+    group: str | Group,
+    *,
+    input_shape: ShapeArg = None,
+    inputs=None,
+    act: Mapping[str, str] | Sequence[str] | None = None,
+    output_type: str = "auto",
+    output: str | None = None,
+    tol: float | None = None,
+    approx_tol: float | None = None,
+    seed: int = 0,
+    samples: int = 8,
+    batch_size: int | None = None,
+    dtype: str | None = None,
+    device: str = "cpu",
+    weights: str | None = None,
+    unsafe_load: bool = False,
+    allow_tf32: bool = False,
+    max_batch: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    command: str | None = None,
+) -> VerificationResult:
+    """Check ``model`` (a path, a ``file.py:attr`` spec, an ``nn.Module`` or an ``onnx.ModelProto``) against ``group``."""
+    start = time.perf_counter()
+    group = parse_group(group)
+    runner = load_model(model, device=device, dtype=dtype, weights=weights, unsafe_load=unsafe_load,
+                        allow_tf32=allow_tf32)
+    try:
+        given = _given_inputs(inputs, runner)
+        shapes = ({k: v.shape for k, v in given.items()} if given is not None
+                  else resolve_shapes(runner.inputs, _named_shapes(input_shape), batch_size))
+        names = [spec.name for spec in runner.inputs]
+        declared = dict(act) if isinstance(act, Mapping) else parse_declarations(list(act or []), names)
+        actions, set_size = infer_input_actions(group, shapes, declared)
+        rng = np.random.default_rng(seed)
+        smooth_names = {n for n, rep in actions.items() if rep.spatial and group.needs_smooth_inputs}
+        dtypes = {spec.name: spec.dtype for spec in runner.inputs}
+        feeds = given if given is not None else {
+            name: generate(shapes[name], dtypes[name], rng, name in smooth_names) for name in names}
+        other = _other_inputs(feeds, rng, smooth_names) if given is not None else {
+            name: generate(shapes[name], dtypes[name], rng, name in smooth_names) for name in names}
+        model_dtype = next((d for d in dtypes.values() if d.startswith("float")), "float32")
+        tolerance = Tolerance.for_dtype(model_dtype, tol, approx_tol)
+        measurement = measure(runner, group, feeds, other, actions, set_size=set_size, tolerance=tolerance,
+                              rng=rng, samples=samples, output_type=output_type, output_name=output,
+                              max_batch=max_batch, progress=progress)
+        diagnoses = measured_diagnoses(group, measurement, tolerance, runner.device)
+        if not measurement.output.passed:
+            diagnoses = structural_diagnoses(group, scan(runner, feeds, shapes), True) + diagnoses
+        run = RunInfo(
+            model=runner.description,
+            model_format=runner.format,
+            group=group.spec,
+            inputs={name: tuple(int(d) for d in shape) for name, shape in shapes.items()},
+            input_actions={name: rep.spec for name, rep in actions.items()},
+            input_source="file" if isinstance(inputs, (str, Path)) else ("given" if given is not None else
+                                                                          "generated"),
+            dtype=model_dtype,
+            seed=seed,
+            device=runner.device,
+            samples=samples,
+            forward_passes=measurement.forward_passes,
+            eqcheck_version=__version__,
+            command=command,
+            notes=tuple(runner.notes),
+        )
+    finally:
+        runner.close()
+    return VerificationResult(
+        run=run,
+        tolerance=tolerance.exact,
+        approximate_tolerance=tolerance.approximate,
+        output=measurement.output,
+        passed=measurement.output.passed,
+        non_determinism=measurement.non_determinism,
+        diagnoses=tuple(diagnoses),
+        elapsed_s=time.perf_counter() - start,
+    )
+
+
+def assert_equivariant(model, group: str | Group, **options) -> VerificationResult:
+    """``verify``, then raise AssertionError with the worst elements when the model is not equivariant."""
+    from eqcheck.report.text import failure_message
+
+    result = verify(model, group, **options)
+    if not result.passed:
+        raise AssertionError(failure_message(result))
+    return result

@@ -1,0 +1,71 @@
+"""Run many inputs in as few forward passes as possible: stack along the batch axis, in bounded chunks."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from eqcheck.errors import ModelRunError
+from eqcheck.models.base import ModelRunner
+
+#: stacking pays while batches are small (per-call overhead); past this many samples a pass gets
+#: slower per sample (activations leave the cache) and memory grows: benchmarks/bench_verify.py
+MAX_CHUNK_SAMPLES = 64
+#: and never more than this many bytes of inputs in one pass
+MAX_CHUNK_BYTES = 64 * 2**20
+
+
+def run_many(
+    runner: ModelRunner,
+    batches: list[dict[str, np.ndarray]],
+    *,
+    max_batch: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[list[np.ndarray]], int]:
+    """Outputs of every feed dict, in order, and the number of forward passes it took.
+
+    Feeds are concatenated along axis 0 when the model's batch axis is dynamic; a model that
+    rejects a stacked batch is run one feed at a time.
+    """
+    sizes = [next(iter(b.values())).shape[0] for b in batches]
+    per_feed_bytes = max(sum(a.nbytes for a in batches[0].values()) // max(sizes[0], 1), 1)
+    limit = max_batch or max(min(MAX_CHUNK_BYTES // per_feed_bytes, MAX_CHUNK_SAMPLES), sizes[0])
+    if runner.batch_dynamic and len(batches) > 1:
+        try:
+            return _run_stacked(runner, batches, sizes, limit, progress)
+        except ModelRunError:
+            runner.notes.append("the model rejected a stacked batch; each input was run on its own")
+    results = []
+    for index, feeds in enumerate(batches):
+        results.append(runner.run(feeds))
+        if progress:
+            progress(index + 1, len(batches))
+    return results, len(batches)
+
+
+def _chunks(sizes: list[int], limit: int) -> list[list[int]]:
+    chunks, current, filled = [], [], 0
+    for index, size in enumerate(sizes):
+        if current and filled + size > limit:
+            chunks.append(current)
+            current, filled = [], 0
+        current.append(index)
+        filled += size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _run_stacked(runner, batches, sizes, limit, progress):
+    results: list[list[np.ndarray]] = []
+    chunks = _chunks(sizes, limit)
+    for done, chunk in enumerate(chunks):
+        feeds = {name: np.concatenate([batches[i][name] for i in chunk], axis=0) for name in batches[0]}
+        outputs = runner.run(feeds)
+        bounds = np.cumsum([0] + [sizes[i] for i in chunk])
+        for position in range(len(chunk)):
+            start, stop = bounds[position], bounds[position + 1]
+            results.append([o[start:stop] if o.ndim and o.shape[0] == bounds[-1] else o for o in outputs])
+        if progress:
+            progress(done + 1, len(chunks))
+    return results, len(chunks)

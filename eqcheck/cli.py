@@ -1,0 +1,122 @@
+"""The command line: parse options, call the library, choose reporters, return the exit code."""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from eqcheck.errors import EXIT_MODEL, EXIT_USAGE, EqcheckError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Is this network equivariant to this group, and if not, where does it break?\n\n"
+         "Exit codes: 0 equivariant, 1 not equivariant, 2 usage error, 3 model could not be loaded or run.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from eqcheck import __version__
+
+        typer.echo(f"eqcheck {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """eqcheck: equivariance checks for neural networks."""
+
+
+@app.command()
+def verify(
+    model: str = typer.Argument(..., help="model.onnx, model.pt2, a TorchScript file, or file.py:attr / pkg.mod:attr"),
+    group: str = typer.Option(..., "--group", "-g", help="group spec: p4, p4m[:groupy], c8, so2, translation, perm"),
+    input_shape: Optional[list[str]] = typer.Option(None, "--input-shape", help="B,C,H,W or NAME=B,C,H,W"),
+    input_file: Optional[Path] = typer.Option(None, "--input", help="real inputs: .npy, or .npz (key 'input' or by input name)"),
+    act: Optional[list[str]] = typer.Option(None, "--act", help="declare an input's action: NAME=TYPE"),
+    output_type: str = typer.Option("auto", "--output-type", help="auto|invariant|image|regular[:layout]|set|graph"),
+    output: Optional[str] = typer.Option(None, "--output", help="which model output to check (default: the first)"),
+    tol: Optional[float] = typer.Option(None, "--tol", help="tolerance on rel error for exact elements (default per dtype)"),
+    approx_tol: Optional[float] = typer.Option(None, "--approx-tol", help="tolerance for interpolated rotations"),
+    seed: int = typer.Option(0, "--seed", help="seed for inputs and sampled elements"),
+    samples: int = typer.Option(8, "--samples", help="elements to sample for so2, translations, perm"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="batch for a dynamic batch axis (default 2)"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="cast a PyTorch model: float32|float64"),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="state_dict for a file.py:factory model"),
+    unsafe_load: bool = typer.Option(False, "--unsafe-load", help="allow a pickled whole module (runs its code)"),
+    tf32: bool = typer.Option(False, "--tf32", help="keep TF32 on GPUs (default: strict float32)"),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="most samples in one forward pass"),
+    json_path: Optional[str] = typer.Option(None, "--json", help="write the JSON report to PATH ('-' for stdout)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print the verdict line only"),
+) -> None:
+    """Check one model against one group; the exit code says whether it passed."""
+    from eqcheck.api import verify as run_verify
+    from eqcheck.gate import exit_code
+    from eqcheck.report.outputs import write_reports
+
+    result = run_verify(
+        model, group, input_shape=input_shape, inputs=input_file, act=act, output_type=output_type,
+        output=output, tol=tol, approx_tol=approx_tol, seed=seed, samples=samples, batch_size=batch_size,
+        dtype=dtype, device=device, weights=str(weights) if weights else None, unsafe_load=unsafe_load,
+        allow_tf32=tf32, max_batch=max_batch, command=_command_line(),
+    )
+    write_reports(result, json_path=json_path, quiet=quiet)
+    raise typer.Exit(exit_code(result))
+
+
+@app.command()
+def groups() -> None:
+    """List the groups eqcheck knows, one line each."""
+    from eqcheck.groups import REGISTRY
+
+    width = max(len(spec) for spec, _ in REGISTRY)
+    for spec, summary in REGISTRY:
+        typer.echo(f"{spec:<{width}}  {summary}")
+
+
+def _command_line() -> str:
+    return "eqcheck " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _is(error: BaseException, name: str) -> bool:
+    """Typer raises click's exceptions (vendored or not, by version): match them by class name."""
+    return any(cls.__name__ == name for cls in type(error).__mro__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: every error becomes one line on stderr and a documented exit code."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="eqcheck", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except EqcheckError as error:
+        typer.echo(f"eqcheck: error: {error.message}", err=True)
+        return error.exit_code
+    except Exception as error:  # never a traceback on the terminal; EQCHECK_DEBUG=1 shows it
+        if _is(error, "Exit"):
+            return error.exit_code
+        if _is(error, "UsageError"):
+            typer.echo(f"eqcheck: error: {error.format_message()}", err=True)
+            return EXIT_USAGE
+        if _is(error, "Abort"):
+            typer.echo("eqcheck: aborted", err=True)
+            return EXIT_USAGE
+        if os.environ.get("EQCHECK_DEBUG"):
+            raise
+        typer.echo(f"eqcheck: internal error: {type(error).__name__}: {error} "
+                   f"(set EQCHECK_DEBUG=1 for the traceback)", err=True)
+        return EXIT_MODEL
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Known causes of error, each said in one line (CONVENTIONS section 5)."""
+from __future__ import annotations
+
+from eqcheck.engine import Measurement
+from eqcheck.groups.base import Group
+from eqcheck.result import Diagnosis
+from eqcheck.structure import WindowOp
+from eqcheck.tolerance import Tolerance
+
+
+def structural_diagnoses(group: Group, ops: list[WindowOp], failed: bool) -> list[Diagnosis]:
+    """Strided ops that move the grid centre break rotations and mirrors about the centre."""
+    if not group.spatial or group.name == "translation":
+        return []
+    found = []
+    for op in ops:
+        for reason in op.misalignment():
+            found.append(Diagnosis(
+                code="asymmetric-padding" if reason.startswith("asymmetric") else "stride-alignment",
+                message=f"{op.name} ({op.op}): {reason}; the sampling grid is no longer centred, "
+                        f"so rotations about the centre are not exact",
+                severity="cause" if failed else "note",
+                layer=op.name,
+            ))
+    return found
+
+
+def measured_diagnoses(group: Group, measurement: Measurement, tolerance: Tolerance,
+                       device: str) -> list[Diagnosis]:
+    output = measurement.output
+    found = []
+    if any(e.nonfinite for e in output.elements):
+        found.append(Diagnosis("nonfinite", "the model produced NaN or Inf outputs"))
+    if measurement.non_determinism > 0:
+        severe = measurement.non_determinism > tolerance.exact
+        found.append(Diagnosis(
+            "non-determinism",
+            f"the same input run twice differs by rel {measurement.non_determinism:.2e}: the model is not "
+            f"deterministic (dropout or sampling in train mode, or non-deterministic kernels)",
+            severity="cause" if severe else "note",
+        ))
+    if output.spread < 100 * tolerance.exact and output.spread == output.spread:
+        found.append(Diagnosis(
+            "insensitive-output",
+            f"the output hardly depends on the input (spread {output.spread:.2e}): a small error says little; "
+            f"read rel/spread",
+            severity="note",
+        ))
+    exact = [e for e in output.elements if e.exact]
+    approximate = [e for e in output.elements if not e.exact]
+    if approximate:
+        floor = max((e.interpolation_floor or 0.0) for e in approximate)
+        found.append(Diagnosis(
+            "interpolation",
+            f"{len(approximate)} angle(s) off the right angles need interpolation (spline order "
+            f"{measurement.geometry.order}): smooth inputs, central disk, interpolation floor up to {floor:.1e}",
+            severity="note",
+        ))
+        if all(e.passed for e in exact) and not all(e.passed for e in approximate):
+            found.append(Diagnosis("interpolated-only",
+                                   "exact at every right angle; only interpolated angles fail"))
+    if exact and not all(e.passed for e in exact) and approximate:
+        found.append(Diagnosis("not-c4", "the model is not even equivariant to rotations by 90 degrees"))
+    if device.startswith("cuda"):
+        found.append(Diagnosis("precision", "run on a GPU with TF32 off (strict float32); TF32 convolutions "
+                                            "would raise an exact model's error to about 1e-3", severity="note"))
+    for note in measurement.notes:
+        found.append(Diagnosis("geometry", note, severity="note"))
+    return found

@@ -1,0 +1,168 @@
+"""The check: transform inputs, run the model as few times as possible, measure, and return one result."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from eqcheck.actions.parse import candidate_representations, parse_representation
+from eqcheck.actions.representations import Representation, apply_representation
+from eqcheck.actions.spatial import apply_spatial, central_disk
+from eqcheck.batching import run_many
+from eqcheck.compare import Geometry, element_errors, worst
+from eqcheck.errors import UsageError
+from eqcheck.groups.base import Group, SamplingContext
+from eqcheck.groups.element import Element
+from eqcheck.metrics import relative_error, spread
+from eqcheck.models.base import ModelRunner
+from eqcheck.result import Candidate, TensorCheck
+from eqcheck.tolerance import Tolerance
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What the engine measured, before diagnosis: the output check and the facts behind it."""
+
+    output: TensorCheck
+    elements: list[Element]
+    non_determinism: float
+    forward_passes: int
+    geometry: Geometry
+    notes: list[str] = field(default_factory=list)
+
+
+def select_output(runner: ModelRunner, outputs: list[np.ndarray], name: str | None) -> int:
+    if name is None:
+        return 0
+    if name not in runner.output_names:
+        raise UsageError(f"the model has no output {name!r} (outputs: {', '.join(runner.output_names)})")
+    return runner.output_names.index(name)
+
+
+def transform_feeds(group: Group, element: Element, feeds: dict[str, np.ndarray],
+                    actions: dict[str, Representation], order: int, zero_fill: bool) -> dict[str, np.ndarray]:
+    return {name: apply_representation(actions[name], group, element, x, zero_fill=zero_fill, order=order)
+            for name, x in feeds.items()}
+
+
+def interpolation_floors(group: Group, elements: list[Element], x: np.ndarray, order: int) -> dict[str, float]:
+    """``||R(-t) R(t) x - x|| / ||x||`` on the central disk, for every interpolated element."""
+    if x.ndim < 3:
+        return {}
+    mask = central_disk(*x.shape[-2:])
+    floors = {}
+    for element in elements:
+        if not element.exact:
+            there = apply_spatial(element, x.astype(np.float64), order=order)
+            back = apply_spatial(group.inverse(element), there, order=order)
+            floors[element.label] = relative_error(back, x, mask)[0]
+    return floors
+
+
+def probe_geometry(runner: ModelRunner, group: Group, feeds: dict[str, np.ndarray], first: str,
+                   output_index: int) -> tuple[int, int | None]:
+    """Total stride (input size / output size) and, for interior translations, the margin to skip.
+
+    The margin is found by adding an impulse at a corner of the input: the output pixels it
+    reaches are those that zero padding can disturb.
+    """
+    x = feeds[first]
+    impulse = x.copy()
+    impulse[..., 0, 0] += 10.0 * (float(np.abs(x).max()) or 1.0)
+    outputs, _ = run_many(runner, [feeds, {**feeds, first: impulse}])
+    base, moved = outputs[0][output_index], outputs[1][output_index]
+    if base.ndim < 3 or x.ndim < 3:
+        return 1, None
+    stride = max(x.shape[-1] // max(base.shape[-1], 1), 1) if x.shape[-1] % max(base.shape[-1], 1) == 0 else 1
+    change = np.abs(moved.astype(np.float64) - base).reshape(-1, *base.shape[-2:]).max(axis=0)
+    if getattr(group, "margin", None) is not None:
+        return stride, group.margin
+    if change.max() == 0:
+        return stride, 0
+    rows, cols = np.nonzero(change > 1e-6 * change.max())
+    return stride, int(max(rows.max(), cols.max())) + 1
+
+
+def measure(
+    runner: ModelRunner,
+    group: Group,
+    feeds: dict[str, np.ndarray],
+    other_feeds: dict[str, np.ndarray],
+    input_actions: dict[str, Representation],
+    *,
+    set_size: int | None,
+    tolerance: Tolerance,
+    rng: np.random.Generator,
+    samples: int = 8,
+    output_type: str = "auto",
+    output_name: str | None = None,
+    max_batch: int | None = None,
+    progress: Progress | None = None,
+) -> Measurement:
+    """Run every transformed input and compare, for every candidate action on the output."""
+    first = next(iter(feeds))
+    x = feeds[first]
+    zero_fill = getattr(group, "mode", "circular") == "interior"
+    order = getattr(group, "order", 3)
+    stride, margin, output_index = 1, None, select_output(runner, [], output_name)
+    if group.name == "translation" or getattr(group, "shifts", False):
+        stride, margin = probe_geometry(runner, group, feeds, first, output_index)
+    spatial_size = tuple(x.shape[-2:]) if x.ndim >= 3 else None
+    ctx = SamplingContext(rng=rng, samples=samples, set_size=set_size, spatial_size=spatial_size, stride=stride)
+    elements = group.testing_elements(ctx)
+
+    batches = [feeds, other_feeds] + [
+        transform_feeds(group, g, feeds, input_actions, order, zero_fill) for g in elements
+    ]
+    report = (lambda done, total: progress("forward passes", done, total)) if progress else None
+    outputs, passes = run_many(runner, batches, max_batch=max_batch, progress=report)
+    reference = outputs[0][output_index]
+    transformed = [o[output_index] for o in outputs[2:]]
+    output_spread = spread(reference, outputs[1][output_index])
+    floors = interpolation_floors(group, elements, x, order)
+    geometry = Geometry(stride=stride, zero_fill=zero_fill, margin=margin, order=order)
+
+    if output_type == "auto":
+        candidates = candidate_representations(group, reference.shape, set_size, getattr(group, "axis", 1))
+        source = "auto"
+    else:
+        rep = parse_representation(output_type, reference.shape)
+        reason = rep.fits(group, reference.shape, set_size)
+        if reason:
+            raise UsageError(f"--output-type {output_type}: {reason}")
+        candidates, source = [rep], "given"
+    scored = []
+    for rep in candidates:
+        results = element_errors(group, rep, elements, reference, transformed, geometry, tolerance,
+                                 output_spread, floors)
+        scored.append((worst(results), rep, results))
+    best_error, best_rep, best_results = min(scored, key=lambda item: item[0])
+    identity = next((r for g, r in zip(elements, best_results) if g.is_identity), None)
+    output = TensorCheck(
+        name=runner.output_names[output_index] if output_index < len(runner.output_names) else "output",
+        shape=tuple(int(d) for d in reference.shape),
+        representation=best_rep.spec,
+        elements=best_results,
+        max_rel_error=best_error,
+        spread=output_spread,
+        passed=all(r.passed for r in best_results),
+        representation_source=source,
+        candidates=tuple(Candidate(rep.spec, err) for err, rep, _ in sorted(scored, key=lambda s: s[0])),
+    )
+    notes = [f"total stride {stride}: shifts are multiples of {stride}"] if stride > 1 else []
+    if margin is not None and zero_fill:
+        notes.append(f"interior comparison: the model reaches {margin} pixel(s) in from the border; "
+                     f"those pixels and the zero-filled band are left out")
+    return Measurement(output=output, elements=elements,
+                       non_determinism=identity.rel_error if identity else 0.0,
+                       forward_passes=passes, geometry=geometry, notes=notes)
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    value = function(*args, **kwargs)
+    return value, time.perf_counter() - start

@@ -1,0 +1,50 @@
+"""Exit codes and the one exception family that the command line turns into one clear line."""
+from __future__ import annotations
+
+EXIT_EQUIVARIANT = 0
+EXIT_NOT_EQUIVARIANT = 1
+EXIT_USAGE = 2
+EXIT_MODEL = 3
+
+
+class EqcheckError(Exception):
+    """Base of every error eqcheck raises on purpose; ``slug`` names the kind, ``exit_code`` the exit status."""
+
+    slug = "error"
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(EqcheckError):
+    """Bad options: unknown group, malformed shape, an action that does not fit a tensor."""
+
+    slug = "usage"
+    exit_code = EXIT_USAGE
+
+
+class GroupSpecError(UsageError):
+    slug = "group"
+
+
+class ShapeError(UsageError):
+    slug = "shape"
+
+
+class ModelLoadError(EqcheckError):
+    """The model file is missing, corrupt, truncated, or refused as unsafe."""
+
+    slug = "model-load"
+    exit_code = EXIT_MODEL
+
+
+class ModelRunError(EqcheckError):
+    """The model was loaded but could not run on the inputs given."""
+
+    slug = "model-run"
+    exit_code = EXIT_MODEL

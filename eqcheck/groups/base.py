@@ -1,0 +1,63 @@
+"""The interface every group of the registry implements, and what sampling needs to know."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from eqcheck.groups.element import Element
+from eqcheck.groups.point import PointGroup
+
+
+@dataclass(frozen=True)
+class SamplingContext:
+    """Facts about the run that choosing testing elements depends on."""
+
+    rng: np.random.Generator
+    samples: int = 8
+    set_size: int | None = None
+    spatial_size: tuple[int, int] | None = None
+    stride: int = 1
+
+
+class Group(ABC):
+    """An immutable group: parsed from a spec string, printed back as that spec."""
+
+    name: str = ""
+    summary: str = ""
+    #: the finite point group whose regular representation labels channels, if any
+    point_group: PointGroup | None = None
+    #: True when elements act on the two spatial axes of an image
+    spatial: bool = False
+    #: True when elements permute a set axis
+    permutes_sets: bool = False
+
+    @property
+    @abstractmethod
+    def spec(self) -> str:
+        """The canonical spec string; ``parse_group(g.spec) == g``."""
+
+    def __str__(self) -> str:
+        return self.spec
+
+    @abstractmethod
+    def testing_elements(self, ctx: SamplingContext) -> list[Element]:
+        """The elements a check uses, identity first."""
+
+    @abstractmethod
+    def compose(self, a: Element, b: Element) -> Element:
+        """``a * b``: act with b first, then with a."""
+
+    @abstractmethod
+    def inverse(self, a: Element) -> Element:
+        """The element that undoes ``a``."""
+
+    @abstractmethod
+    def identity(self, ctx: SamplingContext | None = None) -> Element:
+        """The neutral element."""
+
+    @property
+    def needs_smooth_inputs(self) -> bool:
+        """True when some elements interpolate, so inputs must be band-limited."""
+        return False

@@ -1,0 +1,87 @@
+"""Parse a group spec (``p4``, ``p4m:groupy``, ``c8``, ``so2:36``, ``translation:interior``, ``perm``)."""
+from __future__ import annotations
+
+import re
+
+from eqcheck.errors import GroupSpecError
+from eqcheck.groups.base import Group
+from eqcheck.groups.permutation import PermutationGroup
+from eqcheck.groups.rotation import SO2, FiniteRotationGroup
+from eqcheck.groups.translation import MODES, TranslationGroup
+
+#: (spec, one line) for ``eqcheck groups``
+REGISTRY: tuple[tuple[str, str], ...] = (
+    ("translation", TranslationGroup().summary),
+    ("translation:interior[:margin=M]", TranslationGroup(mode="interior").summary),
+    ("p4[:shifts]", "rotations by 90 degrees about the centre (C4); ':shifts' adds circular translations"),
+    ("p4m[:groupy][:shifts]", "p4 plus mirrors (D4), escnn element order; ':groupy' for GrouPy's order"),
+    ("cN, e.g. c8", "N-fold rotations; angles off the right angles are interpolated on smooth inputs"),
+    ("dN, e.g. d8", "N-fold rotations and mirrors"),
+    ("so2[:N][:order=K]", SO2().summary + "; N evenly spaced angles, spline order K"),
+    ("perm[:axis=A]", PermutationGroup().summary),
+)
+
+
+def _split(spec: str) -> tuple[str, list[str], dict[str, str]]:
+    name, *rest = spec.strip().lower().split(":")
+    flags = [r for r in rest if r and "=" not in r]
+    options = dict(r.split("=", 1) for r in rest if "=" in r)
+    return name, flags, options
+
+
+def _int_option(options: dict[str, str], key: str, spec: str) -> int | None:
+    if key not in options:
+        return None
+    try:
+        return int(options.pop(key))
+    except ValueError:
+        raise GroupSpecError(f"group spec {spec!r}: {key} must be an integer") from None
+
+
+def _reject_leftovers(spec: str, flags: list[str], options: dict[str, str]) -> None:
+    extra = flags + [f"{k}={v}" for k, v in options.items()]
+    if extra:
+        raise GroupSpecError(f"group spec {spec!r}: unknown option {extra[0]!r}")
+
+
+def parse_group(spec: str | Group) -> Group:
+    """The group a spec names; ``str(parse_group(s))`` is the canonical form of ``s``."""
+    if isinstance(spec, Group):
+        return spec
+    name, flags, options = _split(spec)
+    if name in ("p4", "p4m"):
+        convention = "groupy" if "groupy" in flags else "escnn"
+        if convention == "groupy" and name == "p4":
+            raise GroupSpecError("the 'groupy' element order applies to p4m only")
+        shifts = "shifts" in flags
+        _reject_leftovers(spec, [f for f in flags if f not in ("groupy", "shifts")], options)
+        return FiniteRotationGroup(name=name, n=4, mirrors=name == "p4m", convention=convention, shifts=shifts)
+    match = re.fullmatch(r"([cd])(\d+)", name)
+    if match:
+        n = int(match.group(2))
+        if not 1 <= n <= 360:
+            raise GroupSpecError(f"group spec {spec!r}: N must be between 1 and 360")
+        _reject_leftovers(spec, flags, options)
+        return FiniteRotationGroup(name=name, n=n, mirrors=match.group(1) == "d")
+    if name == "so2":
+        order = _int_option(options, "order", spec)
+        angles = None
+        if flags and flags[0].isdigit():
+            angles = int(flags.pop(0))
+        _reject_leftovers(spec, flags, options)
+        if order is not None and not 0 <= order <= 5:
+            raise GroupSpecError(f"group spec {spec!r}: spline order must be 0..5")
+        return SO2(angles=angles, order=3 if order is None else order)
+    if name == "translation":
+        mode = flags.pop(0) if flags else "circular"
+        if mode not in MODES:
+            raise GroupSpecError(f"group spec {spec!r}: translation mode must be one of {', '.join(MODES)}")
+        margin = _int_option(options, "margin", spec)
+        _reject_leftovers(spec, flags, options)
+        return TranslationGroup(mode=mode, margin=margin)
+    if name == "perm":
+        axis = _int_option(options, "axis", spec)
+        _reject_leftovers(spec, flags, options)
+        return PermutationGroup(axis=1 if axis is None else axis)
+    known = "translation, p4, p4m, cN, dN, so2, perm"
+    raise GroupSpecError(f"unknown group {spec!r} (known: {known}; see 'eqcheck groups')")

@@ -1,0 +1,66 @@
+"""Which action each model input carries: declared with ``--act NAME=TYPE``, or inferred from its shape."""
+from __future__ import annotations
+
+from eqcheck.actions.parse import parse_representation
+from eqcheck.actions.representations import (
+    GraphAction, ImageAction, RegularFieldAction, Representation, SetAction,
+)
+from eqcheck.errors import UsageError
+from eqcheck.groups.base import Group
+
+
+def parse_declarations(values: list[str] | None, input_names: list[str]) -> dict[str, str]:
+    """``--act NAME=TYPE`` values (a bare ``TYPE`` names the first input)."""
+    declared = {}
+    for value in values or []:
+        name, sep, spec = value.rpartition("=")
+        name = name if sep else input_names[0]
+        if name not in input_names:
+            raise UsageError(f"--act names no input of the model: {name!r} (inputs: {', '.join(input_names)})")
+        declared[name] = spec
+    return declared
+
+
+def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]],
+                        declared: dict[str, str]) -> tuple[dict[str, Representation], int | None]:
+    """Actions for every input, and the set size (for permutation groups)."""
+    names = list(shapes)
+    first = shapes[names[0]]
+    set_size = None
+    if group.permutes_sets:
+        axis = getattr(group, "axis", 1)
+        if len(first) <= axis:
+            raise UsageError(f"{group.spec} permutes axis {axis}, but input {names[0]!r} has shape {list(first)}")
+        set_size = first[axis]
+    actions: dict[str, Representation] = {}
+    for index, name in enumerate(names):
+        shape = shapes[name]
+        if name in declared:
+            rep = parse_representation(declared[name], shape)
+            reason = rep.fits(group, shape, set_size)
+            if reason:
+                raise UsageError(f"--act {name}={declared[name]}: {reason}")
+        else:
+            rep = _infer(group, shape, set_size, index == 0)
+            if rep is None:
+                reason = ImageAction().fits(group, shape) if group.spatial else "no set axis"
+                raise UsageError(f"{group.spec} cannot act on input {name!r}: {reason}")
+        actions[name] = rep
+    return actions, set_size
+
+
+def _infer(group: Group, shape: tuple[int, ...], set_size: int | None, is_first: bool) -> Representation | None:
+    candidates: list[Representation] = []
+    if group.permutes_sets:
+        axis = getattr(group, "axis", 1)
+        if not is_first:
+            candidates.append(GraphAction())
+        candidates.append(SetAction(spec="set" if axis == 1 else f"set:axis={axis}", axis=axis))
+    elif group.spatial:
+        if group.point_group is not None and len(shape) == 5:
+            candidates.append(RegularFieldAction(spec="regular:5d", layout="5d"))
+        candidates.append(ImageAction())
+    for candidate in candidates:
+        if candidate.fits(group, shape, set_size) is None:
+            return candidate
+    return None if is_first else Representation()

@@ -1,0 +1,37 @@
+"""The numbers of CONVENTIONS section 3, always in float64."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _masked(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x if mask is None else x[..., mask]
+
+
+def relative_error(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float]:
+    """``(||a - b|| / ||b||, max |a - b|)`` over the whole batch, restricted to ``mask`` on the last two axes."""
+    a64, b64 = _masked(a, mask), _masked(b, mask)
+    diff = a64 - b64
+    if diff.size == 0:
+        return 0.0, 0.0
+    norm_diff = float(np.linalg.norm(diff.ravel()))
+    norm_b = float(np.linalg.norm(b64.ravel()))
+    max_abs = float(np.max(np.abs(diff)))
+    if not math.isfinite(norm_diff) or not math.isfinite(norm_b):
+        return math.nan, max_abs
+    if norm_b == 0.0:
+        return (0.0 if norm_diff == 0.0 else math.inf), max_abs
+    return norm_diff / norm_b, max_abs
+
+
+def spread(reference: np.ndarray, other: np.ndarray) -> float:
+    """``||f(x) - f(x')|| / ||f(x)||``: how much the output moves between unrelated inputs."""
+    rel, _ = relative_error(other, reference)
+    return rel
+
+
+def all_finite(x: np.ndarray) -> bool:
+    return bool(np.isfinite(x).all()) if np.issubdtype(np.asarray(x).dtype, np.floating) else True

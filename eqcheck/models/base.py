@@ -1,0 +1,43 @@
+"""What the engine needs from a model: its inputs, and a function from numpy arrays to numpy arrays."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input; ``None`` in ``shape`` marks a dynamic (or unknown) axis."""
+
+    name: str
+    shape: tuple[int | None, ...] | None
+    dtype: str = "float32"
+
+
+class ModelRunner(ABC):
+    """A loaded model. ``run`` takes and returns numpy arrays, whatever the framework."""
+
+    description: str = ""
+    format: str = ""
+    device: str = "cpu"
+    inputs: list[InputSpec]
+    output_names: list[str]
+    #: False when the batch axis is fixed, so transformed inputs cannot be stacked along it
+    batch_dynamic: bool = True
+    notes: list[str]
+
+    @abstractmethod
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One forward pass; raises ModelRunError when the model rejects the inputs."""
+
+    def close(self) -> None:
+        """Release what the runner holds (sessions, GPU memory)."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's text, for one clear error line."""
+    text = str(error).strip() or type(error).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

@@ -1,0 +1,69 @@
+"""Pick the runner for whatever names a model: a path, a ``file.py:attr`` spec, a module, a ModelProto."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from eqcheck.errors import ModelLoadError
+from eqcheck.models.base import ModelRunner
+
+TORCHSCRIPT_SUFFIXES = {".pt", ".pth", ".ts", ".jit", ".torchscript", ".zip"}
+
+
+def looks_like_python_spec(text: str) -> bool:
+    """``x.py:attr`` or ``pkg.mod:attr`` (and not a Windows drive or an existing file)."""
+    target, sep, attr = text.rpartition(":")
+    if not sep or not attr.isidentifier() or Path(text).exists():
+        return False
+    return target.endswith(".py") or all(part.isidentifier() for part in target.split("."))
+
+
+def load_model(model, *, device: str = "cpu", dtype: str | None = None, weights: str | None = None,
+               unsafe_load: bool = False, allow_tf32: bool = False) -> ModelRunner:
+    """A runner for ``model``; raises ModelLoadError with one clear line when it cannot be loaded."""
+    torch_options = {"device": device, "dtype": dtype, "allow_tf32": allow_tf32}
+    if type(model).__name__ == "ModelProto":
+        from eqcheck.models.onnx_runner import OnnxRunner
+
+        return OnnxRunner(model.SerializeToString(), "<onnx.ModelProto>", device=device)
+    if "torch" in sys.modules and not isinstance(model, (str, Path)):
+        import torch
+
+        if isinstance(model, torch.nn.Module) or callable(model):
+            from eqcheck.models.torch_loading import load_weights, module_inputs
+            from eqcheck.models.torch_runner import TorchRunner
+
+            if weights is not None:
+                load_weights(model, weights)
+            return TorchRunner(model, type(model).__name__, "pytorch", module_inputs(model), **torch_options)
+    if not isinstance(model, (str, Path)):
+        raise ModelLoadError(f"cannot check a {type(model).__name__}: give a path, a spec, a module or a ModelProto")
+    text = str(model)
+    if looks_like_python_spec(text):
+        from eqcheck.models.torch_loading import load_python_spec
+
+        return load_python_spec(text, weights, **torch_options)
+    path = Path(text)
+    if not path.exists():
+        raise ModelLoadError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a folder, not a model file")
+    if path.suffix == ".onnx" or _is_onnx_protobuf(path):
+        from eqcheck.models.onnx_runner import OnnxRunner
+
+        return OnnxRunner(path, str(path), device=device)
+    from eqcheck.models import torch_loading
+
+    kind = torch_loading.archive_kind(path)
+    if kind == "pt2":
+        return torch_loading.load_exported_program(path, **torch_options)
+    if kind == "torchscript":
+        return torch_loading.load_torchscript(path, **torch_options)
+    return torch_loading.load_pickle(path, unsafe_load, **torch_options)
+
+
+def _is_onnx_protobuf(path: Path) -> bool:
+    """An ONNX file without the .onnx suffix: not a zip, and its first bytes are a protobuf ir_version field."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    return head[:1] == b"\x08" and not head.startswith(b"PK")

@@ -1,0 +1,72 @@
+"""ONNX models through onnxruntime. This path never imports torch."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from eqcheck.errors import ModelLoadError, ModelRunError, UsageError
+from eqcheck.models.base import InputSpec, ModelRunner, first_line
+
+ONNX_DTYPES = {
+    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+    "tensor(bfloat16)": "bfloat16", "tensor(int64)": "int64", "tensor(int32)": "int32",
+    "tensor(bool)": "bool", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
+}
+
+
+def _providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise UsageError("--device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise UsageError(f"unknown device {device!r} (cpu, cuda)")
+
+
+class OnnxRunner(ModelRunner):
+    """An onnxruntime session over a file (external weights beside it) or an in-memory ModelProto."""
+
+    format = "onnx"
+
+    def __init__(self, source: str | Path | bytes, description: str, device: str = "cpu") -> None:
+        import onnxruntime as ort
+
+        self.description = description
+        self.device = device
+        self.notes = []
+        self.source = source
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            if not path.is_file():
+                raise ModelLoadError(f"model file not found: {path}")
+            if path.stat().st_size == 0:
+                raise ModelLoadError(f"model file is empty: {path}")
+            source = str(path)
+        try:
+            self.session = ort.InferenceSession(source, options, providers=_providers(device))
+        except UsageError:
+            raise
+        except Exception as error:  # onnxruntime raises its own untyped errors for corrupt files
+            raise ModelLoadError(f"could not load ONNX model {description}: {first_line(error)}") from None
+        self.inputs = [
+            InputSpec(
+                name=i.name,
+                shape=tuple(d if isinstance(d, int) and d > 0 else None for d in i.shape),
+                dtype=ONNX_DTYPES.get(i.type, i.type),
+            )
+            for i in self.session.get_inputs()
+        ]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.batch_dynamic = all(spec.shape and spec.shape[0] is None for spec in self.inputs)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            return [np.asarray(o) for o in self.session.run(None, feeds)]
+        except Exception as error:
+            raise ModelRunError(f"the model could not run: {first_line(error)}") from None

@@ -1,0 +1,159 @@
+"""Turn a PyTorch file or a ``file.py:attr`` / ``package.module:attr`` spec into a TorchRunner."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import importlib.util
+import sys
+import zipfile
+from pathlib import Path
+
+from eqcheck.errors import ModelLoadError
+from eqcheck.models.base import InputSpec, first_line
+from eqcheck.models.torch_runner import TorchRunner, declared_input_shapes, positional_input_names
+
+
+def archive_kind(path: Path) -> str:
+    """``torchscript``, ``pt2`` or ``pickle`` from the layout of a torch zip archive."""
+    try:
+        names = zipfile.ZipFile(path).namelist()
+    except (zipfile.BadZipFile, OSError):
+        raise ModelLoadError(f"not a PyTorch archive (corrupt or truncated?): {path}") from None
+    if any("/code/" in n for n in names) or any(n.endswith("constants.pkl") for n in names):
+        return "torchscript"
+    if any(n.endswith("archive_format") or n.endswith("models/model.json") for n in names):
+        return "pt2"
+    return "pickle"
+
+
+def module_inputs(module) -> list[InputSpec]:
+    names = positional_input_names(module)
+    shapes = declared_input_shapes(module)
+    if shapes is not None and len(shapes) == len(names):
+        return [InputSpec(n, s) for n, s in zip(names, shapes)]
+    return [InputSpec(n, None) for n in names]
+
+
+def load_exported_program(path: Path, **options) -> TorchRunner:
+    import torch
+
+    try:
+        program = torch.export.load(str(path))
+    except Exception as error:
+        raise ModelLoadError(f"could not load exported program {path}: {first_line(error)}") from None
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    inputs = []
+    for name in program.graph_signature.user_inputs:
+        value = placeholders[name].meta.get("val")
+        shape = tuple(d if isinstance(d, int) else None for d in value.shape) if value is not None else None
+        inputs.append(InputSpec(name, shape))
+    batch_dynamic = all(s.shape is None or s.shape[0] is None for s in inputs)
+    return TorchRunner(program.module(), str(path), "pt2", inputs, batch_dynamic=batch_dynamic, **options)
+
+
+def load_torchscript(path: Path, **options) -> TorchRunner:
+    import torch
+
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as error:
+        raise ModelLoadError(f"could not load TorchScript model {path}: {first_line(error)}") from None
+    args = [a.name for a in module.forward.schema.arguments[1:] if not a.has_default_value()]
+    runner = TorchRunner(module, str(path), "torchscript", [InputSpec(a, None) for a in args or ["input"]],
+                         **options)
+    return runner
+
+
+def load_pickle(path: Path, unsafe_load: bool, **options) -> TorchRunner:
+    """A ``torch.save``-d whole module: refused unless ``unsafe_load``, naming what it would import."""
+    import torch
+
+    try:
+        torch.load(str(path), weights_only=True, map_location="cpu")
+        holds_weights_only = True
+    except Exception:
+        holds_weights_only = False
+    if holds_weights_only:
+        raise ModelLoadError(f"{path} holds weights (a state_dict), not a model: give the model as "
+                             f"file.py:factory and these weights with --weights {path}")
+    if not unsafe_load:
+        try:
+            classes = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception as error:
+            raise ModelLoadError(f"not a PyTorch model (corrupt or truncated?): {path}: {first_line(error)}") from None
+        shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
+        raise ModelLoadError(f"{path} is a pickled module; loading it would import and run code from: {shown}. "
+                             f"Pass --unsafe-load if you trust it, or export it (torch.export / TorchScript / ONNX)")
+    try:
+        module = torch.load(str(path), weights_only=False, map_location="cpu")
+    except Exception as error:
+        raise ModelLoadError(f"could not unpickle {path}: {first_line(error)}") from None
+    return TorchRunner(module, str(path), "pytorch", module_inputs(module), **options)
+
+
+def import_attribute(spec: str):
+    """``path/to/file.py:attr`` or ``package.module:attr``: the attribute, imported."""
+    target, _, attr = spec.rpartition(":")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise ModelLoadError(f"model file not found: {path}")
+        name = f"eqcheck_user_{abs(hash(str(path.resolve())))}"
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.path.insert(0, str(path.parent.resolve()))
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as error:
+            raise ModelLoadError(f"could not import {path}: {type(error).__name__}: {first_line(error)}") from None
+        finally:
+            sys.path.pop(0)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except Exception as error:
+            raise ModelLoadError(f"could not import {target}: {type(error).__name__}: {first_line(error)}") from None
+    if not hasattr(module, attr):
+        raise ModelLoadError(f"{target} has no attribute {attr!r}")
+    return getattr(module, attr)
+
+
+def load_python_spec(spec: str, weights: str | None, **options) -> TorchRunner:
+    """A module is the model; a class, or a function without required arguments, is its factory."""
+    import torch
+
+    obj = import_attribute(spec)
+    is_factory = isinstance(obj, type) or (callable(obj) and not isinstance(obj, torch.nn.Module)
+                                           and not _has_required_args(obj))
+    if is_factory:
+        try:
+            obj = obj()
+        except Exception as error:
+            raise ModelLoadError(f"calling {spec}() failed: {type(error).__name__}: {first_line(error)}") from None
+    if not callable(obj):
+        raise ModelLoadError(f"{spec} is not a model or a factory of one")
+    if weights is not None:
+        load_weights(obj, weights)
+    return TorchRunner(obj, spec, "pytorch", module_inputs(obj), **options)
+
+
+def _has_required_args(function) -> bool:
+    try:
+        params = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def load_weights(module, weights: str) -> None:
+    """Load a state_dict with ``weights_only=True`` (never unpickles code)."""
+    import torch
+
+    path = Path(weights)
+    if not path.is_file():
+        raise ModelLoadError(f"weights file not found: {path}")
+    try:
+        state = torch.load(str(path), weights_only=True, map_location="cpu")
+        module.load_state_dict(state)
+    except Exception as error:
+        raise ModelLoadError(f"could not load weights {path}: {first_line(error)}") from None

@@ -1,0 +1,124 @@
+"""Run a PyTorch callable (module, exported program, TorchScript) on numpy arrays."""
+from __future__ import annotations
+
+import contextlib
+import inspect
+
+import numpy as np
+
+from eqcheck.errors import ModelRunError, UsageError
+from eqcheck.models.base import InputSpec, ModelRunner, first_line
+
+TORCH_DTYPES = ("float32", "float64", "float16", "bfloat16")
+
+
+def flatten_outputs(value) -> list:
+    """Tensors of an output in a fixed order: a tensor, nested tuples/lists/dicts, or ``.tensor`` holders."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in flatten_outputs(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in flatten_outputs(v)]
+    if hasattr(value, "tensor"):  # escnn GeometricTensor and the like
+        return flatten_outputs(value.tensor)
+    return []
+
+
+def positional_input_names(module) -> list[str]:
+    """Names of the required positional arguments of ``forward`` (or of a plain callable)."""
+    target = getattr(module, "forward", module)
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return ["input"]
+    names = [p.name for p in params
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    return names or ["input"]
+
+
+def declared_input_shapes(module) -> list[tuple[int, ...]] | None:
+    """The ``example_input_shape`` (one input) or ``example_input_shapes`` a module carries, if any."""
+    one = getattr(module, "example_input_shape", None)
+    if one is not None:
+        return [tuple(int(d) for d in one)]
+    many = getattr(module, "example_input_shapes", None)
+    if many is not None:
+        return [tuple(int(d) for d in shape) for shape in many]
+    return None
+
+
+class TorchRunner(ModelRunner):
+    """A torch callable in eval mode and ``no_grad``, on ``device``, in ``dtype`` when one is asked for."""
+
+    def __init__(self, module, description: str, fmt: str, inputs: list[InputSpec], *,
+                 device: str = "cpu", dtype: str | None = None, batch_dynamic: bool = True,
+                 allow_tf32: bool = False) -> None:
+        import torch
+
+        self.description = description
+        self.format = fmt
+        self.device = device
+        self.notes = []
+        self.batch_dynamic = batch_dynamic
+        self.allow_tf32 = allow_tf32
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available to torch here")
+        if device != "cpu" and not device.startswith("cuda"):
+            raise UsageError(f"unknown device {device!r} (cpu, cuda)")
+        if dtype is not None and dtype not in TORCH_DTYPES:
+            raise UsageError(f"unknown dtype {dtype!r} ({', '.join(TORCH_DTYPES)})")
+        if hasattr(module, "eval") and getattr(module, "training", False):
+            try:
+                module.eval()
+                self.notes.append("the model was put in eval mode")
+            except NotImplementedError:  # torch.export's program.module() refuses eval(); its mode is fixed
+                pass
+        if hasattr(module, "to"):
+            try:
+                module = module.to(device)
+                if dtype is not None:
+                    module = module.to(getattr(torch, dtype))
+            except Exception as error:
+                raise ModelRunError(f"could not move the model to {device}/{dtype}: {first_line(error)}") from None
+        self.module = module
+        param = next(iter(module.parameters()), None) if hasattr(module, "parameters") else None
+        model_dtype = dtype or (str(param.dtype).replace("torch.", "") if param is not None else "float32")
+        self.inputs = [InputSpec(s.name, s.shape, model_dtype if s.dtype.startswith("float") else s.dtype)
+                       for s in inputs]
+        self.output_names = ["output"]
+
+    def _precision(self):
+        """Strict fp32 on GPUs unless TF32 is asked for: TF32 convolutions make exact models look 1e-3 off."""
+        import torch
+
+        if not self.device.startswith("cuda"):
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        previous = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+        torch.backends.cudnn.allow_tf32 = self.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = self.allow_tf32
+
+        def restore():
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
+
+        stack.callback(restore)
+        return stack
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        tensors = [torch.from_numpy(np.ascontiguousarray(feeds[spec.name])).to(self.device) for spec in self.inputs]
+        try:
+            with torch.no_grad(), self._precision():
+                outputs = flatten_outputs(self.module(*tensors))
+        except Exception as error:
+            raise ModelRunError(f"the model could not run: {first_line(error)}") from None
+        if not outputs:
+            raise ModelRunError("the model returned no tensor")
+        if len(self.output_names) != len(outputs):
+            self.output_names = [f"output{i}" if i else "output" for i in range(len(outputs))]
+        return [o.detach().float().cpu().numpy() if o.dtype == torch.bfloat16 else o.detach().cpu().numpy()
+                for o in outputs]

@@ -1,0 +1,82 @@
+"""The JSON report and its reader. ``format_version`` changes whenever a field changes meaning.
+
+Format history:
+  1: first version: passed, group, tolerance, run, output {representation, max_rel_error, elements}, layers.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from typing import Any
+
+from eqcheck.result import (
+    Candidate, Diagnosis, ElementResult, LayerResult, RunInfo, TensorCheck, VerificationResult,
+)
+
+FORMAT_VERSION = 1
+
+
+def _finite(value):
+    """JSON has no NaN or Inf: they become null (each element also carries ``nonfinite``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_dict(result: VerificationResult) -> dict[str, Any]:
+    output = asdict(result.output)
+    return _finite({
+        "format_version": FORMAT_VERSION,
+        "eqcheck_version": result.run.eqcheck_version,
+        "passed": result.passed,
+        "group": result.run.group,
+        "tolerance": result.tolerance,
+        "approximate_tolerance": result.approximate_tolerance,
+        "model": {"path": result.run.model, "format": result.run.model_format},
+        "run": {k: v for k, v in asdict(result.run).items() if k not in ("model", "model_format", "group")},
+        "output": output,
+        "non_determinism": result.non_determinism,
+        "diagnoses": [asdict(d) for d in result.diagnoses],
+        "layers": [asdict(layer) for layer in result.layers],
+        "first_failing_layer": result.first_failing_layer,
+        "elapsed_s": result.elapsed_s,
+    })
+
+
+def dumps(result: VerificationResult) -> str:
+    return json.dumps(to_dict(result), indent=2)
+
+
+def _float(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+def from_dict(data: dict[str, Any]) -> VerificationResult:
+    """Rebuild a result from its JSON form (``eqcheck report`` re-renders saved runs)."""
+    if data.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"unsupported result format_version {data.get('format_version')!r}")
+    out = data["output"]
+    output = TensorCheck(
+        name=out["name"], shape=tuple(out["shape"]), representation=out["representation"],
+        elements=tuple(ElementResult(**{**e, "rel_error": _float(e["rel_error"]),
+                                        "max_abs_error": _float(e["max_abs_error"])}) for e in out["elements"]),
+        max_rel_error=_float(out["max_rel_error"]), spread=_float(out["spread"]), passed=out["passed"],
+        representation_source=out["representation_source"],
+        candidates=tuple(Candidate(c["representation"], _float(c["max_rel_error"])) for c in out["candidates"]),
+    )
+    run = data["run"]
+    run_info = RunInfo(model=data["model"]["path"], model_format=data["model"]["format"], group=data["group"],
+                       **{**run, "inputs": {k: tuple(v) for k, v in run["inputs"].items()},
+                          "notes": tuple(run["notes"])})
+    return VerificationResult(
+        run=run_info, tolerance=data["tolerance"], approximate_tolerance=data["approximate_tolerance"],
+        output=output, passed=data["passed"], non_determinism=_float(data["non_determinism"]),
+        diagnoses=tuple(Diagnosis(**d) for d in data["diagnoses"]),
+        layers=tuple(LayerResult(**{**layer, "shape": tuple(layer["shape"])}) for layer in data["layers"]),
+        first_failing_layer=data["first_failing_layer"], elapsed_s=data.get("elapsed_s", 0.0),
+    )

@@ -1,0 +1,71 @@
+"""The terminal report (rich): header, one row per element, the verdict, the reasons."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from eqcheck.report.text import fmt, verdict_line
+from eqcheck.result import VerificationResult
+
+
+def _header(result: VerificationResult) -> Table:
+    run = result.run
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("model", f"{run.model} ({run.model_format})")
+    grid.add_row("group", run.group)
+    for name, shape in run.inputs.items():
+        grid.add_row("input", f"{name} {list(shape)} as {run.input_actions.get(name, '?')} ({run.input_source})")
+    output = result.output
+    chosen = " (chosen automatically)" if output.representation_source == "auto" else ""
+    grid.add_row("output", f"{output.name} {list(output.shape)} as {output.representation}{chosen}")
+    grid.add_row("dtype", f"{run.dtype} on {run.device}, seed {run.seed}, {run.forward_passes} forward pass(es)")
+    grid.add_row("tolerance", f"{fmt(result.tolerance)} (exact elements), "
+                              f"{fmt(result.approximate_tolerance)} (interpolated)")
+    grid.add_row("spread", f"{fmt(output.spread)} (output change between unrelated inputs)")
+    return grid
+
+
+def _elements(result: VerificationResult) -> Table:
+    elements = result.output.elements
+    interpolated = any(not e.exact for e in elements)
+    table = Table(title=None, show_edge=False, header_style="bold")
+    table.add_column("element")
+    table.add_column("rel error", justify="right")
+    table.add_column("max abs error", justify="right")
+    table.add_column("rel/spread", justify="right")
+    if interpolated:
+        table.add_column("interp. floor", justify="right")
+    table.add_column("result")
+    for e in elements:
+        status = Text("ok", style="green") if e.passed else Text("FAIL", style="bold red")
+        if e.nonfinite:
+            status = Text("NaN/Inf", style="bold red")
+        row = [e.element + ("" if e.exact else " ~"), fmt(e.rel_error), fmt(e.max_abs_error), fmt(e.spread_ratio)]
+        if interpolated:
+            row.append(fmt(e.interpolation_floor))
+        table.add_row(*row, status)
+    return table
+
+
+def render(result: VerificationResult, console: Console, quiet: bool = False) -> None:
+    """Print the report; ``quiet`` prints the verdict line only."""
+    style = "bold green" if result.passed else "bold red"
+    if quiet:
+        console.print(Text(verdict_line(result), style=style))
+        return
+    console.print(_header(result))
+    console.print()
+    console.print(_elements(result))
+    console.print()
+    console.print(Text(verdict_line(result), style=style))
+    causes = [d for d in result.diagnoses if d.severity == "cause"]
+    notes = [d for d in result.diagnoses if d.severity != "cause"] + []
+    for diagnosis in causes:
+        console.print(Text(f"  why: {diagnosis.message}", style="red"))
+    for diagnosis in notes:
+        console.print(Text(f"  note: {diagnosis.message}", style="dim"))
+    for note in result.run.notes:
+        console.print(Text(f"  note: {note}", style="dim"))

@@ -1,0 +1,45 @@
+"""Plain-text pieces every reporter shares: number formats, the verdict line, the pytest message."""
+from __future__ import annotations
+
+import math
+
+from eqcheck.result import VerificationResult
+
+
+def fmt(value: float | None) -> str:
+    """``2.1e-07``; ``nan``/``inf`` as such; ``-`` for missing."""
+    if value is None:
+        return "-"
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.2e}"
+
+
+def verdict_line(result: VerificationResult) -> str:
+    """One line: the verdict, the group, the largest error against the tolerance."""
+    output = result.output
+    failing = [e for e in output.elements if not e.passed]
+    if result.passed:
+        return (f"PASS  {result.run.model} is equivariant to {result.run.group} "
+                f"(max rel error {fmt(output.max_rel_error)} <= tol {fmt(result.tolerance)})")
+    return (f"FAIL  {result.run.model} is not equivariant to {result.run.group}: "
+            f"{len(failing)} of {len(output.elements)} elements fail, max rel error "
+            f"{fmt(output.max_rel_error)} (tol {fmt(result.tolerance)})")
+
+
+def failure_message(result: VerificationResult, worst: int = 5) -> str:
+    """What pytest shows: the verdict, the worst elements, the known causes, the first failing layer."""
+    lines = [verdict_line(result), f"output {result.output.name} {list(result.output.shape)} "
+                                   f"as {result.output.representation}; worst elements:"]
+    for element in result.worst_elements[:worst]:
+        status = "ok" if element.passed else "FAIL"
+        lines.append(f"  {element.element:>16}  rel {fmt(element.rel_error)}  max abs "
+                     f"{fmt(element.max_abs_error)}  {status}")
+    if result.first_failing_layer:
+        lines.append(f"first failing layer: {result.first_failing_layer}")
+    for diagnosis in result.diagnoses:
+        if diagnosis.severity == "cause":
+            lines.append(f"cause: {diagnosis.message}")
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""The one result tree a check returns: frozen dataclasses that reporters only render."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ElementResult:
+    """The error of one group element on one tensor."""
+
+    element: str
+    rel_error: float
+    max_abs_error: float
+    passed: bool
+    exact: bool = True
+    #: ``||R(-t) R(t) x - x|| / ||x||`` for interpolated rotations: the error interpolation alone makes
+    interpolation_floor: float | None = None
+    #: rel_error / spread: how large the error is against the output's natural variation
+    spread_ratio: float | None = None
+    nonfinite: bool = False
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An action that was tried on a tensor and the largest error it gave."""
+
+    representation: str
+    max_rel_error: float
+
+
+@dataclass(frozen=True)
+class TensorCheck:
+    """Everything measured on one tensor: the model's output, or a layer's."""
+
+    name: str
+    shape: tuple[int, ...]
+    representation: str
+    elements: tuple[ElementResult, ...]
+    max_rel_error: float
+    spread: float
+    passed: bool
+    #: how the representation was chosen: "declared", "auto" or "given"
+    representation_source: str = "given"
+    candidates: tuple[Candidate, ...] = ()
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A known cause of error (``severity='cause'``) or a fact worth knowing (``'note'``)."""
+
+    code: str
+    message: str
+    severity: str = "cause"
+    layer: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """The per-layer analysis of one intermediate tensor (filled by the per-layer analysis)."""
+
+    name: str
+    op: str
+    shape: tuple[int, ...]
+    representation: str
+    max_rel_error: float
+    local_rel_error: float | None
+    passed: bool
+    tensor: str | None = None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What was checked and how, enough to repeat the run."""
+
+    model: str
+    model_format: str
+    group: str
+    inputs: dict[str, tuple[int, ...]]
+    input_actions: dict[str, str]
+    input_source: str
+    dtype: str
+    seed: int
+    device: str
+    samples: int
+    forward_passes: int
+    eqcheck_version: str
+    command: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """The verdict and every number behind it."""
+
+    run: RunInfo
+    tolerance: float
+    approximate_tolerance: float
+    output: TensorCheck
+    passed: bool
+    non_determinism: float
+    diagnoses: tuple[Diagnosis, ...] = ()
+    layers: tuple[LayerResult, ...] = ()
+    first_failing_layer: str | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def worst_elements(self) -> list[ElementResult]:
+        return sorted(self.output.elements, key=lambda e: -e.rel_error)
