@@ -18,6 +18,7 @@ from eqcheck.groups.element import Element
 from eqcheck.metrics import relative_error, spread
 from eqcheck.models.base import ModelRunner
 from eqcheck.result import Candidate, TensorCheck
+from eqcheck.structure import scan, total_stride
 from eqcheck.tolerance import Tolerance
 
 Progress = Callable[[str, int, int], None]
@@ -75,8 +76,11 @@ def probe_geometry(runner: ModelRunner, group: Group, feeds: dict[str, np.ndarra
     impulse[..., 0, 0] += 10.0 * (float(np.abs(x).max()) or 1.0)
     outputs, _ = run_many(runner, [feeds, {**feeds, first: impulse}])
     base, moved = outputs[0][output_index], outputs[1][output_index]
-    if base.ndim < 3 or x.ndim < 3:
+    if x.ndim < 3:
         return 1, None
+    if base.ndim < 3:  # an invariant output: the stride can only be read from the model's layers
+        ops = scan(runner, feeds, {name: v.shape for name, v in feeds.items()})
+        return total_stride(ops, x.shape[-1]), None
     stride = max(x.shape[-1] // max(base.shape[-1], 1), 1) if x.shape[-1] % max(base.shape[-1], 1) == 0 else 1
     change = np.abs(moved.astype(np.float64) - base).reshape(-1, *base.shape[-2:]).max(axis=0)
     if getattr(group, "margin", None) is not None:

@@ -110,6 +110,16 @@ def scan_torch(runner, feeds) -> list[WindowOp]:
     return ops
 
 
+def total_stride(ops: list[WindowOp], input_size: int) -> int:
+    """How many input pixels one pixel of the coarsest feature map spans (1 when nothing strides)."""
+    stride = 1
+    for op in ops:
+        out = (op.size[0] + op.pad_begin[0] + op.pad_end[0] - op.kernel[0]) // op.stride[0] + 1
+        if out > 0 and input_size % out == 0:
+            stride = max(stride, input_size // out)
+    return stride
+
+
 def scan(runner: ModelRunner, feeds, shapes) -> list[WindowOp]:
     """Best effort: an empty list where the model cannot be read (TorchScript, exported programs)."""
     try:
