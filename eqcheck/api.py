@@ -75,6 +75,7 @@ def verify(
     weights: str | None = None,
     unsafe_load: bool = False,
     allow_tf32: bool = False,
+    train_mode: bool = False,
     max_batch: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     command: str | None = None,
@@ -83,7 +84,7 @@ def verify(
     start = time.perf_counter()
     group = parse_group(group)
     runner = load_model(model, device=device, dtype=dtype, weights=weights, unsafe_load=unsafe_load,
-                        allow_tf32=allow_tf32)
+                        allow_tf32=allow_tf32, train_mode=train_mode)
     try:
         given = _given_inputs(inputs, runner)
         shapes = ({k: v.shape for k, v in given.items()} if given is not None

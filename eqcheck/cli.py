@@ -55,6 +55,7 @@ def verify(
     weights: Optional[Path] = typer.Option(None, "--weights", help="state_dict for a file.py:factory model"),
     unsafe_load: bool = typer.Option(False, "--unsafe-load", help="allow a pickled whole module (runs its code)"),
     tf32: bool = typer.Option(False, "--tf32", help="keep TF32 on GPUs (default: strict float32)"),
+    train_mode: bool = typer.Option(False, "--train-mode", help="run a PyTorch model in train mode (default: eval)"),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="most samples in one forward pass"),
     json_path: Optional[str] = typer.Option(None, "--json", help="write the JSON report to PATH ('-' for stdout)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print the verdict line only"),
@@ -62,13 +63,15 @@ def verify(
     """Check one model against one group; the exit code says whether it passed."""
     from eqcheck.api import verify as run_verify
     from eqcheck.gate import exit_code
-    from eqcheck.report.outputs import write_reports
+    from eqcheck.report.outputs import check_writable, write_reports
 
+    if json_path not in (None, "-"):
+        check_writable(json_path)
     result = run_verify(
         model, group, input_shape=input_shape, inputs=input_file, act=act, output_type=output_type,
         output=output, tol=tol, approx_tol=approx_tol, seed=seed, samples=samples, batch_size=batch_size,
         dtype=dtype, device=device, weights=str(weights) if weights else None, unsafe_load=unsafe_load,
-        allow_tf32=tf32, max_batch=max_batch, command=_command_line(),
+        allow_tf32=tf32, train_mode=train_mode, max_batch=max_batch, command=_command_line(),
     )
     write_reports(result, json_path=json_path, quiet=quiet)
     raise typer.Exit(exit_code(result))
@@ -84,8 +87,13 @@ def groups() -> None:
         typer.echo(f"{spec:<{width}}  {summary}")
 
 
+#: the arguments of the running command (``main(argv)`` may be called in-process, not from sys.argv)
+_arguments: list[str] | None = None
+
+
 def _command_line() -> str:
-    return "eqcheck " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    arguments = sys.argv[1:] if _arguments is None else _arguments
+    return "eqcheck " + " ".join(shlex.quote(a) for a in arguments)
 
 
 def _is(error: BaseException, name: str) -> bool:
@@ -95,6 +103,8 @@ def _is(error: BaseException, name: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every error becomes one line on stderr and a documented exit code."""
+    global _arguments
+    _arguments = None if argv is None else list(argv)
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="eqcheck", standalone_mode=False)
@@ -105,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # never a traceback on the terminal; EQCHECK_DEBUG=1 shows it
         if _is(error, "Exit"):
             return error.exit_code
+        if _is(error, "NoArgsIsHelpError"):  # bare `eqcheck`: the help, not an error line
+            typer.echo(error.format_message(), err=True)
+            return EXIT_USAGE
         if _is(error, "UsageError"):
             typer.echo(f"eqcheck: error: {error.format_message()}", err=True)
             return EXIT_USAGE

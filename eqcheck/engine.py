@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from eqcheck.actions.parse import candidate_representations, parse_representation
+from eqcheck.actions.parse import candidate_representations, default_representation, parse_representation
 from eqcheck.actions.representations import Representation, apply_representation
 from eqcheck.actions.spatial import apply_spatial, central_disk
 from eqcheck.batching import run_many
@@ -68,8 +68,9 @@ def probe_geometry(runner: ModelRunner, group: Group, feeds: dict[str, np.ndarra
                    output_index: int) -> tuple[int, int | None]:
     """Total stride (input size / output size) and, for interior translations, the margin to skip.
 
-    The margin is found by adding an impulse at a corner of the input: the output pixels it
-    reaches are those that zero padding can disturb.
+    The margin is found by adding an impulse at a corner of the input: the farthest output pixel it
+    reaches (its receptive radius R) is the last one whose inputs can include the padding, so
+    pixels R or more from an edge see only the image.
     """
     x = feeds[first]
     impulse = x.copy()
@@ -88,7 +89,28 @@ def probe_geometry(runner: ModelRunner, group: Group, feeds: dict[str, np.ndarra
     if change.max() == 0:
         return stride, 0
     rows, cols = np.nonzero(change > 1e-6 * change.max())
-    return stride, int(max(rows.max(), cols.max())) + 1
+    height, width = change.shape
+    # distance from the impulse's corner, counted round the far edges too (circular padding wraps)
+    reach = max(np.minimum(rows, height - rows).max(), np.minimum(cols, width - cols).max())
+    return stride, int(reach)
+
+
+#: when no candidate passes, the shape's default action is kept if its error is within this factor of the best
+AMBIGUITY_FACTOR = 1.25
+
+
+def choose_representation(group: Group, shape: tuple[int, ...], scored: list, source: str):
+    """The candidate with the smallest error; but when none passes and the shape's default action is
+    nearly as good, the default: a failing model's output fits no action, and the smallest error
+    would then only measure which action happens to fit noise best."""
+    best = min(scored, key=lambda item: item[0])
+    if source != "auto" or all(r.passed for r in best[2]):
+        return best, source
+    default = default_representation(group, shape, [rep for _, rep, _ in scored])
+    chosen = next(item for item in scored if item[1] is default)
+    if chosen is not best and chosen[0] <= AMBIGUITY_FACTOR * best[0]:
+        return chosen, "auto-default"
+    return best, source
 
 
 def measure(
@@ -134,7 +156,7 @@ def measure(
         candidates = candidate_representations(group, reference.shape, set_size, getattr(group, "axis", 1))
         source = "auto"
     else:
-        rep = parse_representation(output_type, reference.shape)
+        rep = parse_representation(output_type, reference.shape, getattr(group, "convention", "escnn"))
         reason = rep.fits(group, reference.shape, set_size)
         if reason:
             raise UsageError(f"--output-type {output_type}: {reason}")
@@ -144,7 +166,7 @@ def measure(
         results = element_errors(group, rep, elements, reference, transformed, geometry, tolerance,
                                  output_spread, floors)
         scored.append((worst(results), rep, results))
-    best_error, best_rep, best_results = min(scored, key=lambda item: item[0])
+    (best_error, best_rep, best_results), source = choose_representation(group, reference.shape, scored, source)
     identity = next((r for g, r in zip(elements, best_results) if g.is_identity), None)
     output = TensorCheck(
         name=runner.output_names[output_index] if output_index < len(runner.output_names) else "output",

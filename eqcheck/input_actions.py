@@ -32,11 +32,14 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]],
         if len(first) <= axis:
             raise UsageError(f"{group.spec} permutes axis {axis}, but input {names[0]!r} has shape {list(first)}")
         set_size = first[axis]
+        if set_size < 2:
+            raise UsageError(f"{group.spec} permutes axis {axis} of input {names[0]!r}, which has size "
+                             f"{set_size}: nothing to permute (shape {list(first)})")
     actions: dict[str, Representation] = {}
     for index, name in enumerate(names):
         shape = shapes[name]
         if name in declared:
-            rep = parse_representation(declared[name], shape)
+            rep = parse_representation(declared[name], shape, getattr(group, "convention", "escnn"))
             reason = rep.fits(group, shape, set_size)
             if reason:
                 raise UsageError(f"--act {name}={declared[name]}: {reason}")

@@ -39,7 +39,8 @@ class TensorCheck:
     max_rel_error: float
     spread: float
     passed: bool
-    #: how the representation was chosen: "declared", "auto" or "given"
+    #: how the representation was chosen: "given", "declared", "auto" (smallest error), or
+    #: "auto-default" (nothing passed and the shape's default action was about as good as any)
     representation_source: str = "given"
     candidates: tuple[Candidate, ...] = ()
 

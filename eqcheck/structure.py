@@ -90,7 +90,7 @@ def scan_torch(runner, feeds) -> list[WindowOp]:
         def hook(mod, args, _output):
             size = tuple(args[0].shape[-2:])
             kernel, stride = pair(mod.kernel_size), pair(mod.stride)
-            padding = mod.padding
+            padding = getattr(mod, "padding", 0)
             if padding == "same":
                 total = [d * (k - 1) for d, k in zip(pair(getattr(mod, "dilation", 1)), kernel)]
                 begin, end = tuple(t // 2 for t in total), tuple(t - t // 2 for t in total)
@@ -101,7 +101,12 @@ def scan_torch(runner, feeds) -> list[WindowOp]:
             ops.append(WindowOp(name, type(mod).__name__, size, kernel, pair(stride), begin, end))
         return hook
 
-    handles = [m.register_forward_hook(hook_for(n)) for n, m in module.named_modules() if isinstance(m, window_types)]
+    def is_window(mod) -> bool:
+        # torch's own layers, and any layer that declares a kernel and a stride (eqcheck.nn's group convs)
+        return isinstance(mod, window_types) or (hasattr(mod, "kernel_size") and hasattr(mod, "stride")
+                                                 and not isinstance(mod, torch.nn.modules.conv._ConvNd))
+
+    handles = [m.register_forward_hook(hook_for(n)) for n, m in module.named_modules() if is_window(m)]
     try:
         runner.run({k: v[:1] for k, v in feeds.items()})
     finally:

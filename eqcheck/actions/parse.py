@@ -19,8 +19,10 @@ def regular_spec(layout: str, convention: str, orientation: str) -> str:
     return ":".join(parts)
 
 
-def parse_representation(spec: str, shape: tuple[int, ...] | None = None) -> Representation:
-    """The action a type spec names. ``regular`` without a layout takes 5d for rank-5 tensors."""
+def parse_representation(spec: str, shape: tuple[int, ...] | None = None,
+                         default_convention: str = "escnn") -> Representation:
+    """The action a type spec names. ``regular`` without a layout takes 5d for rank-5 tensors, and
+    without an element order the group's (``p4m:groupy`` -> GrouPy's)."""
     name, *options = spec.strip().lower().split(":")
     if name in ("invariant", "trivial"):
         return Representation()
@@ -30,7 +32,7 @@ def parse_representation(spec: str, shape: tuple[int, ...] | None = None) -> Rep
         layout = next((o for o in options if o in LAYOUTS), None)
         if layout is None:
             layout = "5d" if shape is not None and len(shape) == 5 else "field-major"
-        convention = "groupy" if "groupy" in options else "escnn"
+        convention = "groupy" if "groupy" in options else ("escnn" if "escnn" in options else default_convention)
         orientation = "cw" if "cw" in options else "ccw"
         unknown = [o for o in options if o not in (*LAYOUTS, "groupy", "escnn", "cw", "ccw")]
         if unknown:
@@ -70,3 +72,25 @@ def candidate_representations(group: Group, shape: tuple[int, ...], set_size: in
     candidates += [SetAction(spec="set" if set_axis == 1 else f"set:axis={set_axis}", axis=set_axis),
                    GraphAction()]
     return [c for c in candidates if c.fits(group, shape, set_size) is None]
+
+
+def default_representation(group: Group, shape: tuple[int, ...], candidates: list[Representation]) -> Representation:
+    """The action a tensor of this shape most likely carries, among ``candidates``.
+
+    Regular fields (the group's order, counter-clockwise) where the channels allow them and the
+    tensor has spatial axes, else the image action; a set axis for permutations; invariant for
+    ``[B, C]``. Used when no candidate explains a failing model's output.
+    """
+    by_spec = {c.spec: c for c in candidates}
+    convention = getattr(group, "convention", "escnn")
+    layout = "5d" if len(shape) == 5 else "field-major"
+    preferences = []
+    if len(shape) >= 4:
+        preferences.append(regular_spec(layout, convention, "ccw"))
+    if len(shape) >= 3:
+        preferences += ["image", "set"]
+    preferences += ["set", "invariant"]
+    for spec in preferences:
+        if spec in by_spec:
+            return by_spec[spec]
+    return candidates[0]

@@ -37,7 +37,16 @@ class ModelRunner(ABC):
 
 
 def first_line(error: BaseException) -> str:
-    """The first non-empty line of an exception's text, for one clear error line."""
+    """The line of an exception's text that says what went wrong, for one clear error line.
+
+    Usually the first line; TorchScript puts a stack first and the cause (``XxxError: ...``) last.
+    """
     text = str(error).strip() or type(error).__name__
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
+    if not lines:
+        return type(error).__name__
+    if "TorchScript interpreter" in lines[0]:
+        causes = [line for line in lines if line.split(":", 1)[0].endswith(("Error", "Exception"))]
+        if causes:
+            return causes[-1]
+    return lines[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from eqcheck.errors import ModelLoadError
+from eqcheck.errors import ModelLoadError, UsageError
 from eqcheck.models.base import ModelRunner
 
 TORCHSCRIPT_SUFFIXES = {".pt", ".pth", ".ts", ".jit", ".torchscript", ".zip"}
@@ -19,13 +19,12 @@ def looks_like_python_spec(text: str) -> bool:
 
 
 def load_model(model, *, device: str = "cpu", dtype: str | None = None, weights: str | None = None,
-               unsafe_load: bool = False, allow_tf32: bool = False) -> ModelRunner:
+               unsafe_load: bool = False, allow_tf32: bool = False, train_mode: bool = False) -> ModelRunner:
     """A runner for ``model``; raises ModelLoadError with one clear line when it cannot be loaded."""
-    torch_options = {"device": device, "dtype": dtype, "allow_tf32": allow_tf32}
+    torch_options = {"device": device, "dtype": dtype, "allow_tf32": allow_tf32, "train_mode": train_mode}
     if type(model).__name__ == "ModelProto":
-        from eqcheck.models.onnx_runner import OnnxRunner
-
-        return OnnxRunner(model.SerializeToString(), "<onnx.ModelProto>", device=device)
+        _refuse_weights(weights, "an ONNX model")
+        return _onnx_runner(model.SerializeToString(), "<onnx.ModelProto>", device, dtype)
     if "torch" in sys.modules and not isinstance(model, (str, Path)):
         import torch
 
@@ -43,15 +42,14 @@ def load_model(model, *, device: str = "cpu", dtype: str | None = None, weights:
         from eqcheck.models.torch_loading import load_python_spec
 
         return load_python_spec(text, weights, **torch_options)
+    _refuse_weights(weights, "a model file")
     path = Path(text)
     if not path.exists():
         raise ModelLoadError(f"model file not found: {path}")
     if path.is_dir():
         raise ModelLoadError(f"{path} is a folder, not a model file")
     if path.suffix == ".onnx" or _is_onnx_protobuf(path):
-        from eqcheck.models.onnx_runner import OnnxRunner
-
-        return OnnxRunner(path, str(path), device=device)
+        return _onnx_runner(path, str(path), device, dtype)
     from eqcheck.models import torch_loading
 
     kind = torch_loading.archive_kind(path)
@@ -60,6 +58,26 @@ def load_model(model, *, device: str = "cpu", dtype: str | None = None, weights:
     if kind == "torchscript":
         return torch_loading.load_torchscript(path, **torch_options)
     return torch_loading.load_pickle(path, unsafe_load, **torch_options)
+
+
+def _onnx_runner(source, description: str, device: str, dtype: str | None) -> ModelRunner:
+    """An ONNX model runs in the dtype it was exported in: a different ``--dtype`` is refused, not ignored."""
+    from eqcheck.models.onnx_runner import OnnxRunner
+
+    runner = OnnxRunner(source, description, device=device)
+    own = {spec.dtype for spec in runner.inputs if spec.dtype.startswith("float")}
+    if dtype is not None and own and own != {dtype}:
+        runner.close()
+        raise UsageError(f"--dtype {dtype}: an ONNX model cannot be cast; {description} takes "
+                         f"{', '.join(sorted(own))} (re-export it in {dtype})")
+    return runner
+
+
+def _refuse_weights(weights: str | None, what: str) -> None:
+    """``--weights`` fills a module built by a factory; silently ignoring it would check other weights."""
+    if weights is not None:
+        raise UsageError(f"--weights applies to a model given as file.py:factory or pkg.mod:attr, "
+                         f"not to {what} (which carries its own weights)")
 
 
 def _is_onnx_protobuf(path: Path) -> bool:

@@ -40,7 +40,7 @@ class OnnxRunner(ModelRunner):
         self.notes = []
         self.source = source
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # FATAL only: ERROR lines would reach stderr beside our one line
         if isinstance(source, (str, Path)):
             path = Path(source)
             if not path.is_file():
@@ -49,7 +49,10 @@ class OnnxRunner(ModelRunner):
                 raise ModelLoadError(f"model file is empty: {path}")
             source = str(path)
         try:
-            self.session = ort.InferenceSession(source, options, providers=_providers(device))
+            # onnxruntime deletes Dropout nodes even when the graph asks for training_mode=True,
+            # which would hide the non-determinism the graph declares: keep them as written
+            self.session = ort.InferenceSession(source, options, providers=_providers(device),
+                                                disabled_optimizers=["EliminateDropout"])
         except UsageError:
             raise
         except Exception as error:  # onnxruntime raises its own untyped errors for corrupt files
@@ -69,4 +72,6 @@ class OnnxRunner(ModelRunner):
         try:
             return [np.asarray(o) for o in self.session.run(None, feeds)]
         except Exception as error:
-            raise ModelRunError(f"the model could not run: {first_line(error)}") from None
+            # onnxruntime puts the useful part (which axis, got, expected) on the lines after the first
+            text = " ".join(str(error).split()).replace(" Please fix either the inputs/outputs or the model.", "")
+            raise ModelRunError(f"the model could not run: {text or first_line(error)}") from None

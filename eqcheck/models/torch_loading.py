@@ -5,6 +5,7 @@ import importlib
 import inspect
 import importlib.util
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -55,7 +56,9 @@ def load_torchscript(path: Path, **options) -> TorchRunner:
     import torch
 
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
     except Exception as error:
         raise ModelLoadError(f"could not load TorchScript model {path}: {first_line(error)}") from None
     args = [a.name for a in module.forward.schema.arguments[1:] if not a.has_default_value()]

@@ -51,11 +51,11 @@ def declared_input_shapes(module) -> list[tuple[int, ...]] | None:
 
 
 class TorchRunner(ModelRunner):
-    """A torch callable in eval mode and ``no_grad``, on ``device``, in ``dtype`` when one is asked for."""
+    """A torch callable under ``no_grad``, in eval mode unless ``train_mode``, on ``device``, in ``dtype``."""
 
     def __init__(self, module, description: str, fmt: str, inputs: list[InputSpec], *,
                  device: str = "cpu", dtype: str | None = None, batch_dynamic: bool = True,
-                 allow_tf32: bool = False) -> None:
+                 allow_tf32: bool = False, train_mode: bool = False) -> None:
         import torch
 
         self.description = description
@@ -70,12 +70,15 @@ class TorchRunner(ModelRunner):
             raise UsageError(f"unknown device {device!r} (cpu, cuda)")
         if dtype is not None and dtype not in TORCH_DTYPES:
             raise UsageError(f"unknown dtype {dtype!r} ({', '.join(TORCH_DTYPES)})")
-        if hasattr(module, "eval") and getattr(module, "training", False):
-            try:
+        try:
+            if train_mode and hasattr(module, "train"):
+                module.train()
+                self.notes.append("the model runs in train mode (dropout active, batch statistics)")
+            elif hasattr(module, "eval") and getattr(module, "training", False):
                 module.eval()
-                self.notes.append("the model was put in eval mode")
-            except NotImplementedError:  # torch.export's program.module() refuses eval(); its mode is fixed
-                pass
+                self.notes.append("the model was put in eval mode (--train-mode keeps dropout and batch statistics)")
+        except NotImplementedError:  # torch.export's program.module() refuses train()/eval(): its mode is fixed
+            pass
         if hasattr(module, "to"):
             try:
                 module = module.to(device)

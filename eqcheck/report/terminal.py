@@ -19,7 +19,8 @@ def _header(result: VerificationResult) -> Table:
     for name, shape in run.inputs.items():
         grid.add_row("input", f"{name} {list(shape)} as {run.input_actions.get(name, '?')} ({run.input_source})")
     output = result.output
-    chosen = " (chosen automatically)" if output.representation_source == "auto" else ""
+    chosen = {"auto": " (chosen automatically)",
+              "auto-default": " (no action explains it: the default for its shape)"}.get(output.representation_source, "")
     grid.add_row("output", f"{output.name} {list(output.shape)} as {output.representation}{chosen}")
     grid.add_row("dtype", f"{run.dtype} on {run.device}, seed {run.seed}, {run.forward_passes} forward pass(es)")
     grid.add_row("tolerance", f"{fmt(result.tolerance)} (exact elements), "

@@ -18,15 +18,18 @@ def fmt(value: float | None) -> str:
 
 
 def verdict_line(result: VerificationResult) -> str:
-    """One line: the verdict, the group, the largest error against the tolerance."""
+    """One line: the verdict, the group, the largest errors against their tolerances."""
     output = result.output
     failing = [e for e in output.elements if not e.passed]
+    exact = max((e.rel_error for e in output.elements if e.exact), default=0.0)
+    interpolated = [e.rel_error for e in output.elements if not e.exact]
+    errors = f"max rel error {fmt(exact)} (tol {fmt(result.tolerance)})"
+    if interpolated:
+        errors += f", interpolated angles {fmt(max(interpolated))} (tol {fmt(result.approximate_tolerance)})"
     if result.passed:
-        return (f"PASS  {result.run.model} is equivariant to {result.run.group} "
-                f"(max rel error {fmt(output.max_rel_error)} <= tol {fmt(result.tolerance)})")
+        return f"PASS  {result.run.model} is equivariant to {result.run.group}: {errors}"
     return (f"FAIL  {result.run.model} is not equivariant to {result.run.group}: "
-            f"{len(failing)} of {len(output.elements)} elements fail, max rel error "
-            f"{fmt(output.max_rel_error)} (tol {fmt(result.tolerance)})")
+            f"{len(failing)} of {len(output.elements)} elements fail; {errors}")
 
 
 def failure_message(result: VerificationResult, worst: int = 5) -> str:

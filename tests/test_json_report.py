@@ -1,0 +1,88 @@
+"""The JSON report: strict JSON (NaN becomes null), and from_dict(to_dict(r)) renders the same JSON."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import eqcheck
+from eqcheck.report.json_report import FORMAT_VERSION, dumps, from_dict, to_dict
+
+
+def strict_loads(text: str):
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def round_trip(result) -> tuple[str, str]:
+    text = json.dumps(to_dict(result), allow_nan=False, sort_keys=True)
+    again = json.dumps(to_dict(from_dict(strict_loads(text))), allow_nan=False, sort_keys=True)
+    return text, again
+
+
+@pytest.mark.parametrize("name, group", [("z2cnn", "p4"), ("p4_fcn", "p4"), ("deepsets", "perm"), ("p4cnn", "so2")])
+def test_round_trip_gives_identical_json(sample, name, group) -> None:
+    result = eqcheck.verify(sample(name), group)
+    text, again = round_trip(result)
+    assert text == again
+    back = from_dict(strict_loads(text))
+    assert back == result  # every number is finite here, so the dataclasses compare equal too
+    assert back.output.elements == result.output.elements and back.run.inputs == result.run.inputs
+
+
+def test_round_trip_keeps_diagnoses_and_interpolation_floors(sample) -> None:
+    result = eqcheck.verify(sample("p4cnn"), "so2")
+    back = from_dict(strict_loads(dumps(result)))
+    assert [d.code for d in back.diagnoses] == [d.code for d in result.diagnoses] and back.diagnoses
+    floors = [e.interpolation_floor for e in back.output.elements if not e.exact]
+    assert floors and all(isinstance(f, float) and 0 < f < 1 for f in floors)
+
+
+class NaNModel(nn.Module):
+    def forward(self, x):
+        return x * float("nan")
+
+
+def test_nan_becomes_null() -> None:
+    result = eqcheck.verify(NaNModel(), "p4", input_shape=(2, 1, 9, 9))
+    assert math.isnan(result.output.elements[1].rel_error)
+    text = dumps(result)
+    data = strict_loads(text)  # refuses the NaN / Infinity constants json.dumps would write otherwise
+    element = data["output"]["elements"][1]
+    assert element["rel_error"] is None and element["nonfinite"] is True and element["passed"] is False
+    assert data["output"]["max_rel_error"] is None  # NaN counts as infinite, and JSON has no inf either
+    text_again, again = round_trip(result)
+    assert text_again == again
+    back = from_dict(data)
+    assert math.isnan(back.output.elements[1].rel_error) and not back.passed
+
+
+def test_json_fields(sample) -> None:
+    result = eqcheck.verify(sample("p4cnn_broken"), "p4", seed=3)
+    data = strict_loads(dumps(result))
+    assert data["format_version"] == FORMAT_VERSION == 1
+    assert data["passed"] is False and data["group"] == "p4" and data["tolerance"] == 1e-5
+    assert data["model"] == {"path": sample("p4cnn_broken"), "format": "onnx"}
+    assert data["run"]["seed"] == 3 and data["run"]["inputs"] == {"input": [2, 1, 28, 28]}
+    assert data["output"]["max_rel_error"] == result.output.max_rel_error
+    assert [e["rel_error"] for e in data["output"]["elements"]] == [e.rel_error for e in result.output.elements]
+    assert data["layers"] == [] and data["first_failing_layer"] is None
+
+
+def test_unknown_format_version_is_refused(sample) -> None:
+    data = to_dict(eqcheck.verify(sample("deepsets"), "perm"))
+    data["format_version"] = 99
+    with pytest.raises(ValueError, match="format_version"):
+        from_dict(data)
+
+
+def test_torch_model_result_round_trips() -> None:
+    torch.manual_seed(0)
+    model = nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular").eval()
+    result = eqcheck.verify(model, "translation", input_shape=(2, 1, 8, 8))
+    text, again = round_trip(result)
+    assert text == again and result.passed
