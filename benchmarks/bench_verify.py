@@ -31,26 +31,38 @@ def median_time(function, repeats: int) -> float:
     return statistics.median(times)
 
 
-def forward_passes_needed(model: str, shape: tuple[int, ...], elements: int, repeats: int) -> float:
-    runner = load_model(model)
+def forward_passes_needed(model: str, shape: tuple[int, ...], elements: int, repeats: int) -> tuple[float, float]:
+    """(warm, cold): the passes on a warmed-up session, and loading + the passes on a fresh one."""
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+    def by_hand():
+        runner = load_model(model)
+        feeds = {runner.inputs[0].name: x}
+        for _ in range(elements + 1):
+            runner.run(feeds)
+
+    runner = load_model(model)
     feeds = {runner.inputs[0].name: x}
     runner.run(feeds)  # warm-up
-    return median_time(lambda: [runner.run(feeds) for _ in range(elements + 1)], repeats)
+    warm = median_time(lambda: [runner.run(feeds) for _ in range(elements + 1)], repeats)
+    return warm, median_time(by_hand, repeats)
 
 
 def bench_check(model: str, group: str, batch: int, repeats: int, elements: int, **options) -> None:
     shape_given = options.pop("input_shape")
+    options.setdefault("per_layer", False)  # the output-only check (per-layer analysis: bench_layers_analysis.py)
     verify(model, group, input_shape=shape_given, **options)  # warm-up (imports, first session)
     check = median_time(lambda: verify(model, group, input_shape=shape_given, **options), repeats)
     load = median_time(lambda: load_model(model), repeats)
-    passes = forward_passes_needed(model, shape_given, elements, repeats)
+    passes, by_hand = forward_passes_needed(model, shape_given, elements, repeats)
     print(f"{Path(model).name} under {group}, batch {batch}, {elements} elements:")
     print(f"  forward passes needed ({elements} + 1 reference, one by one): {passes * 1e3:8.1f} ms")
+    print(f"  the same by hand on a fresh session (load + passes):  {by_hand * 1e3:8.1f} ms")
     print(f"  eqcheck.verify, whole call:                         {check * 1e3:8.1f} ms")
     print(f"  of which loading the model:                         {load * 1e3:8.1f} ms")
     print(f"  ratio check / forward passes needed:                {check / passes:8.2f}")
     print(f"  ratio (check - load) / forward passes needed:       {(check - load) / passes:8.2f}")
+    print(f"  ratio check / the same by hand:                     {check / by_hand:8.2f}")
 
 
 def bench_startup(repeats: int) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from eqcheck.engine import measure
 from eqcheck.groups import Group, parse_group
 from eqcheck.input_actions import infer_input_actions, parse_declarations
 from eqcheck.inputs import generate, load_input_file, parse_named_shapes, resolve_shapes
+from eqcheck.layers import analyze_layers
 from eqcheck.models.loader import load_model
 from eqcheck.result import RunInfo, VerificationResult
 from eqcheck.structure import scan
@@ -77,6 +79,8 @@ def verify(
     allow_tf32: bool = False,
     train_mode: bool = False,
     max_batch: int | None = None,
+    per_layer: bool = True,
+    layer_types: Mapping[str, str] | Sequence[str] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     command: str | None = None,
 ) -> VerificationResult:
@@ -104,9 +108,16 @@ def verify(
         measurement = measure(runner, group, feeds, other, actions, set_size=set_size, tolerance=tolerance,
                               rng=rng, samples=samples, output_type=output_type, output_name=output,
                               max_batch=max_batch, progress=progress)
+        layers, first_failing, layer_causes = (), None, []
+        if per_layer:  # per-layer table, first failing layer, causes attached to layers (eqcheck.layers)
+            layers, first_failing, layer_causes = analyze_layers(
+                runner, group, feeds, other, actions, measurement.elements, tolerance, measurement.geometry,
+                set_size=set_size, layer_types=layer_types, max_batch=max_batch, progress=progress)
         diagnoses = measured_diagnoses(group, measurement, tolerance, runner.device)
         if not measurement.output.passed:
-            diagnoses = structural_diagnoses(group, scan(runner, feeds, shapes), True) + diagnoses
+            diagnoses = (layer_causes or structural_diagnoses(group, scan(runner, feeds, shapes), True)) + diagnoses
+        else:
+            diagnoses = [replace(d, severity="note") for d in layer_causes] + diagnoses
         run = RunInfo(
             model=runner.description,
             model_format=runner.format,
@@ -134,6 +145,8 @@ def verify(
         passed=measurement.output.passed,
         non_determinism=measurement.non_determinism,
         diagnoses=tuple(diagnoses),
+        layers=layers,
+        first_failing_layer=first_failing,
         elapsed_s=time.perf_counter() - start,
     )
 

@@ -57,6 +57,8 @@ def verify(
     tf32: bool = typer.Option(False, "--tf32", help="keep TF32 on GPUs (default: strict float32)"),
     train_mode: bool = typer.Option(False, "--train-mode", help="run a PyTorch model in train mode (default: eval)"),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="most samples in one forward pass"),
+    per_layer: bool = typer.Option(True, "--per-layer/--no-per-layer", help="per-layer table and first failing layer"),
+    layer_type: Optional[list[str]] = typer.Option(None, "--layer-type", help="a layer's output action: NAME=TYPE (NAME may be a glob)"),
     json_path: Optional[str] = typer.Option(None, "--json", help="write the JSON report to PATH ('-' for stdout)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print the verdict line only"),
 ) -> None:
@@ -71,7 +73,8 @@ def verify(
         model, group, input_shape=input_shape, inputs=input_file, act=act, output_type=output_type,
         output=output, tol=tol, approx_tol=approx_tol, seed=seed, samples=samples, batch_size=batch_size,
         dtype=dtype, device=device, weights=str(weights) if weights else None, unsafe_load=unsafe_load,
-        allow_tf32=tf32, train_mode=train_mode, max_batch=max_batch, command=_command_line(),
+        allow_tf32=tf32, train_mode=train_mode, max_batch=max_batch, per_layer=per_layer, layer_types=layer_type,
+        command=_command_line(),
     )
     write_reports(result, json_path=json_path, quiet=quiet)
     raise typer.Exit(exit_code(result))

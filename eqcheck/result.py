@@ -57,7 +57,13 @@ class Diagnosis:
 
 @dataclass(frozen=True)
 class LayerResult:
-    """The per-layer analysis of one intermediate tensor (filled by the per-layer analysis)."""
+    """One layer's output: its action, the cumulative error (``h_i(g.x)`` against ``g.h_i(x)``: where the
+    error becomes visible) and the local error (``f_i(g.h_{i-1})`` against ``g.f_i(h_{i-1})``, the layer
+    on an exact input: which layer creates it).
+
+    ``passed`` is the local verdict; it is True for an op whose output has no action of its own but whose
+    error vanishes in the layers after it (representation "none": part of an equivariant block).
+    """
 
     name: str
     op: str
@@ -67,6 +73,14 @@ class LayerResult:
     local_rel_error: float | None
     passed: bool
     tensor: str | None = None
+    #: how the action was chosen: "auto" (smallest error), "found" (channel permutation by linear
+    #: assignment), "declared" (eqcheck.nn attributes), "given" (--layer-type), "kept" (a failing layer:
+    #: its input's action), "block" (none: inside a block that is equivariant as a whole)
+    representation_source: str = "auto"
+    #: runner-up error / chosen error among the candidates: how clearly the action won (None: no contest)
+    representation_margin: float | None = None
+    #: the cumulative verdict: False once the error is visible here, wherever it was made
+    cumulative_passed: bool = True
 
 
 @dataclass(frozen=True)

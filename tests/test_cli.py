@@ -153,7 +153,9 @@ def test_json_report_file(capsys, tmp_path, sample) -> None:
     assert output["max_rel_error"] == max(e["rel_error"] for e in elements) > 0.5
     assert elements[0]["rel_error"] == 0.0 and elements[0]["max_abs_error"] == 0.0
     assert all(e["max_abs_error"] > 0 for e in elements[1:])
-    assert data["layers"] == []
+    layer_keys = {"name", "tensor", "op", "shape", "representation", "max_rel_error", "local_rel_error", "passed"}
+    assert data["layers"] and all(layer_keys <= set(layer) for layer in data["layers"])
+    assert data["first_failing_layer"] == data["layers"][0]["name"]  # a plain CNN breaks at its first conv
     assert data["run"]["command"].startswith("eqcheck verify ") and "z2cnn.onnx" in data["run"]["command"]
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left beside it
 

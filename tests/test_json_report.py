@@ -70,7 +70,9 @@ def test_json_fields(sample) -> None:
     assert data["run"]["seed"] == 3 and data["run"]["inputs"] == {"input": [2, 1, 28, 28]}
     assert data["output"]["max_rel_error"] == result.output.max_rel_error
     assert [e["rel_error"] for e in data["output"]["elements"]] == [e.rel_error for e in result.output.elements]
-    assert data["layers"] == [] and data["first_failing_layer"] is None
+    assert data["first_failing_layer"] == "/conv4_broken_plain/plain_conv2d/Conv"
+    assert [layer["name"] for layer in data["layers"]] == [layer.name for layer in result.layers]
+    assert [layer["passed"] for layer in data["layers"]].count(False) >= 1
 
 
 def test_unknown_format_version_is_refused(sample) -> None:

@@ -41,6 +41,9 @@ class OnnxRunner(ModelRunner):
         self.source = source
         options = ort.SessionOptions()
         options.log_severity_level = 4  # FATAL only: ERROR lines would reach stderr beside our one line
+        # threads that spin between the many short runs of a check only burn the other cores:
+        # benchmarks/bench_layers_analysis.py --no-spin
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if isinstance(source, (str, Path)):
             path = Path(source)
             if not path.is_file():

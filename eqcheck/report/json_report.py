@@ -2,6 +2,9 @@
 
 Format history:
   1: first version: passed, group, tolerance, run, output {representation, max_rel_error, elements}, layers.
+     Additions since (no field changed meaning, readers of 1 keep working): layers[] filled by the
+     per-layer analysis, each with representation_source, representation_margin and cumulative_passed
+     besides the first fields; first_failing_layer set.
 """
 from __future__ import annotations
 

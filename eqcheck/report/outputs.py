@@ -47,7 +47,9 @@ def make_console(file) -> "Console":
     from rich.console import Console
 
     plain = bool(os.environ.get("NO_COLOR"))
-    return Console(file=file, highlight=False, soft_wrap=True, no_color=plain,
+    # rich assumes 80 columns off a terminal; logs and pipes have room for the per-layer table
+    width = None if os.environ.get("COLUMNS") or (hasattr(file, "isatty") and file.isatty()) else 160
+    return Console(file=file, highlight=False, soft_wrap=True, no_color=plain, width=width,
                    color_system=None if plain else "auto")
 
 

@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 
 from eqcheck.report.text import fmt, verdict_line
-from eqcheck.result import VerificationResult
+from eqcheck.result import LayerResult, VerificationResult
 
 
 def _header(result: VerificationResult) -> Table:
@@ -51,6 +51,43 @@ def _elements(result: VerificationResult) -> Table:
     return table
 
 
+SOURCE_HINTS = {"declared": " (declared)", "given": " (given)", "kept": " (kept)", "found": " (found)",
+                "block": " (block)"}
+
+
+def _action(layer: LayerResult) -> str:
+    """The action and how it was chosen; ``?`` when a runner-up came within a factor 10."""
+    unclear = layer.representation_source == "auto" and layer.representation_margin is not None \
+        and layer.representation_margin < 10
+    return layer.representation + SOURCE_HINTS.get(layer.representation_source, "") + (" ?" if unclear else "")
+
+
+def _layers(result: VerificationResult) -> Table:
+    """One row per layer: where the error becomes visible (cumulative) and which layer makes it (local)."""
+    table = Table(title=None, show_edge=False, header_style="bold", caption_justify="left",
+                  caption="cumulative: error of the layer's output; local: the layer on an exact input, i.e. "
+                          "which layer makes the error")
+    table.add_column("layer", overflow="fold", min_width=22)
+    table.add_column("op", overflow="ellipsis", no_wrap=True, max_width=12)
+    table.add_column("shape", overflow="fold", min_width=8)
+    table.add_column("action", overflow="fold", min_width=12)
+    table.add_column("cumulative", justify="right", no_wrap=True)
+    table.add_column("local", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    for layer in result.layers:
+        if layer.name == result.first_failing_layer:
+            flag = Text("FAIL <- first", style="bold red")
+        elif not layer.passed:
+            flag = Text("FAIL", style="red")
+        elif layer.representation_source == "block":
+            flag = Text("ok, block", style="dim")
+        else:
+            flag = Text("ok", style="green" if layer.cumulative_passed else "dim")
+        table.add_row(layer.name, layer.op, "x".join(str(d) for d in layer.shape), _action(layer),
+                      fmt(layer.max_rel_error), fmt(layer.local_rel_error), flag)
+    return table
+
+
 def render(result: VerificationResult, console: Console, quiet: bool = False) -> None:
     """Print the report; ``quiet`` prints the verdict line only."""
     style = "bold green" if result.passed else "bold red"
@@ -61,6 +98,9 @@ def render(result: VerificationResult, console: Console, quiet: bool = False) ->
     console.print()
     console.print(_elements(result))
     console.print()
+    if result.layers:
+        console.print(_layers(result))
+        console.print()
     console.print(Text(verdict_line(result), style=style))
     causes = [d for d in result.diagnoses if d.severity == "cause"]
     notes = [d for d in result.diagnoses if d.severity != "cause"] + []

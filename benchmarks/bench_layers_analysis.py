@@ -1,0 +1,186 @@
+"""Cost of the per-layer analysis: time against the output-only check, and peak memory on a large model.
+
+Usage:
+    python benchmarks/bench_layers_analysis.py ratio [--repeats N] [--no-spin]
+        verify(..., per_layer=False) against verify(..., per_layer=True) on the sample models, in one
+        process after a warm-up (model loading included, imports not), median of N interleaved runs
+        (and the ratio of the fastest runs). --no-spin turns off onnxruntime's spin-waiting threads.
+    python benchmarks/bench_layers_analysis.py resnet [--size 224] [--group p4m] [--keep DIR]
+        builds a ResNet-50-sized network by hand (bottlenecks 3-4-6-3, 25.6M parameters, no
+        torchvision), exports it to ONNX in a temporary folder, then checks it in a fresh process per
+        mode (output only, per layer) and reports wall time and peak resident memory (ru_maxrss).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SAMPLE_CHECKS = [("p4cnn.onnx", "p4"), ("p4cnn_broken.onnx", "p4"), ("p4mcnn.onnx", "p4m"),
+                 ("models.py:p4cnn", "p4"), ("models.py:p4cnn_broken", "p4")]
+
+
+def no_spinning() -> None:
+    """Every onnxruntime session without spin-waiting threads (the runner's session spins by default:
+    on 2 cores its idle threads compete with the numpy work that follows a run)."""
+    import onnxruntime as ort
+
+    base = ort.SessionOptions
+
+    class Options(base):
+        def __init__(self) -> None:
+            super().__init__()
+            self.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
+    ort.SessionOptions = Options
+    ort.set_default_logger_severity(3)
+
+
+def ratio(repeats: int) -> None:
+    from eqcheck.api import verify
+
+    print(f"{'model':28s} {'group':5s} {'output only':>12s} {'per layer':>10s} {'ratio':>6s} "
+          f"{'(min ratio)':>11s}  layers  first failing")
+    for name, group in SAMPLE_CHECKS:
+        model = str(ROOT / "sample_models" / name)
+        for per_layer in (False, True):  # warm-up: sessions, imports, the model file in the page cache
+            verify(model, group, per_layer=per_layer)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(repeats):
+            for per_layer in (False, True):
+                start = time.perf_counter()
+                result = verify(model, group, per_layer=per_layer)
+                times[per_layer].append(time.perf_counter() - start)
+        plain, layered = statistics.median(times[False]), statistics.median(times[True])
+        fastest = min(times[True]) / min(times[False])
+        print(f"{name:28s} {group:5s} {plain * 1e3:9.1f} ms {layered * 1e3:7.1f} ms {layered / plain:6.2f} "
+              f"{fastest:11.2f}  {len(result.layers):6d}  {result.first_failing_layer}")
+
+
+def build_resnet50():
+    """ResNet-50's shape (torchvision's layout, v1.5 strides), written out here; eval mode, seeded."""
+    import torch
+    from torch import nn
+
+    class Bottleneck(nn.Module):
+        def __init__(self, inplanes: int, planes: int, stride: int) -> None:
+            super().__init__()
+            width, out = planes, planes * 4
+            self.conv1, self.bn1 = nn.Conv2d(inplanes, width, 1, bias=False), nn.BatchNorm2d(width)
+            self.conv2, self.bn2 = nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width)
+            self.conv3, self.bn3 = nn.Conv2d(width, out, 1, bias=False), nn.BatchNorm2d(out)
+            self.relu = nn.ReLU()
+            self.downsample = None
+            if stride != 1 or inplanes != out:
+                self.downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            y = self.relu(self.bn1(self.conv1(x)))
+            y = self.relu(self.bn2(self.conv2(y)))
+            return self.relu(self.bn3(self.conv3(y)) + identity)
+
+    class ResNet50(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                                      nn.MaxPool2d(3, 2, 1))
+            stages, inplanes = [], 64
+            for planes, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+                layers = []
+                for index in range(blocks):
+                    layers.append(Bottleneck(inplanes, planes, stride if index == 0 else 1))
+                    inplanes = planes * 4
+                stages.append(nn.Sequential(*layers))
+            self.layer1, self.layer2, self.layer3, self.layer4 = stages
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(2048, 1000))
+
+        def forward(self, x):
+            return self.head(self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x))))))
+
+    torch.manual_seed(0)
+    return ResNet50().eval()
+
+
+def export_resnet(folder: Path, size: int) -> Path:
+    import warnings
+
+    import torch
+
+    model = build_resnet50()
+    parameters = sum(p.numel() for p in model.parameters())
+    path = folder / "resnet50_like.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(1, 3, size, size),), str(path), dynamo=False, opset_version=17,
+                          input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    print(f"built {path.name}: {parameters / 1e6:.1f}M parameters, {path.stat().st_size / 2**20:.0f} MiB, "
+          f"input 1x3x{size}x{size}")
+    return path
+
+
+def child(model: str, group: str, size: int, per_layer: bool) -> None:
+    """One check in a fresh process: prints a JSON line with time, peak memory and the layer summary."""
+    from eqcheck.api import verify
+
+    start = time.perf_counter()
+    result = verify(model, group, input_shape=[1, 3, size, size], per_layer=per_layer)
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    print(json.dumps({"seconds": elapsed, "peak_bytes": peak, "layers": len(result.layers),
+                      "failing": sum(1 for layer in result.layers if not layer.passed),
+                      "first_failing_layer": result.first_failing_layer, "passed": result.passed,
+                      "notes": list(result.run.notes)}))
+
+
+def resnet(size: int, group: str, keep: str | None) -> None:
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(keep) if keep else Path(temporary)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = export_resnet(folder, size)
+        for per_layer in (False, True):
+            command = [sys.executable, __file__, "child", str(path), group, str(size), str(int(per_layer))]
+            line = subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            report = json.loads(line)
+            mode = "per layer  " if per_layer else "output only"
+            print(f"{mode} {group}: {report['seconds']:7.1f} s, peak RSS {report['peak_bytes'] / 2**30:5.2f} GiB, "
+                  f"{report['layers']} layers, {report['failing']} failing, first failing "
+                  f"{report['first_failing_layer']}, passed {report['passed']}")
+            for note in report["notes"]:
+                print(f"    note: {note}")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "child":
+        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), bool(int(sys.argv[5])))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    ratio_parser = sub.add_parser("ratio")
+    ratio_parser.add_argument("--repeats", type=int, default=9)
+    ratio_parser.add_argument("--no-spin", action="store_true", help="onnxruntime threads without spin-waiting")
+    resnet_parser = sub.add_parser("resnet")
+    resnet_parser.add_argument("--size", type=int, default=224)
+    resnet_parser.add_argument("--group", default="p4m")
+    resnet_parser.add_argument("--keep", default=None, help="export into this folder and keep the file")
+    args = parser.parse_args()
+    if args.what == "ratio":
+        if args.no_spin:
+            no_spinning()
+        ratio(args.repeats)
+    else:
+        resnet(args.size, args.group, args.keep)
+
+
+if __name__ == "__main__":
+    main()

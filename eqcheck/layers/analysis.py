@@ -1,0 +1,176 @@
+"""Per-layer analysis, the one entry point: a row per layer, the first failing layer, and its causes."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from eqcheck.actions.representations import Representation
+from eqcheck.compare import Geometry
+from eqcheck.errors import UsageError
+from eqcheck.groups.base import Group
+from eqcheck.groups.element import Element
+from eqcheck.layers.causes import layer_causes
+from eqcheck.layers.glue import describe_glue
+from eqcheck.engine import transform_feeds
+from eqcheck.layers.propagate import LAYER_MEMORY_BUDGET, Analysed, LayerAnalysis
+from eqcheck.layers.trace import LayerTracer, Site
+from eqcheck.models.base import ModelRunner, first_line
+from eqcheck.result import Diagnosis, LayerResult
+from eqcheck.structure import scan
+from eqcheck.tolerance import Tolerance
+
+Row = tuple[Site, LayerResult, Analysed]
+
+
+def parse_layer_types(values: Mapping[str, str] | Sequence[str] | None) -> dict[str, str]:
+    """``--layer-type NAME=TYPE`` values (NAME may be a glob: ``'/conv4*'``)."""
+    if values is None:
+        return {}
+    if isinstance(values, Mapping):
+        return dict(values)
+    parsed = {}
+    for value in values:
+        name, sep, spec = value.rpartition("=")
+        if not sep or not name or not spec:
+            raise UsageError(f"--layer-type {value!r}: expected NAME=TYPE")
+        parsed[name] = spec
+    return parsed
+
+
+def analyze_layers(
+    runner: ModelRunner,
+    group: Group,
+    feeds: dict[str, np.ndarray],
+    other_feeds: dict[str, np.ndarray],
+    input_actions: Mapping[str, Representation],
+    elements: list[Element],
+    tolerance: Tolerance,
+    geometry: Geometry,
+    *,
+    set_size: int | None = None,
+    layer_types: Mapping[str, str] | Sequence[str] | None = None,
+    max_batch: int | None = None,
+    memory_budget: int = LAYER_MEMORY_BUDGET,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[tuple[LayerResult, ...], str | None, list[Diagnosis]]:
+    """Rows in execution order, the name of the first layer whose local error fails (None if none),
+    and the known causes attached to failing layers. Never raises for a model it cannot analyse:
+    a one-line notice goes to ``runner.notes`` instead."""
+    types = parse_layer_types(layer_types)
+    tracer = make_tracer(runner)
+    if tracer is None:
+        return (), None, []
+    exact = [e for e in elements if e.exact]
+    if any(not e.is_identity for e in exact) and len(exact) < len(elements):
+        runner.notes.append(f"per-layer errors use the {len(exact)} elements that act exactly on the grid; "
+                            f"interpolated rotations of feature maps are checked on the output only")
+        elements = exact
+    first = next((x for x in feeds.values() if x.ndim >= 3), None)
+    analysis = LayerAnalysis(tracer, group, elements, tolerance, geometry, set_size, input_actions, types,
+                             first.shape[-1] if first is not None else None)
+    report = (lambda done, total: progress("per-layer analysis", done, total)) if progress else None
+    try:
+        items = generate_items(group, elements, feeds, other_feeds, input_actions, geometry)
+        analysis.run(feeds, items, max_batch, memory_budget, report)
+        runner.notes.extend(analysis.notes)
+        rows = build_rows(analysis, tracer)
+        failing = first_failing(rows)
+        causes = diagnose(runner, group, rows, feeds, tolerance) if failing else []
+    except UsageError:
+        raise
+    except Exception as error:  # the per-layer table only adds to the verdict: never let it stop a check
+        if os.environ.get("EQCHECK_DEBUG"):
+            raise
+        runner.notes.append(f"per-layer analysis stopped: {first_line(error)}")
+        return (), None, []
+    finally:
+        tracer.close()
+    return tuple(row for _, row, _ in rows), failing, causes
+
+
+def _row(site: Site, a: Analysed, name: str | None = None, op: str | None = None) -> LayerResult:
+    choice, cumulative = a.choice, a.cumulative or a.local
+    return LayerResult(
+        name=name or site.name, op=op or site.op, shape=tuple(int(d) for d in a.view.raw_ref.shape),
+        representation="none" if a.absorbed else choice.rep.spec, max_rel_error=cumulative.worst,
+        local_rel_error=a.local.worst, passed=a.local.passed or a.absorbed, tensor=site.tensor,
+        representation_source="block" if a.absorbed else choice.source,
+        representation_margin=None if a.absorbed else choice.margin, cumulative_passed=cumulative.passed)
+
+
+def build_rows(analysis: LayerAnalysis, tracer) -> list[Row]:
+    """Layers in execution order; code between modules (torch) gets a row where it makes an error."""
+    rows: list[Row] = [(s, _row(s, analysis.analysed[s.output]), analysis.analysed[s.output])
+                       for s in tracer.sites if s.output in analysis.analysed]
+    calls = getattr(tracer, "calls", [])
+    for key, a in analysis.glue.items():
+        if a.local.passed or a.absorbed:
+            continue
+        site = a.site
+        start = site.span[0] if site.span else None
+        parent = (max((c for c in calls if c.enter < start < c.exit), key=lambda c: c.enter, default=None)
+                  if start is not None else None)
+        name, op, constants = describe_glue(tracer.module, parent.name if parent else "", site.node)
+        glue = Site(name=name, op=op, output=key, glue=True, constants=constants,
+                    span=(start - 0.5, start - 0.5) if start is not None else None)
+        rows.append((glue, _row(glue, a, name, op), a))
+    return sorted(rows, key=lambda r: r[0].span[0] if r[0].span else float("inf"))
+
+
+def first_failing(rows: list[Row]) -> str | None:
+    """The first layer whose local error fails, in execution order; inside a failing module that is not
+    declared (eqcheck.nn), the first failing layer it contains, since that is the one that breaks it."""
+    failing = [(s, row) for s, row, _ in rows if not row.passed]
+    if not failing:
+        return None
+    site, row = failing[0]
+    while site.span and not site.glue and site.declared_out is None:
+        inner = [(s, r) for s, r in failing if s is not site and s.span
+                 and site.span[0] < s.span[0] and s.span[1] <= site.span[1]]
+        if not inner:
+            break
+        site, row = inner[0]
+    return row.name
+
+
+def diagnose(runner: ModelRunner, group: Group, rows: list[Row], feeds, tolerance: Tolerance) -> list[Diagnosis]:
+    """Causes for every layer that fails on its own, window ops read from the model where it allows."""
+    ops = scan(runner, feeds, {k: v.shape for k, v in feeds.items()})
+    found: list[Diagnosis] = []
+    for site, row, a in rows:
+        if row.passed:
+            continue
+        mine = [op for op in ops if op.name == site.node]
+        found += layer_causes(group, row, site.op, a.input_action, site.constants, a.local.identity,
+                              str(a.view.raw_ref.dtype), mine, tolerance, glue=site.glue)
+    return found
+
+
+def make_tracer(runner: ModelRunner) -> LayerTracer | None:
+    """The capture for this kind of model, or None (with a notice in the run notes) when hooks cannot work."""
+    if runner.format == "onnx":
+        from eqcheck.layers.capture_onnx import OnnxTracer
+
+        return OnnxTracer(runner)
+    if runner.format == "torchscript":
+        runner.notes.append("per-layer analysis skipped: TorchScript runs no forward hooks; only the output "
+                            "was checked (export to .pt2 or ONNX for the per-layer table)")
+        return None
+    import torch
+
+    if runner.format in ("pytorch", "pt2") and isinstance(runner.module, torch.nn.Module):
+        from eqcheck.layers.capture_torch import TorchTracer
+
+        return TorchTracer(runner)
+    runner.notes.append("per-layer analysis skipped: the model is not an nn.Module")
+    return None
+
+
+def generate_items(group, elements, feeds, other_feeds, input_actions, geometry) -> list[dict[str, np.ndarray]]:
+    """The input transformed by each element; first the unrelated input where interpolated elements need
+    the spread."""
+    other = [other_feeds] if any(not e.exact for e in elements) else []
+    return other + [transform_feeds(group, g, feeds, input_actions, geometry.order, geometry.zero_fill)
+                    for g in elements]

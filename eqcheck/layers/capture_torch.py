@@ -1,0 +1,241 @@
+"""PyTorch layers: forward hooks on every module (a .pt2 unflattened first), broken outputs replaced by hooks."""
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from eqcheck.errors import ModelRunError
+from eqcheck.layers.trace import LayerTracer, Site, split_runs, stack_items
+from eqcheck.models.base import first_line
+from eqcheck.models.torch_runner import flatten_outputs
+
+OUTPUT_KEY = "<output>"
+
+
+def _first_float(value):
+    import torch
+
+    return next((t for t in flatten_outputs(value) if isinstance(t, torch.Tensor) and t.is_floating_point()), None)
+
+
+def _numpy(tensor) -> np.ndarray:
+    import torch
+
+    tensor = tensor.detach()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    return tensor.cpu().numpy()
+
+
+def _arg_key(arg, produced: list, index: int, position: int) -> str | None:
+    """The key of a tensor argument: the latest layer output (or model input) it is, else its own key."""
+    import torch
+
+    if not isinstance(arg, torch.Tensor):
+        return None
+    for tensor, key in reversed(produced):
+        if tensor is arg:
+            return key
+    return f"{index}:in{position}"
+
+
+def _replaced(out, tensor, new):
+    """``out`` with its first floating tensor replaced (a tensor, or a tuple or list holding one)."""
+    if out is tensor:
+        return new
+    if isinstance(out, (tuple, list)):
+        return type(out)(new if item is tensor else item for item in out)
+    return None  # other containers are left alone: the layers after it keep their captured inputs
+
+
+@dataclass
+class Call:
+    """One module call of the reference run: what it read and wrote, and when it started and ended."""
+
+    name: str
+    module: object
+    enter: int
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    exit: int = -1
+    output: object = None
+    arg_keys: list = field(default_factory=list)
+
+
+class TorchTracer(LayerTracer):
+    """Hooks on named modules; a module called k times gives layers ``name#1`` .. ``name#k``."""
+
+    output_key = OUTPUT_KEY
+
+    def __init__(self, runner) -> None:
+        import torch
+
+        module = runner.module
+        if runner.format == "pt2":
+            with warnings.catch_warnings():  # torch's own deprecation noise, not the user's business
+                warnings.simplefilter("ignore", FutureWarning)
+                module = torch.export.unflatten(torch.export.load(runner.description))
+        self.module = module
+        self.runner = runner
+        self.stacked = runner.batch_dynamic
+        self.input_names = [spec.name for spec in runner.inputs]
+        self.modules = [(name, m) for name, m in module.named_modules() if name]
+        self.sites = []
+        self.calls: list[Call] = []
+        self.ref_shapes: dict[str, tuple[int, ...]] = {}
+        self.axes: dict[str, int] = {}
+        self.layouts: dict[str, tuple[int, int]] = {}
+        self.ref: dict[str, np.ndarray] = {}
+
+    def _forward(self, feeds, on_enter, on_exit, produced: list | None = None):
+        import torch
+
+        tensors = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.runner.device) for n in self.input_names]
+        if produced is not None:
+            produced.extend(zip(tensors, self.input_names))
+        handles = []
+        for name, m in self.modules:
+            handles.append(m.register_forward_pre_hook(  # may return (args, kwargs) to replace them
+                lambda mod, args, kwargs, name=name: on_enter(name, mod, args, kwargs), with_kwargs=True))
+            handles.append(m.register_forward_hook(  # may return an output to replace it
+                lambda mod, args, kwargs, out, name=name: on_exit(name, mod, out), with_kwargs=True))
+        precision = getattr(self.runner, "_precision", contextlib.nullcontext)
+        try:
+            with torch.no_grad(), precision():
+                output = self.module(*tensors)
+        except ModelRunError:
+            raise
+        except Exception as error:
+            raise ModelRunError(f"the layer capture could not run: {first_line(error)}") from None
+        finally:
+            for handle in handles:
+                handle.remove()
+        return tensors, output
+
+    def reference(self, feeds):
+        calls, stack, clock = self.calls, [], [0]
+        captured: dict[str, np.ndarray] = {n: np.asarray(feeds[n]) for n in self.input_names}
+        produced: list[tuple[object, str]] = []  # (tensor, key), latest last: who wrote what a call reads
+
+        def enter(name, mod, args, kwargs):
+            index = len(calls)
+            call = Call(name, mod, clock[0], tuple(args), dict(kwargs))
+            clock[0] += 1
+            inplace = getattr(mod, "inplace", False)
+            for position, arg in enumerate(args):
+                key = _arg_key(arg, produced, index, position)
+                if key is not None and key not in captured:
+                    captured[key] = _numpy(arg).copy() if inplace else _numpy(arg)
+                    produced.append((arg, key))  # a later call reading the same tensor shares the key
+                elif key is not None and inplace:
+                    captured[key] = captured[key].copy()  # the module is about to overwrite it
+                call.arg_keys.append(key)
+            calls.append(call)
+            stack.append((index, call))
+
+        def leave(name, mod, out):
+            index, call = stack.pop()
+            call.exit, clock[0] = clock[0], clock[0] + 1
+            call.output = _first_float(out)
+            if call.output is not None:
+                key = f"{index}:out"
+                captured[key] = _numpy(call.output)
+                produced.append((call.output, key))
+
+        _, output = self._forward(feeds, enter, leave, produced)
+        last = _first_float(output)
+        if last is not None and not any(t is last for t, _ in produced):  # code after the last module
+            captured[OUTPUT_KEY] = _numpy(last)
+        self.ref_shapes = {k: tuple(v.shape) for k, v in captured.items()}
+        self.ref = captured
+        self.batch = next(iter(feeds.values())).shape[0]
+        self.sites = self._sites()
+        return captured
+
+    def _sites(self) -> list[Site]:
+        counts: dict[str, int] = {}
+        for call in self.calls:
+            counts[call.name] = counts.get(call.name, 0) + 1
+        seen: dict[str, int] = {}
+        sites = []
+        for index, call in enumerate(self.calls):
+            seen[call.name] = seen.get(call.name, 0) + 1
+            if call.output is None:
+                continue
+            name = call.name if counts[call.name] == 1 else f"{call.name}#{seen[call.name]}"
+            mod = call.module
+            sites.append(Site(
+                name=name, op=type(mod).__name__, output=f"{index}:out", node=call.name,
+                inputs=tuple(k for k in call.arg_keys if k is not None),
+                declared_group=getattr(mod, "eqcheck_group", None),
+                declared_in=getattr(mod, "eqcheck_input_type", None),
+                declared_out=getattr(mod, "eqcheck_output_type", None),
+                span=(call.enter, call.exit)))
+        return sites
+
+    def capture(self, sites, items, groups, identity=None, patches=None):
+        import torch
+
+        patches = patches or {}
+        wanted = {k for s in sites for k in (s.output, *s.inputs)} | {OUTPUT_KEY}
+        runs: list[tuple[dict[str, np.ndarray], int]] = []
+        for group in groups:
+            feeds = {n: stack_items([items[i][n] for i in group], 0) for n in self.input_names}
+            replace = {k: torch.from_numpy(np.ascontiguousarray(stack_items([v[i] for i in group], *self.layouts[k])))
+                       .to(self.runner.device) for k, v in patches.items()}
+            runs.append((self._capture_run(feeds, wanted, replace), len(group)))
+        result = {}
+        for key in wanted:
+            if key in runs[0][0] and key in self.ref:
+                split = split_runs(self.ref[key], [(values[key], count) for values, count in runs], identity=identity,
+                                   batch=self.batch)
+                if split is not None:
+                    result[key], self.layouts[key] = split
+                    self.axes[key] = split[1][0]
+        return result
+
+    def _capture_run(self, feeds, wanted: set[str], replace: dict) -> dict[str, np.ndarray]:
+        values: dict[str, np.ndarray] = {n: feeds[n] for n in self.input_names if n in wanted}
+        outputs: dict[str, object] = {}
+        order = iter(range(len(self.calls)))
+        stack = []
+
+        def enter(name, mod, args, kwargs):
+            index = next(order, None)
+            if index is None or self.calls[index].name != name:
+                raise ModelRunError("transformed inputs took another path through the model's modules")
+            if getattr(mod, "inplace", False):
+                for key, tensor in outputs.items():
+                    if any(a is tensor for a in args):
+                        values[key] = values[key].copy()
+            stack.append(index)
+            patched, changed = list(args), False
+            for position, key in enumerate(self.calls[index].arg_keys):
+                if key == f"{index}:in{position}":
+                    if key in wanted:
+                        values[key] = _numpy(args[position]).copy()
+                    if key in replace:
+                        patched[position], changed = replace[key].to(args[position].dtype), True
+            return (tuple(patched), kwargs) if changed else None
+
+        def leave(name, mod, out):
+            index = stack.pop()
+            key = f"{index}:out"
+            tensor = _first_float(out)
+            if key in wanted and tensor is not None:
+                values[key], outputs[key] = _numpy(tensor), tensor
+            if key in replace and tensor is not None:
+                return _replaced(out, tensor, replace[key].to(tensor.dtype))
+            return None
+
+        _, output = self._forward(feeds, enter, leave)
+        last = _first_float(output)
+        if OUTPUT_KEY in wanted and last is not None:
+            values[OUTPUT_KEY] = _numpy(last)
+        return values
+
+    def close(self):
+        self.calls = []

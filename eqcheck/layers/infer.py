@@ -1,0 +1,303 @@
+"""Which action an intermediate tensor carries: try every candidate, keep the smallest error, or find the permutation."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from eqcheck.actions.parse import candidate_representations, parse_representation
+from eqcheck.actions.representations import (
+    ImageAction, RegularFieldAction, Representation, SetAction, apply_representation,
+)
+from eqcheck.actions.spatial import apply_spatial
+from eqcheck.compare import Geometry
+from eqcheck.errors import UsageError
+from eqcheck.groups.base import Group
+from eqcheck.groups.element import Element
+
+#: linear assignment is tried on channel axes up to this size (its cost grows as C^3)
+MAX_ASSIGNMENT_CHANNELS = 512
+#: a permutation found by linear assignment must explain the data to this relative error at least
+#: (for C4 the only relation is r^4 = e, which many permutations of a layer that is not equivariant meet)
+FOUND_MAX_ERROR = 1e-2
+
+
+@dataclass(frozen=True)
+class SetAxesAction(Representation):
+    """The same permutation on several axes (a graph or attention map ``[B, heads, N, N]``)."""
+
+    spec: str = "set:axes=2,3"
+    axes: tuple[int, ...] = (2, 3)
+
+    def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
+        if not element.permutation:
+            return x
+        index = np.asarray(element.permutation)
+        for axis in self.axes:
+            x = np.take(x, index, axis=axis)
+        return x
+
+    def fits(self, group, shape, set_size=None):
+        if not group.permutes_sets:
+            return f"{group.spec} does not permute sets"
+        if any(a >= len(shape) or shape[a] != set_size for a in self.axes):
+            return f"axes {self.axes} of shape {list(shape)} are not all of the set size {set_size}"
+        return None
+
+
+@dataclass(frozen=True)
+class ChannelPermutationAction(Representation):
+    """Channels permuted by a homomorphism found from the data (one permutation per point-group element)."""
+
+    spec: str = "channel-permutation"
+    spatial: bool = True
+    #: (point element, permutation) pairs: new[i] = old[perm[i]] on the flattened channel axes
+    table: tuple = ()
+
+    def permutation(self, element: Element) -> np.ndarray:
+        return dict(self.table)[element.point]
+
+    def fits(self, group, shape, set_size=None):
+        size = len(self.table[0][1]) if self.table else 0
+        if len(shape) < 4 or int(np.prod(shape[1:-2])) != size:
+            return f"needs {size} channels on a spatial tensor, got shape {list(shape)}"
+        return None
+
+    def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
+        perm = self.permutation(element)
+        channels = x.reshape(x.shape[0], len(perm), *x.shape[-2:])[:, perm].reshape(x.shape)
+        return apply_spatial(element, channels, stride=stride, zero_fill=zero_fill, order=order)
+
+
+def layer_candidates(group: Group, shape: tuple[int, ...], set_size: int | None) -> list[Representation]:
+    """Every action that fits a batch-first tensor of ``shape``, simplest first: those of the output
+    check, plus a set axis (or a pair of them, as in attention maps) anywhere after the batch."""
+    candidates = candidate_representations(group, shape, set_size, 1)
+    if group.permutes_sets and set_size:
+        axes = [a for a in range(2, len(shape)) if shape[a] == set_size]
+        candidates += [SetAction(spec=f"set:axis={a}", axis=a) for a in axes]
+        candidates += [SetAxesAction(spec=f"set:axes={a},{a + 1}", axes=(a, a + 1))
+                       for a in range(2, len(shape) - 1) if shape[a] == shape[a + 1] == set_size]
+    return candidates
+
+
+def parse_layer_type(spec: str, shape: tuple[int, ...]) -> Representation:
+    """A ``--layer-type`` value: any output type spec, or ``set:axes=A,B``."""
+    name, _, option = spec.strip().lower().partition(":")
+    if name == "set" and option.startswith("axes="):
+        try:
+            axes = tuple(int(a) for a in option[5:].split(","))
+        except ValueError:
+            raise UsageError(f"--layer-type {spec!r}: axes must be integers (set:axes=2,3)") from None
+        return SetAxesAction(spec=f"set:axes={','.join(map(str, axes))}", axes=axes)
+    return parse_representation(spec, shape)
+
+
+def fast_rel(observed: np.ndarray, expected: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """``||a - b|| / ||b||`` for ranking candidates (float32 sums are precise enough to rank)."""
+    if mask is not None:
+        observed, expected = observed[..., mask], expected[..., mask]
+    a = np.asarray(observed, dtype=np.float32 if observed.dtype.itemsize <= 4 else np.float64).ravel()
+    b = np.asarray(expected, dtype=a.dtype).ravel()
+    diff = a - b
+    num, den = float(np.dot(diff, diff)), float(np.dot(b, b))
+    if not (np.isfinite(num) and np.isfinite(den)):
+        return float("inf")
+    if den == 0.0:
+        return 0.0 if num == 0.0 else float("inf")
+    return float(np.sqrt(num / den))
+
+
+@functools.lru_cache(maxsize=1024)
+def regular_permutation(point_group, point, convention: str, orientation: str) -> np.ndarray:
+    """``PointGroup.regular_permutation``, remembered: every layer asks for the same few."""
+    return point_group.regular_permutation(point, convention, orientation)
+
+
+def permute_fibers(rep: Representation, group: Group, element: Element, x: np.ndarray) -> np.ndarray:
+    """The channel part of a regular (or found) action, the same index arithmetic as RegularFieldAction."""
+    if isinstance(rep, ChannelPermutationAction):
+        perm = rep.permutation(element)
+        return x.reshape(x.shape[0], len(perm), *x.shape[-2:])[:, perm].reshape(x.shape)
+    perm = regular_permutation(group.point_group, element.point, rep.convention, rep.orientation)
+    size = len(perm)
+    if rep.layout == "5d":
+        return x[:, :, perm]
+    if rep.layout == "field-major":
+        return x.reshape(x.shape[0], -1, size, *x.shape[2:])[:, :, perm].reshape(x.shape)
+    return x.reshape(x.shape[0], size, -1, *x.shape[2:])[:, perm].reshape(x.shape)
+
+
+class Expectation:
+    """``rho(g) x`` for every candidate rho; the spatial part computed once per element, results kept
+    (the same arrays serve ranking, the errors, and the transformed inputs of the next layers)."""
+
+    def __init__(self, group: Group, reference: np.ndarray, geometry: Geometry) -> None:
+        self.group, self.reference, self.geometry = group, reference, geometry
+        self._spatial: dict[str, np.ndarray] = {}
+        self._done: dict[tuple, np.ndarray] = {}
+
+    def __call__(self, rep: Representation, element: Element) -> np.ndarray:
+        key = (rep, element.label)
+        if key not in self._done:
+            self._done[key] = self._compute(rep, element)
+        return self._done[key]
+
+    def _compute(self, rep: Representation, element: Element) -> np.ndarray:
+        g, x = self.geometry, self.reference
+        if element.is_identity and not g.zero_fill:
+            return x
+        if isinstance(rep, ImageAction) and x.ndim >= 3:
+            return self.moved(element)
+        if isinstance(rep, (RegularFieldAction, ChannelPermutationAction)) and element.point is not None:
+            moves = x.ndim >= (5 if getattr(rep, "layout", "") == "5d" else 4)
+            return permute_fibers(rep, self.group, element, self.moved(element) if moves else x)
+        return apply_representation(rep, self.group, element, x, stride=g.stride, zero_fill=g.zero_fill,
+                                    order=g.order)
+
+    def moved(self, element: Element) -> np.ndarray:
+        """The spatial part of ``element`` applied to the reference (cached; a view where it is a flip
+        and quarter turns only, as in CONVENTIONS section 1)."""
+        if element.label not in self._spatial:
+            g, x = self.geometry, self.reference
+            if element.quarter_turns is not None and element.shift == (0, 0) and x.ndim >= 2:
+                moved = np.rot90(np.flip(x, axis=-1) if element.flip else x, element.quarter_turns, axes=(-2, -1))
+            else:
+                moved = apply_spatial(element, x, stride=g.stride, zero_fill=g.zero_fill, order=g.order)
+            self._spatial[element.label] = moved
+        return self._spatial[element.label]
+
+
+def score(expect: Expectation, rep: Representation, elements: list[Element],
+          observed: list[np.ndarray]) -> float:
+    """The largest ranking error of ``rep`` over ``elements`` (observed tensors in the same order)."""
+    worst = 0.0
+    for element, seen in zip(elements, observed):
+        mask = expect.geometry.mask(element, rep, seen.shape)
+        worst = max(worst, fast_rel(seen, expect(rep, element), mask))
+    return worst
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The action kept for a tensor, its ranking error, and the runner-up's error / its error."""
+
+    rep: Representation
+    error: float
+    margin: float | None
+    source: str
+
+
+def choose(expect: Expectation, candidates: list[Representation], elements: list[Element],
+           observed: list[np.ndarray]) -> Choice:
+    """The candidate with the smallest error; ties go to the simplest (candidates come simplest first).
+    Candidates are ranked on the first sample of the batch (the errors of the one kept are then
+    measured on all of it); the margin is the runner-up's error over the winner's."""
+    if expect.reference.shape[0] > 1 and len(candidates) > 1:
+        expect = Expectation(expect.group, expect.reference[:1], expect.geometry)
+        observed = [seen[:1] for seen in observed]
+    scored = [(score(expect, rep, elements, observed), rep) for rep in candidates]
+    best_error, best = scored[0]
+    for error, rep in scored[1:]:
+        if error < best_error * (1 - 1e-6):
+            best_error, best = error, rep
+    def same_here(rep: Representation) -> bool:  # e.g. image and invariant on 1x1 maps: no contest
+        return all(np.array_equal(expect(rep, g), expect(best, g)) for g in elements)
+
+    others = [e for e, rep in scored if rep is not best and not (e <= best_error * (1 + 1e-6) and same_here(rep))]
+    margin = (min(others) + 1e-12) / (best_error + 1e-12) if others else None
+    return Choice(best, best_error, margin, "auto")
+
+
+def channel_matrix(x: np.ndarray) -> np.ndarray:
+    """``[B, C, (K,) H, W]`` as one row per channel (the channel axes flattened)."""
+    channels = int(np.prod(x.shape[1:-2])) if x.ndim >= 4 else x.shape[1]
+    return np.moveaxis(x.reshape(x.shape[0], channels, -1), 1, 0).reshape(channels, -1).astype(np.float64)
+
+
+def same_channel_norms(observed: np.ndarray, moved: np.ndarray, rtol: float = 1e-3) -> bool:
+    """A permutation of channels keeps the multiset of channel norms; rotations keep each norm."""
+    a = np.sort(np.linalg.norm(channel_matrix(observed), axis=1))
+    b = np.sort(np.linalg.norm(channel_matrix(moved), axis=1))
+    return bool(np.all(np.abs(a - b) <= rtol * (b.max() if b.size else 0.0)))
+
+
+def assignment(observed: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """The channel permutation p minimising ``||observed - moved[:, p]||``: new[i] = old[p[i]]."""
+    from scipy.optimize import linear_sum_assignment
+
+    a, b = channel_matrix(observed), channel_matrix(moved)
+    cost = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    rows, cols = linear_sum_assignment(cost)
+    perm = np.empty(len(rows), dtype=np.int64)
+    perm[rows] = cols
+    return perm
+
+
+def homomorphism(group: Group, generators: dict, size: int) -> dict | None:
+    """Extend generator permutations to the whole point group; None if the relations do not hold."""
+    pg = group.point_group
+    table = {pg.identity: np.arange(size)}
+    queue = [pg.identity]
+    while queue:
+        a = queue.pop()
+        for s, perm_s in generators.items():
+            b = pg.compose(s, a)  # apply a, then s: x[P_a][P_s] = x[P_a[P_s]]
+            perm_b = table[a][perm_s]
+            if b in table:
+                if not np.array_equal(table[b], perm_b):
+                    return None
+            else:
+                table[b] = perm_b
+                queue.append(b)
+    return table if len(table) == pg.order else None
+
+
+def find_permutation(expect: Expectation, elements: list[Element], observed: list[np.ndarray]) -> Choice | None:
+    """Per generator, the channel permutation that best explains the data (linear assignment), kept
+    only when the permutations generate a homomorphism of the point group."""
+    group, x = expect.group, expect.reference
+    pg = group.point_group
+    if pg is None or x.ndim < 4 or not all(e.exact for e in elements):
+        return None
+    channels = int(np.prod(x.shape[1:-2]))
+    if not 2 <= channels <= MAX_ASSIGNMENT_CHANNELS:
+        return None
+    by_point = {e.point: (e, seen) for e, seen in zip(elements, observed) if e.point is not None}
+    if not all(s in by_point for s in pg.generators()):
+        return None
+    generators = {}
+    for s in pg.generators():
+        element, seen = by_point[s]
+        moved = expect.moved(element)
+        if not same_channel_norms(seen, moved):  # no permutation of channels can explain it: skip the O(C^3)
+            return None
+        generators[s] = assignment(seen, moved)
+    table = homomorphism(group, generators, channels)
+    if table is None:
+        return None
+    rep = ChannelPermutationAction(table=tuple((p, tuple(int(i) for i in perm)) for p, perm in table.items()))
+    error = score(expect, rep, elements, observed)
+    return Choice(rep, error, None, "found") if error < FOUND_MAX_ERROR else None
+
+
+def scoring_elements(group: Group, elements: list[Element]) -> list[int]:
+    """Indices of the few exact elements that tell candidates apart: the point group's generators where
+    they act exactly, else the first exact non-identity elements."""
+    exact = [i for i, e in enumerate(elements) if e.exact and not e.is_identity]
+    pg = group.point_group
+    if pg is not None:
+        gens = set(pg.generators())
+        picked = [i for i in exact if elements[i].point in gens and elements[i].shift == (0, 0)]
+        rotations = [i for i in exact if elements[i].point is not None and not elements[i].point.flip]
+        if not any(not elements[i].point.flip for i in picked) and rotations:
+            picked.append(rotations[0])
+        shifted = [i for i in exact if elements[i].shift != (0, 0)]
+        picked += shifted[:1]
+        if picked:
+            return sorted(set(picked))
+    chosen = exact[:2]
+    if not chosen:
+        chosen = [i for i, e in enumerate(elements) if not e.is_identity][:2]
+    return chosen or [0]

@@ -1,0 +1,90 @@
+"""Errors of one captured tensor, the exact inputs that replace a broken one, and a tensor's geometry."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from eqcheck.actions.representations import Representation
+from eqcheck.compare import Geometry
+from eqcheck.groups.element import Element
+from eqcheck.layers.infer import Expectation
+from eqcheck.layers.trace import from_batch_first
+from eqcheck.tolerance import Tolerance
+
+
+@dataclass(frozen=True)
+class TensorErrors:
+    """The worst error of one tensor over the testing elements, the verdict, and the identity's error."""
+
+    worst: float
+    passed: bool
+    #: the error of the identity element: the same input gave a different output (non-determinism)
+    identity: float = 0.0
+
+
+def _worst(values: list[float]) -> float:
+    return max((math.inf if v != v else v for v in values), default=0.0)
+
+
+def _rel(observed: np.ndarray, expected: np.ndarray, norm: float | None, mask) -> float:
+    """``||a - b|| / ||b||``, the difference and both norms in float64 (``norm``: ``||b||`` if known)."""
+    if mask is not None:
+        observed, expected = observed[..., mask], expected[..., mask]
+    diff = np.subtract(observed, expected, dtype=np.float64).ravel()
+    num = float(np.sqrt(np.dot(diff, diff)))
+    if norm is None:
+        b = np.asarray(expected, dtype=np.float64).ravel()
+        norm = float(np.sqrt(np.dot(b, b)))
+    if not (math.isfinite(num) and math.isfinite(norm)):
+        return math.nan
+    if norm == 0.0:
+        return 0.0 if num == 0.0 else math.inf
+    return num / norm
+
+
+def norm64(x: np.ndarray) -> float:
+    flat = np.asarray(x, dtype=np.float64).ravel()
+    return float(np.sqrt(np.dot(flat, flat)))
+
+
+def tensor_errors(expect: Expectation, rep: Representation, elements: list[Element],
+                  observed: list[np.ndarray], tolerance: Tolerance, spread: float) -> TensorErrors:
+    """``||h(g.x) - rho(g) h(x)|| / ||rho(g) h(x)||`` per element (CONVENTIONS section 3, float64).
+    Where nothing is masked the actions only move entries, so ``||rho(g) h(x)|| = ||h(x)||``."""
+    errors, passed, identity, norm = [], True, 0.0, None
+    for element, seen in zip(elements, observed):
+        expected = expect(rep, element)
+        mask = expect.geometry.mask(element, rep, expected.shape)
+        if mask is None and norm is None and not expect.geometry.zero_fill:
+            norm = norm64(expect.reference)
+        rel = _rel(seen, expected, norm if mask is None and not expect.geometry.zero_fill else None, mask)
+        errors.append(rel)
+        passed = passed and tolerance.element_passes(rel, element.exact, spread)
+        identity = rel if element.is_identity else identity
+    return TensorErrors(_worst(errors), passed, identity)
+
+
+def transformed_input(expect: Expectation, rep: Representation, element: Element, axis: int,
+                      dtype: np.dtype) -> np.ndarray:
+    """``rho(g) h`` for a captured input whose batch sits on ``axis`` (the result keeps that layout)."""
+    moved = np.asarray(expect(rep, element), dtype=dtype)
+    return np.ascontiguousarray(from_batch_first(moved, axis))
+
+
+def spread64(reference: np.ndarray, other: np.ndarray) -> float:
+    """``||f(x') - f(x)|| / ||f(x)||`` in float64 (metrics.spread without the max abs)."""
+    return _rel(other, reference, None, None)
+
+
+def tensor_geometry(shape: tuple[int, ...], input_size: int | None, base: Geometry) -> Geometry:
+    """The geometry of a tensor: its stride from its width, the comparison margin scaled to it."""
+    stride = 1
+    if input_size and len(shape) >= 3 and shape[-1] and input_size % shape[-1] == 0:
+        stride = input_size // shape[-1]
+    margin = base.margin
+    if margin is not None:
+        reach = margin * max(base.stride, 1)
+        margin = -(-reach // stride)
+    return Geometry(stride=stride, zero_fill=base.zero_fill, margin=margin, order=base.order)

@@ -1,0 +1,334 @@
+"""Layer by layer: every output's action and errors, and a re-run from each break with its output made exact."""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from eqcheck.actions.parse import parse_representation, regular_spec
+from eqcheck.actions.representations import LAYOUTS, RegularFieldAction, Representation
+from eqcheck.compare import Geometry
+from eqcheck.errors import UsageError
+from eqcheck.groups.base import Group
+from eqcheck.groups.element import Element
+from eqcheck.layers.infer import (
+    Choice, Expectation, choose, fast_rel, find_permutation, layer_candidates, parse_layer_type, scoring_elements,
+)
+from eqcheck.layers.local import TensorErrors, spread64, tensor_errors, tensor_geometry, transformed_input
+from eqcheck.layers.trace import LayerTracer, Site, run_groups, to_batch_first
+from eqcheck.tolerance import Tolerance
+
+#: bytes of captured tensors (all items, views and patches included) one chunk of layers may hold
+LAYER_MEMORY_BUDGET = 1 << 30
+#: breaks patched (one more capture each) before the layers after the last one are left as they are
+MAX_BREAKS = 8
+#: ops that only reshape their input's data (ONNX op types and torch module classes)
+RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Unflatten"}
+
+
+@dataclass
+class View:
+    """One captured tensor: reference and one item per testing element, as captured and batch first."""
+
+    raw_ref: np.ndarray
+    raw_items: list[np.ndarray]
+    axis: int
+    ref: np.ndarray
+    items: list[np.ndarray]
+    geometry: Geometry
+    expect: Expectation
+    #: ``||h(x') - h(x)|| / ||h(x)||``: only interpolated elements need it, so it is computed for them
+    spread: float = float("nan")
+    #: the tensor for the unrelated input, when one was run
+    raw_other: np.ndarray | None = None
+
+
+@dataclass
+class Analysed:
+    """What the analysis found for one tensor: its action, the capture it was first seen in (where
+    errors become visible) and the latest one (where every break before it was made exact)."""
+
+    site: Site
+    choice: Choice
+    view: View
+    first: View
+    local: TensorErrors
+    cumulative: TensorErrors | None = None
+    input_action: Representation | None = None
+    #: fails on its own, but the error vanishes in the layers after it: part of an equivariant block
+    absorbed: bool = False
+    #: a reshape of this tensor's data: its errors are those of the tensor it reshapes
+    copy_of: "Analysed | None" = None
+
+    def finish(self, analysis: "LayerAnalysis") -> None:
+        """The cumulative error, under the action the layer was finally given."""
+        if self.copy_of is not None and self.copy_of.cumulative is not None:
+            self.cumulative = self.copy_of.cumulative
+        elif self.first is self.view:
+            self.cumulative = self.local
+        else:
+            self.cumulative = analysis.errors(self.first, self.choice.rep)
+
+
+class LayerAnalysis:
+    """Reads every layer from the captures, finds where errors are made, and re-runs from there."""
+
+    def __init__(self, tracer: LayerTracer, group: Group, elements: list[Element], tolerance: Tolerance,
+                 geometry: Geometry, set_size: int | None, input_actions: Mapping[str, Representation],
+                 layer_types: Mapping[str, str], input_size: int | None) -> None:
+        self.tracer, self.group, self.elements, self.tolerance = tracer, group, elements, tolerance
+        self.geometry, self.set_size, self.input_size = geometry, set_size, input_size
+        self.known: dict[str, Representation] = dict(input_actions)
+        self.layer_types = dict(layer_types)
+        self.used_types: set[str] = set()
+        self.scoring = scoring_elements(group, elements)
+        self.analysed: dict[str, Analysed] = {}
+        self.glue: dict[str, Analysed] = {}
+        #: per break, its output for every item, made exact: rho(g) h(x) in place of h(g x)
+        self.patches: dict[str, list[np.ndarray]] = {}
+        #: an unrelated input (item 0) is run only where interpolated elements need the spread
+        self.offset = 1 if any(not e.exact for e in elements) else 0
+        self.identity = next((self.offset + i for i, e in enumerate(elements) if e.is_identity), None)
+        self.inputs = set(input_actions)
+        self.site_outputs: set[str] = set()
+        self.output_capture: dict[str, list[np.ndarray]] = {}
+        self.notes: list[str] = []
+        self.groups: list[list[int]] = []
+
+    # ---- one tensor --------------------------------------------------------------------------------
+    def view(self, key: str, ref: np.ndarray, captured: dict[str, list[np.ndarray]]) -> View | None:
+        if key not in captured or key not in self.tracer.axes:
+            return None
+        axis = self.tracer.axes[key]
+        raw = captured[key][self.offset:]
+        items = [to_batch_first(a, axis) for a in raw]
+        batch_ref = to_batch_first(ref, axis)
+        geometry = tensor_geometry(batch_ref.shape, self.input_size, self.geometry)
+        spread = spread64(batch_ref, to_batch_first(captured[key][0], axis)) if self.offset else float("nan")
+        return View(ref, raw, axis, batch_ref, items, geometry, Expectation(self.group, batch_ref, geometry), spread,
+                    captured[key][0] if self.offset else None)
+
+    def _declared(self, site: Site, spec: str | None, shape) -> Representation | None:
+        if spec is None or site.declared_group not in (None, self.group.name):
+            return None
+        try:
+            rep = parse_representation(spec, tuple(shape))
+        except UsageError:
+            return None
+        return rep if rep.fits(self.group, tuple(shape), self.set_size) is None else None
+
+    def _override(self, site: Site, shape) -> Representation | None:
+        for pattern, spec in self.layer_types.items():
+            if fnmatch.fnmatchcase(site.name, pattern) or (site.tensor and fnmatch.fnmatchcase(site.tensor, pattern)):
+                self.used_types.add(pattern)
+                rep = parse_layer_type(spec, tuple(shape))
+                reason = rep.fits(self.group, tuple(shape), self.set_size)
+                if reason:
+                    raise UsageError(f"--layer-type {pattern}={spec}: {reason}")
+                return rep
+        return None
+
+    def choose_output(self, site: Site, view: View, input_action: Representation | None) -> Choice:
+        """Given (--layer-type), declared (eqcheck.nn), or the candidate with the smallest error; a layer
+        that breaks equivariance says nothing about the action of its output, so it keeps its input's."""
+        shape = view.ref.shape
+        given = self._override(site, shape)
+        if given is not None:
+            return Choice(given, float("nan"), None, "given")
+        declared = self._declared(site, site.declared_out, shape)
+        if declared is not None:
+            return Choice(declared, float("nan"), None, "declared")
+        elements = [self.elements[i] for i in self.scoring]
+        observed = [view.items[i] for i in self.scoring]
+        choice = choose(view.expect, layer_candidates(self.group, shape, self.set_size), elements, observed)
+        if choice.error > self.tolerance.exact:
+            found = find_permutation(view.expect, elements, observed)
+            if found is not None and found.error < 0.5 * choice.error:
+                choice = Choice(found.rep, found.error, (choice.error + 1e-12) / (found.error + 1e-12), "found")
+        kept = same_kind(input_action, self.group, shape, self.set_size) if input_action is not None else None
+        if choice.error > self.tolerance.exact and choice.source == "auto" and kept is not None:
+            return Choice(kept, choice.error, None, "kept")
+        return choice
+
+    def errors(self, view: View, rep: Representation) -> TensorErrors:
+        return tensor_errors(view.expect, rep, self.elements, view.items, self.tolerance, view.spread)
+
+    def record(self, site: Site, view: View, source: Analysed | None = None) -> Analysed:
+        """The layer read from a capture in which its inputs are exact: running it on ``rho(g) h`` is
+        what produced these outputs, so their error is its local error."""
+        input_action = next((self.known[k] for k in site.inputs if k in self.known), None)
+        if site.declared_in and site.inputs:
+            input_action = self._declared(site, site.declared_in, self.tracer.ref[site.inputs[0]].shape) or input_action
+        if site.op in RESHAPES and source is not None and source.local.passed and input_action is not None:
+            reshaped = self._reshaped(site, view, source, input_action)
+            if reshaped is not None:
+                return reshaped
+        choice = self.choose_output(site, view, input_action)
+        return self._store(self.analysed, site, choice, view, input_action)
+
+    def _reshaped(self, site: Site, view: View, source: Analysed, input_action: Representation) -> Analysed | None:
+        """A reshape of an exact tensor that keeps its action (``[B, C*|H|, H, W]`` to ``[B, C, |H|, H, W]``):
+        the same numbers in another shape, so the same errors and margin; checked on one element."""
+        rep = same_kind(input_action, self.group, view.ref.shape, self.set_size)
+        if (rep is None or view.ref.size != source.view.ref.size or view.ref.shape[0] != source.view.ref.shape[0]
+                or self._override(site, view.ref.shape) is not None):
+            return None
+        first = self.scoring[0]
+        if fast_rel(view.items[first], view.expect(rep, self.elements[first])) > self.tolerance.exact:
+            return None
+        self.known[site.output] = rep
+        earlier = self.analysed.get(site.output)
+        self.analysed[site.output] = Analysed(site, Choice(rep, source.choice.error, source.choice.margin, "auto"),
+                                              view, earlier.first if earlier else view, source.local, None,
+                                              input_action, copy_of=source)
+        return self.analysed[site.output]
+
+    def record_glue(self, key: str, consumer: Site | None, view: View) -> Analysed:
+        """Code between modules (torch): its action is the one that explains its output best."""
+        indices = self.scoring
+        choice = choose(view.expect, layer_candidates(self.group, view.ref.shape, self.set_size),
+                        [self.elements[i] for i in indices], [view.items[i] for i in indices])
+        site = Site(name=key, op="glue", output=key, glue=True,
+                    span=(consumer.span[0], consumer.span[0]) if consumer and consumer.span else None,
+                    node=consumer.node if consumer else None)
+        return self._store(self.glue, site, choice, view, None)
+
+    def _store(self, table: dict[str, Analysed], site: Site, choice: Choice, view: View,
+               input_action: Representation | None) -> Analysed:
+        self.known[site.output] = choice.rep
+        earlier = table.get(site.output)
+        table[site.output] = Analysed(site, choice, view, earlier.first if earlier else view,
+                                      self.errors(view, choice.rep), None, input_action)
+        return table[site.output]
+
+    # ---- a chunk of layers -------------------------------------------------------------------------
+    def _read(self, sites: list[Site], views: dict[str, View]) -> list[Analysed]:
+        """Record every layer (and the code before it that no module ran), in execution order."""
+        order: list[Analysed] = []
+        seen: set[str] = set()
+        for site in sites:
+            for key in site.inputs:
+                if key in views and key not in self.inputs and key not in self.site_outputs and key not in seen:
+                    seen.add(key)
+                    order.append(self.record_glue(key, site, views[key]))
+            if site.output in views:
+                inputs = [k for k in site.inputs if k in views]
+                source = next((a for a in reversed(order) if len(inputs) == 1 and a.site.output == inputs[0]), None)
+                order.append(self.record(site, views[site.output], source))
+        return order
+
+    def _recovered(self, order: list[Analysed]) -> dict[str, bool]:
+        """Whether each error vanishes further down: it passes, or every layer reading it recovers."""
+        readers: dict[str, list[str]] = {}
+        for a in order:
+            if not a.site.glue:
+                for key in a.site.inputs:
+                    readers.setdefault(key, []).append(a.site.output)
+        recovered: dict[str, bool] = {}
+        for a in reversed(order):
+            after = [recovered[r] for r in readers.get(a.site.output, []) if r in recovered]
+            recovered[a.site.output] = a.local.passed or (bool(after) and all(after))
+        return recovered
+
+    def _after(self, chunk: list[Site], broken: Analysed) -> list[Site]:
+        if broken.site.span is not None:  # torch: what starts after the break ends (or with its reader)
+            end = broken.site.span[1] if not broken.site.glue else broken.site.span[0] - 1
+            return [s for s in chunk if s.span and s.span[0] > end]
+        position = next(i for i, s in enumerate(chunk) if s.output == broken.site.output)
+        return chunk[position + 1:]
+
+    def _patch(self, key: str, view: View) -> list[np.ndarray]:
+        rep = self.known[key]
+        other = [view.raw_other] if view.raw_other is not None else []
+        return other + [transformed_input(view.expect, rep, g, view.axis, view.raw_ref.dtype) for g in self.elements]
+
+    def _capture_and_read(self, sites: list[Site], reference, items, patches) -> list[Analysed]:
+        captured = self.tracer.capture(sites, items, self.groups, self.identity, patches)
+        output_key = getattr(self.tracer, "output_key", None)
+        if output_key in captured:
+            self.output_capture = {output_key: captured[output_key]}
+        keys = {k for s in sites for k in (s.output, *s.inputs)} - set(patches)
+        return self._read(sites, {k: v for k in keys if (v := self.view(k, reference[k], captured)) is not None})
+
+    def analyse(self, chunk: list[Site], reference: dict[str, np.ndarray], items) -> None:
+        """Read the chunk; at the first error that does not vanish further down, put ``rho(g) h`` in place
+        of the broken output and capture again what follows, until no break is left."""
+        remaining = chunk
+        if self.patches:  # breaks in earlier chunks: first the plain capture, for the cumulative errors
+            self._capture_and_read(remaining, reference, items, {})
+        for _ in range(MAX_BREAKS + 1):
+            order = self._capture_and_read(remaining, reference, items, self.patches)
+            recovered = self._recovered(order)
+            fixed = {"given", "declared"}  # an action someone stated is a contract: no block excuses it
+            broken = next((a for a in order if not a.local.passed and (not recovered[a.site.output]
+                                                                       or a.choice.source in fixed)), None)
+            for a in order:
+                if not a.local.passed and recovered[a.site.output] and a.choice.source not in fixed:
+                    a.absorbed = True  # inside a block that is equivariant as a whole (padding, heads)
+                if a is broken:
+                    break
+            if broken is None:
+                break
+            if len(self.patches) >= MAX_BREAKS:
+                if not self.notes:
+                    self.notes.append(f"per-layer analysis re-ran the model after the first {MAX_BREAKS} layers "
+                                      f"that break equivariance; the local errors from {broken.site.name} on "
+                                      f"include what earlier layers made")
+                break
+            self.patches[broken.site.output] = self._patch(broken.site.output, broken.view)
+            remaining = self._after(remaining, broken)
+            if not remaining:
+                break
+        for a in [*self.analysed.values(), *self.glue.values()]:
+            if a.cumulative is None:
+                a.finish(self)
+
+    def run(self, feeds, items, max_batch: int | None, budget: int,
+            progress: Callable[[int, int], None] | None) -> None:
+        self.groups = run_groups(items, self.tracer.stacked, max_batch)
+        reference = self.tracer.reference(feeds)
+        self.site_outputs = {s.output for s in self.tracer.sites}
+        chunks = chunk_sites(self.tracer.sites, reference, len(items), budget)
+        for done, chunk in enumerate(chunks):
+            self.analyse(chunk, reference, items)
+            if progress:
+                progress(done + 1, len(chunks))
+        output_key = getattr(self.tracer, "output_key", None)
+        if output_key and output_key in reference:
+            view = self.view(output_key, reference[output_key], self.output_capture)
+            if view is not None:
+                self.record_glue(output_key, None, view).finish(self)
+        unused = set(self.layer_types) - self.used_types
+        if unused:
+            raise UsageError(f"--layer-type names no layer: {sorted(unused)[0]!r}")
+
+
+def same_kind(rep: Representation, group: Group, shape, set_size) -> Representation | None:
+    """``rep`` if it fits ``shape``; for regular fields, the same order on the layout that fits (a reshape
+    between ``[B, C, |H|, H, W]`` and ``[B, C*|H|, H, W]`` keeps the action)."""
+    if rep.fits(group, tuple(shape), set_size) is None:
+        return rep
+    if isinstance(rep, RegularFieldAction):
+        for layout in LAYOUTS:
+            moved = dataclasses.replace(rep, layout=layout, spec=regular_spec(layout, rep.convention, rep.orientation))
+            if moved.fits(group, tuple(shape), set_size) is None:
+                return moved
+    return None
+
+
+def chunk_sites(sites: list[Site], reference: dict[str, np.ndarray], items: int, budget: int) -> list[list[Site]]:
+    """Consecutive layers whose captured tensors (every item, views and patches too) fit in ``budget`` bytes."""
+    chunks, current, used = [], [], 0
+    for site in sites:
+        cost = sum(reference[k].nbytes for k in (site.output, *site.inputs) if k in reference) * (2 * items + 2)
+        if current and used + cost > budget:
+            chunks.append(current)
+            current, used = [], 0
+        current.append(site)
+        used += cost
+    if current:
+        chunks.append(current)
+    return chunks

@@ -1,0 +1,139 @@
+"""Per-layer analysis of ONNX models: extra outputs of a copy, node names, blocks of ops, bounded memory."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+import eqcheck
+from eqcheck.layers.capture_onnx import layer_name
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_models"
+
+
+def export(model: nn.Module, shape, path: Path, dynamic: bool = True) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.randn(*shape),), str(path), dynamo=False, opset_version=17,
+                          input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}} if dynamic else None)
+    return path
+
+
+def _seeded(build):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return build().eval()
+
+
+def test_the_sample_broken_p4cnn_names_its_broken_layer() -> None:
+    result = eqcheck.verify(SAMPLES / "p4cnn_broken.onnx", "p4")
+    assert result.first_failing_layer == "/conv4_broken_plain/plain_conv2d/Conv"
+    failing = [layer for layer in result.layers if not layer.passed]
+    assert [layer.name for layer in failing] == [result.first_failing_layer]
+    first = failing[0]
+    assert first.tensor == "/conv4_broken_plain/plain_conv2d/Conv_output_0" and first.op == "Conv"
+    assert first.local_rel_error > 1.0 and first.representation == "regular:field-major"
+    index = [layer.name for layer in result.layers].index(first.name)
+    before, after = result.layers[:index], result.layers[index + 1:]
+    assert all(layer.max_rel_error < 1e-5 for layer in before)
+    assert all(layer.local_rel_error < 1e-5 < 0.1 < layer.max_rel_error for layer in after)
+    assert any(d.code == "plain-layer" and d.layer == first.name for d in result.diagnoses)
+
+
+def test_exact_sample_networks_pass_at_every_layer_as_regular_fields() -> None:
+    result = eqcheck.verify(SAMPLES / "p4mcnn.onnx", "p4m")
+    assert result.passed and result.first_failing_layer is None and all(layer.passed for layer in result.layers)
+    actions = {layer.name: layer.representation for layer in result.layers}
+    assert actions["/conv1/Conv"] == "regular:field-major"  # escnn order, rolled by +k (section 2)
+    assert actions["/conv2/Reshape_3"] == "regular:5d"
+    assert actions["/group_pool/ReduceMax"] == "image"
+
+
+def test_circular_padding_is_a_block_that_passes_and_zero_padding_breaks_translations(tmp_path) -> None:
+    def cnn(mode):
+        return _seeded(lambda: nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, padding_mode=mode), nn.ReLU(),
+                                             nn.Conv2d(4, 2, 3, padding=1, padding_mode=mode)))
+
+    circular = eqcheck.verify(export(cnn("circular"), (2, 2, 12, 12), tmp_path / "c.onnx"), "translation")
+    assert circular.passed and circular.first_failing_layer is None
+    blocks = [layer for layer in circular.layers if layer.representation_source == "block"]
+    assert blocks and {layer.op for layer in blocks} <= {"Slice", "Concat", "Pad"}  # the padding's own ops
+    assert all(layer.passed for layer in circular.layers)
+    zeros = eqcheck.verify(export(cnn("zeros"), (2, 2, 12, 12), tmp_path / "z.onnx"), "translation")
+    assert zeros.first_failing_layer == "/0/Conv"
+    assert any(d.code == "zero-padding" and d.layer == "/0/Conv" for d in zeros.diagnoses)
+
+
+class SeqFirstPositional(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pos = nn.Parameter(0.5 * torch.randn(1, 5, 8))
+        layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
+
+    def forward(self, x):
+        return self.encoder(x + self.pos)
+
+
+def test_a_transformer_export_with_sequence_first_and_merged_heads_is_read_right(tmp_path) -> None:
+    result = eqcheck.verify(export(_seeded(SeqFirstPositional), (2, 5, 8), tmp_path / "t.onnx"), "perm")
+    assert result.first_failing_layer == "/Add"  # x + pos: nothing after it makes an error
+    assert [layer.name for layer in result.layers if not layer.passed] == ["/Add"]
+    actions = {layer.representation for layer in result.layers}
+    assert {"set", "set:axis=2", "set:axes=2,3"} <= actions  # [N, B, D] moved batch-first; heads; scores
+    assert any(d.code == "positional-embedding" for d in result.diagnoses)
+
+
+def test_a_static_batch_is_run_one_item_at_a_time(tmp_path) -> None:
+    path = export(_seeded(lambda: nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Conv2d(3, 2, 3))),
+                  (2, 1, 9, 9), tmp_path / "static.onnx", dynamic=False)
+    result = eqcheck.verify(path, "p4")
+    assert result.first_failing_layer == "/0/Conv"  # a plain conv on an image
+    assert len(result.layers) == 3
+
+
+def test_bounded_memory_gives_the_same_rows(monkeypatch) -> None:
+    import eqcheck.layers.analysis as analysis
+
+    whole = eqcheck.verify(SAMPLES / "p4cnn_broken.onnx", "p4")
+    original = analysis.analyze_layers
+
+    def small(*args, **kwargs):
+        return original(*args, **{**kwargs, "memory_budget": 200_000})  # a few layers per capture
+
+    monkeypatch.setattr("eqcheck.api.analyze_layers", small)
+    chunked = eqcheck.verify(SAMPLES / "p4cnn_broken.onnx", "p4")
+    assert chunked.first_failing_layer == whole.first_failing_layer
+    assert [(r.name, r.representation, r.passed) for r in chunked.layers] == \
+        [(r.name, r.representation, r.passed) for r in whole.layers]
+    assert np.allclose([r.max_rel_error for r in chunked.layers], [r.max_rel_error for r in whole.layers])
+
+
+def test_dynamo_nodes_are_named_after_their_module_scope() -> None:
+    node = onnx.helper.make_node("Conv", ["x", "w"], ["y"], name="node_conv2d_1")
+    entry = node.metadata_props.add()
+    entry.key, entry.value = "pkg.torch.onnx.name_scopes", "['', 'plain', 'conv2d_1']"
+    assert layer_name(node) == "plain/node_conv2d_1"
+    legacy = onnx.helper.make_node("Conv", ["x", "w"], ["y"], name="/plain/Conv")
+    assert layer_name(legacy) == "/plain/Conv"
+    spaced = onnx.helper.make_node("Relu", ["x"], ["y"], name="node_relu")
+    entry = spaced.metadata_props.add()
+    entry.key, entry.value = "namespace", ": torch.nn.Sequential/relu1: torch.nn.ReLU/relu: aten.relu.default"
+    assert layer_name(spaced) == "relu1/node_relu"
+
+
+def test_same_padding_with_an_even_kernel_is_named_as_the_cause(tmp_path) -> None:
+    conv = nn.Conv2d(1, 2, 2, padding="same", bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)  # a filter that rotations leave alone: only the padding is off-centre
+    model = nn.Sequential(conv, nn.ReLU())
+    for checked, name in ((export(model, (2, 1, 9, 9), tmp_path / "same.onnx"), "/0/Conv"), (model, "0")):
+        result = eqcheck.verify(checked, "p4", input_shape=[2, 1, 9, 9])
+        assert result.first_failing_layer == name
+        assert {d.code for d in result.diagnoses if d.layer == name} == {"asymmetric-padding", "even-kernel"}

@@ -1,0 +1,160 @@
+"""Per-layer analysis of PyTorch models: hooks, declared actions, nesting, glue code, breaks."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import eqcheck
+from eqcheck.errors import UsageError
+from eqcheck.nn import GroupPool, P4ConvP4, P4ConvZ2, SpatialPool
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_models"
+
+
+def _seeded(build):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return build().eval()
+
+
+def exact_p4():
+    return _seeded(lambda: nn.Sequential(OrderedDict(
+        conv1=P4ConvZ2(1, 4, 3), relu1=nn.ReLU(), conv2=P4ConvP4(4, 4, 3), pool=GroupPool("max"),
+        head=SpatialPool("mean"))))
+
+
+class FlatPlainConv(nn.Module):
+    """A plain Conv2d on [B, C*4, H, W], not declared: its filters are not rotated."""
+
+    def __init__(self, fields: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(fields * 4, fields * 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x.flatten(1, 2)).unflatten(1, (-1, 4))
+
+
+def rows(result):
+    return {layer.name: layer for layer in result.layers}
+
+
+def test_exact_p4_network_passes_at_every_layer_with_declared_and_inferred_actions() -> None:
+    result = eqcheck.verify(exact_p4(), "p4", input_shape=[2, 1, 11, 11])
+    assert result.passed and result.first_failing_layer is None
+    layers = rows(result)
+    assert list(layers) == ["conv1", "relu1", "conv2", "pool", "head"]
+    assert all(layer.passed and layer.local_rel_error < 1e-5 for layer in layers.values())
+    assert layers["conv1"].representation == "regular:5d" and layers["conv1"].representation_source == "declared"
+    assert layers["relu1"].representation == "regular:5d" and layers["relu1"].representation_source == "auto"
+    assert layers["relu1"].representation_margin > 1e4  # the other candidates are off by order one
+    assert layers["pool"].representation == "image" and layers["head"].representation == "invariant"
+    assert layers["conv2"].shape == (2, 4, 4, 7, 7) and layers["conv2"].op == "P4ConvP4"
+
+
+def test_a_plain_conv_inside_an_undeclared_module_is_the_first_failing_layer() -> None:
+    model = _seeded(lambda: nn.Sequential(OrderedDict(
+        conv1=P4ConvZ2(1, 4, 3), relu1=nn.ReLU(), plain=FlatPlainConv(4), conv2=P4ConvP4(4, 4, 3),
+        pool=GroupPool("max"), head=SpatialPool("mean"))))
+    result = eqcheck.verify(model, "p4", input_shape=[2, 1, 11, 11])
+    assert not result.passed
+    assert result.first_failing_layer == "plain.conv"  # the innermost failing module of "plain"
+    layers = rows(result)
+    assert not layers["plain"].passed and not layers["plain.conv"].passed
+    assert layers["plain.conv"].local_rel_error > 0.3 and layers["plain.conv"].representation_source == "kept"
+    # the layers after it are exact on an exact input: the error is carried, not made, there
+    assert layers["conv2"].passed and layers["conv2"].local_rel_error < 1e-5 < 0.1 < layers["conv2"].max_rel_error
+    assert not layers["conv2"].cumulative_passed
+    causes = [d for d in result.diagnoses if d.layer == "plain.conv"]
+    assert [d.code for d in causes] == ["plain-layer"] and "between group layers" in causes[0].message
+
+
+def test_the_sample_broken_p4cnn_names_its_broken_module() -> None:
+    result = eqcheck.verify(f"{SAMPLES / 'models.py'}:p4cnn_broken", "p4")
+    assert result.first_failing_layer == "conv4_broken_plain"  # declared: the author's unit, not its child
+    assert [layer.name for layer in result.layers if not layer.passed] == [
+        "conv4_broken_plain", "conv4_broken_plain.plain_conv2d"]
+
+
+def test_a_module_called_twice_gives_one_row_per_call() -> None:
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1, self.conv2, self.act = P4ConvZ2(1, 2, 3), P4ConvP4(2, 2, 3), nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.conv2(self.act(self.conv1(x))))
+
+    result = eqcheck.verify(_seeded(Twice), "p4", input_shape=[2, 1, 9, 9], output_type="regular")
+    assert [layer.name for layer in result.layers] == ["conv1", "act#1", "conv2", "act#2"]
+    assert result.passed and all(layer.passed for layer in result.layers)
+
+
+@pytest.mark.parametrize("size, passes", [(13, True), (12, False)])
+def test_stride_two_keeps_the_grid_centred_only_on_odd_sizes(size, passes) -> None:
+    model = _seeded(lambda: nn.Sequential(P4ConvZ2(1, 4, 3, padding=1), nn.ReLU(),
+                                          P4ConvP4(4, 4, 3, stride=2, padding=1), GroupPool("max"),
+                                          SpatialPool("mean")))
+    result = eqcheck.verify(model, "p4", input_shape=[2, 1, size, size])
+    assert result.passed is passes
+    assert result.first_failing_layer == (None if passes else "2")
+    codes = {d.code for d in result.diagnoses if d.layer == "2"}
+    assert codes == (set() if passes else {"stride-alignment", "even-size"})
+
+
+class SetEncoder(nn.Module):
+    def __init__(self, positional: bool) -> None:
+        super().__init__()
+        self.pos = nn.Parameter(0.5 * torch.randn(1, 5, 8)) if positional else None
+        layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
+
+    def forward(self, x):
+        return self.encoder(x + self.pos if self.pos is not None else x)
+
+
+@pytest.mark.parametrize("positional", [False, True])
+def test_a_positional_embedding_is_named_as_the_break_of_a_set_transformer(positional) -> None:
+    result = eqcheck.verify(_seeded(lambda: SetEncoder(positional)), "perm", input_shape=[2, 5, 8])
+    assert result.passed is not positional
+    layers = rows(result)
+    assert layers["encoder"].representation == "set" and layers["encoder"].passed
+    if positional:
+        assert result.first_failing_layer == "pos" and layers["pos"].op == "add"
+        assert layers["encoder"].local_rel_error < 1e-5 < 0.1 < layers["encoder"].max_rel_error
+        assert any(d.code == "positional-embedding" and d.layer == "pos" for d in result.diagnoses)
+    else:
+        assert result.first_failing_layer is None and all(layer.passed for layer in result.layers)
+
+
+def test_dropout_in_train_mode_is_found_by_the_identity_element() -> None:
+    model = _seeded(lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, padding_mode="circular"), nn.Dropout(0.5),
+                                          nn.Conv2d(4, 2, 3, padding=1, padding_mode="circular")))
+    result = eqcheck.verify(model, "translation", input_shape=[2, 1, 12, 12], train_mode=True)
+    assert result.first_failing_layer == "1"
+    assert any(d.code == "non-determinism" and d.layer == "1" for d in result.diagnoses)
+
+
+def test_layer_type_overrides_the_inferred_action() -> None:
+    result = eqcheck.verify(exact_p4(), "p4", input_shape=[2, 1, 11, 11], layer_types=["relu1=image"])
+    relu = rows(result)["relu1"]
+    assert relu.representation == "image" and relu.representation_source == "given"
+    assert not relu.passed  # regular fields do not transform as plain images
+    with pytest.raises(UsageError, match="names no layer"):
+        eqcheck.verify(exact_p4(), "p4", input_shape=[2, 1, 11, 11], layer_types={"nope": "image"})
+
+
+def test_torchscript_is_checked_on_its_output_only(tmp_path) -> None:
+    path = tmp_path / "model.ts"
+    torch.jit.trace(exact_p4(), torch.randn(2, 1, 11, 11)).save(str(path))
+    result = eqcheck.verify(path, "p4", input_shape=[2, 1, 11, 11])
+    assert result.passed and result.layers == () and result.first_failing_layer is None
+    assert any("TorchScript" in note for note in result.run.notes)
+
+
+def test_per_layer_can_be_turned_off() -> None:
+    result = eqcheck.verify(exact_p4(), "p4", input_shape=[2, 1, 11, 11], per_layer=False)
+    assert result.layers == () and result.first_failing_layer is None
