@@ -43,7 +43,8 @@ def run_many(
     return results, len(batches)
 
 
-def _chunks(sizes: list[int], limit: int) -> list[list[int]]:
+def chunk_indices(sizes: list[int], limit: int) -> list[list[int]]:
+    """Consecutive feeds grouped so that each group holds at most ``limit`` samples (one feed at least)."""
     chunks, current, filled = [], [], 0
     for index, size in enumerate(sizes):
         if current and filled + size > limit:
@@ -58,7 +59,7 @@ def _chunks(sizes: list[int], limit: int) -> list[list[int]]:
 
 def _run_stacked(runner, batches, sizes, limit, progress):
     results: list[list[np.ndarray]] = []
-    chunks = _chunks(sizes, limit)
+    chunks = chunk_indices(sizes, limit)
     for done, chunk in enumerate(chunks):
         feeds = {name: np.concatenate([batches[i][name] for i in chunk], axis=0) for name in batches[0]}
         outputs = runner.run(feeds)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eqcheck.batching import MAX_CHUNK_BYTES, MAX_CHUNK_SAMPLES, _chunks
+from eqcheck.batching import MAX_CHUNK_BYTES, MAX_CHUNK_SAMPLES, chunk_indices
 
 
 @dataclass
@@ -73,7 +73,7 @@ def run_groups(items: list[dict[str, np.ndarray]], stacked: bool, max_batch: int
     sizes = [next(iter(feeds.values())).shape[0] for feeds in items]
     per_sample = max(sum(a.nbytes for a in items[0].values()) // max(sizes[0], 1), 1)
     limit = max_batch or max(min(MAX_CHUNK_BYTES // per_sample, MAX_CHUNK_SAMPLES), sizes[0])
-    return _chunks(sizes, limit)
+    return chunk_indices(sizes, limit)
 
 
 def batch_axis(ref_shape: tuple[int, ...], run_shape: tuple[int, ...], count: int) -> int | None:
