@@ -1,4 +1,5 @@
-"""The library entry points: ``verify`` measures and returns a result; ``assert_equivariant`` raises."""
+"""The library entry points: ``verify`` measures and returns a result; ``assert_equivariant`` (from
+``eqcheck.testing``) raises."""
 from __future__ import annotations
 
 import time
@@ -151,11 +152,4 @@ def verify(
     )
 
 
-def assert_equivariant(model, group: str | Group, **options) -> VerificationResult:
-    """``verify``, then raise AssertionError with the worst elements when the model is not equivariant."""
-    from eqcheck.report.text import failure_message
-
-    result = verify(model, group, **options)
-    if not result.passed:
-        raise AssertionError(failure_message(result))
-    return result
+from eqcheck.testing import assert_equivariant  # noqa: E402  (one function: eqcheck.testing's)

@@ -60,24 +60,81 @@ def verify(
     per_layer: bool = typer.Option(True, "--per-layer/--no-per-layer", help="per-layer table and first failing layer"),
     layer_type: Optional[list[str]] = typer.Option(None, "--layer-type", help="a layer's output action: NAME=TYPE (NAME may be a glob)"),
     json_path: Optional[str] = typer.Option(None, "--json", help="write the JSON report to PATH ('-' for stdout)"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="print the verdict line only"),
+    html_path: Optional[str] = typer.Option(None, "--html", help="write the HTML report to PATH"),
+    junit_path: Optional[str] = typer.Option(None, "--junit", help="write a JUnit XML report to PATH"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print the verdict line only (and no progress bar)"),
 ) -> None:
     """Check one model against one group; the exit code says whether it passed."""
     from eqcheck.api import verify as run_verify
     from eqcheck.gate import exit_code
-    from eqcheck.report.outputs import check_writable, write_reports
+    from eqcheck.report.outputs import check_outputs, write_reports
+    from eqcheck.report.progress import progress_bar
 
-    if json_path not in (None, "-"):
-        check_writable(json_path)
-    result = run_verify(
-        model, group, input_shape=input_shape, inputs=input_file, act=act, output_type=output_type,
-        output=output, tol=tol, approx_tol=approx_tol, seed=seed, samples=samples, batch_size=batch_size,
-        dtype=dtype, device=device, weights=str(weights) if weights else None, unsafe_load=unsafe_load,
-        allow_tf32=tf32, train_mode=train_mode, max_batch=max_batch, per_layer=per_layer, layer_types=layer_type,
-        command=_command_line(),
-    )
-    write_reports(result, json_path=json_path, quiet=quiet)
+    check_outputs(json_path=json_path, html_path=html_path, junit_path=junit_path)
+    with progress_bar(quiet) as progress:
+        result = run_verify(
+            model, group, input_shape=input_shape, inputs=input_file, act=act, output_type=output_type,
+            output=output, tol=tol, approx_tol=approx_tol, seed=seed, samples=samples, batch_size=batch_size,
+            dtype=dtype, device=device, weights=str(weights) if weights else None, unsafe_load=unsafe_load,
+            allow_tf32=tf32, train_mode=train_mode, max_batch=max_batch, per_layer=per_layer,
+            layer_types=layer_type, progress=progress, command=_command_line(),
+        )
+    write_reports(result, json_path=json_path, html_path=html_path, junit_path=junit_path, quiet=quiet)
     raise typer.Exit(exit_code(result))
+
+
+@app.command()
+def report(
+    result_path: Path = typer.Argument(..., metavar="RESULT.json", help="a result saved with --json"),
+    html_path: Optional[str] = typer.Option(None, "--html", help="write the HTML report to PATH"),
+    junit_path: Optional[str] = typer.Option(None, "--junit", help="write a JUnit XML report to PATH"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print the verdict line only"),
+) -> None:
+    """Render a saved JSON result again (terminal, --html, --junit); the exit code is its verdict's."""
+    from eqcheck.gate import exit_code
+    from eqcheck.report.outputs import check_outputs, read_result, write_reports
+
+    check_outputs(html_path=html_path, junit_path=junit_path)
+    result = read_result(result_path)
+    write_reports(result, html_path=html_path, junit_path=junit_path, quiet=quiet)
+    raise typer.Exit(exit_code(result))
+
+
+@app.command()
+def check(
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file with [tool.eqcheck] (default: the "
+                                                                  "nearest pyproject.toml)"),
+    group: Optional[str] = typer.Option(None, "--group", "-g", help="check every model against this group"),
+    output_type: Optional[str] = typer.Option(None, "--output-type", help="override every model's output type"),
+    tol: Optional[float] = typer.Option(None, "--tol", help="override every model's tolerance"),
+    approx_tol: Optional[float] = typer.Option(None, "--approx-tol", help="tolerance for interpolated rotations"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="seed for inputs and sampled elements"),
+    samples: Optional[int] = typer.Option(None, "--samples", help="elements to sample for so2, translations, perm"),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="most samples in one forward pass"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="cast PyTorch models: float32|float64"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda"),
+    per_layer: Optional[bool] = typer.Option(None, "--per-layer/--no-per-layer", help="per-layer analysis"),
+    junit_path: Optional[str] = typer.Option(None, "--junit", help="write a JUnit XML report to PATH"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="print each model's full report too"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print the verdict line only (and no progress bar)"),
+) -> None:
+    """Check every model listed in [tool.eqcheck]; exit 1 if one is not equivariant (flags > model entry >
+    [tool.eqcheck] defaults > built-in defaults)."""
+    from eqcheck.checks import run_checks
+    from eqcheck.config import load_config
+    from eqcheck.gate import gate_checks
+    from eqcheck.report.outputs import check_outputs, write_check_reports
+    from eqcheck.report.progress import progress_bar
+
+    check_outputs(junit_path=junit_path)
+    settings = load_config(config)
+    overrides = dict(group=group, output_type=output_type, tol=tol, approx_tol=approx_tol, seed=seed,
+                     samples=samples, max_batch=max_batch, dtype=dtype, device=device, per_layer=per_layer)
+    with progress_bar(quiet) as progress:
+        outcomes = run_checks(settings, overrides, progress=progress, command=_command_line())
+    verdict = gate_checks(outcomes)
+    write_check_reports(outcomes, verdict, junit_path=junit_path, quiet=quiet, verbose=verbose)
+    raise typer.Exit(verdict.exit_code)
 
 
 @app.command()

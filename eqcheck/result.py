@@ -81,6 +81,9 @@ class LayerResult:
     representation_margin: float | None = None
     #: the cumulative verdict: False once the error is visible here, wherever it was made
     cumulative_passed: bool = True
+    #: the cumulative error per element the layers were checked on, in the order of the output's elements
+    #: (only its exact ones when interpolated elements are checked on the output alone); () when not recorded
+    element_errors: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ ANSI = re.compile(r"\x1b\[")
 def plain_terminal(monkeypatch):
     """A wide, colourless, non-terminal console unless a test asks otherwise."""
     monkeypatch.setenv("COLUMNS", "250")
-    for name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "EQCHECK_DEBUG"):
+    for name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "EQCHECK_DEBUG", "GITHUB_ACTIONS",
+                 "GITHUB_STEP_SUMMARY"):
         monkeypatch.delenv(name, raising=False)
 
 

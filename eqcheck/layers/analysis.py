@@ -97,7 +97,8 @@ def _row(site: Site, a: Analysed, name: str | None = None, op: str | None = None
         representation="none" if a.absorbed else choice.rep.spec, max_rel_error=cumulative.worst,
         local_rel_error=a.local.worst, passed=a.local.passed or a.absorbed, tensor=site.tensor,
         representation_source="block" if a.absorbed else choice.source,
-        representation_margin=None if a.absorbed else choice.margin, cumulative_passed=cumulative.passed)
+        representation_margin=None if a.absorbed else choice.margin, cumulative_passed=cumulative.passed,
+        element_errors=cumulative.errors)
 
 
 def build_rows(analysis: LayerAnalysis, tracer) -> list[Row]:

@@ -22,6 +22,8 @@ class TensorErrors:
     passed: bool
     #: the error of the identity element: the same input gave a different output (non-determinism)
     identity: float = 0.0
+    #: the error of every testing element, in order
+    errors: tuple[float, ...] = ()
 
 
 def _worst(values: list[float]) -> float:
@@ -63,7 +65,7 @@ def tensor_errors(expect: Expectation, rep: Representation, elements: list[Eleme
         errors.append(rel)
         passed = passed and tolerance.element_passes(rel, element.exact, spread)
         identity = rel if element.is_identity else identity
-    return TensorErrors(_worst(errors), passed, identity)
+    return TensorErrors(_worst(errors), passed, identity, tuple(errors))
 
 
 def transformed_input(expect: Expectation, rep: Representation, element: Element, axis: int,

@@ -4,7 +4,8 @@ Format history:
   1: first version: passed, group, tolerance, run, output {representation, max_rel_error, elements}, layers.
      Additions since (no field changed meaning, readers of 1 keep working): layers[] filled by the
      per-layer analysis, each with representation_source, representation_margin and cumulative_passed
-     besides the first fields; first_failing_layer set.
+     besides the first fields; first_failing_layer set. layers[].element_errors: the cumulative error per
+     element (optional: [] or absent when not recorded).
 """
 from __future__ import annotations
 
@@ -80,6 +81,8 @@ def from_dict(data: dict[str, Any]) -> VerificationResult:
         run=run_info, tolerance=data["tolerance"], approximate_tolerance=data["approximate_tolerance"],
         output=output, passed=data["passed"], non_determinism=_float(data["non_determinism"]),
         diagnoses=tuple(Diagnosis(**d) for d in data["diagnoses"]),
-        layers=tuple(LayerResult(**{**layer, "shape": tuple(layer["shape"])}) for layer in data["layers"]),
+        layers=tuple(LayerResult(**{**layer, "shape": tuple(layer["shape"]),
+                                    "element_errors": tuple(_float(v) for v in layer.get("element_errors", ()))})
+                     for layer in data["layers"]),
         first_failing_layer=data["first_failing_layer"], elapsed_s=data.get("elapsed_s", 0.0),
     )

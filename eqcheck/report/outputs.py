@@ -1,13 +1,22 @@
-"""Write the reports a command asked for: terminal always (unless JSON goes to stdout), JSON on request."""
+"""Write the reports a command asked for: terminal always (on stderr when JSON goes to stdout); JSON, HTML,
+JUnit on request; GitHub annotations and step summary when running in GitHub Actions."""
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, TextIO
 
 from eqcheck.errors import UsageError
 from eqcheck.result import VerificationResult
+
+if TYPE_CHECKING:
+    from eqcheck.checks import ModelOutcome
+    from eqcheck.gate import CheckVerdict
 
 
 def write_atomically(path: str | Path, text: str) -> None:
@@ -53,15 +62,105 @@ def make_console(file) -> "Console":
                    color_system=None if plain else "auto")
 
 
-def write_reports(result: VerificationResult, *, json_path: str | None = None, quiet: bool = False) -> None:
-    from eqcheck.report import json_report, terminal
+def read_result(path: str | Path) -> VerificationResult:
+    """A result saved with ``--json``; a file that is not one is a usage error."""
+    import json
+
+    from eqcheck.report.json_report import from_dict
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{path} is not JSON: {error}") from None
+    try:
+        return from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        detail = f"missing field {error}" if isinstance(error, KeyError) else str(error)
+        raise UsageError(f"{path} is not an eqcheck JSON result ({detail})") from None
+
+
+def html_renderer() -> ModuleType:
+    """``eqcheck.report.html`` (``render(result) -> str``), imported only when ``--html`` asks for it."""
+    try:
+        return importlib.import_module("eqcheck.report.html")
+    except ModuleNotFoundError as error:
+        if error.name != "eqcheck.report.html":
+            raise
+        raise UsageError("--html: this installation of eqcheck has no HTML report (eqcheck/report/html.py)") from None
+
+
+def check_outputs(*, json_path: str | None = None, html_path: str | None = None,
+                  junit_path: str | None = None) -> None:
+    """Fail before any work is done: every report path writable, the HTML renderer there."""
+    for path in (json_path, html_path, junit_path):
+        if path not in (None, "-"):
+            check_writable(path)
+    if html_path is not None:
+        html_renderer()
+
+
+def in_github_actions() -> bool:
+    return os.environ.get("GITHUB_ACTIONS", "").strip().lower() not in ("", "0", "false")
+
+
+def write_github(annotations: Sequence[str], summary: str, stream: TextIO) -> None:
+    """In GitHub Actions: the workflow commands on ``stream``, the Markdown appended to $GITHUB_STEP_SUMMARY."""
+    if not in_github_actions():
+        return
+    for line in annotations:
+        stream.write(line + "\n")
+    stream.flush()
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        try:
+            with open(path, "a", encoding="utf-8") as summary_file:
+                summary_file.write(summary)
+        except OSError as error:
+            sys.stderr.write(f"eqcheck: warning: cannot append to $GITHUB_STEP_SUMMARY ({path}): {error.strerror}\n")
+
+
+def write_reports(result: VerificationResult, *, json_path: str | None = None, html_path: str | None = None,
+                  junit_path: str | None = None, quiet: bool = False) -> None:
+    """Everything ``eqcheck verify`` and ``eqcheck report`` write for one result."""
+    from eqcheck.report import github, json_report, junit, terminal
 
     json_to_stdout = json_path == "-"
-    console = make_console(sys.stderr if json_to_stdout else sys.stdout)
-    terminal.render(result, console, quiet=quiet)
+    stream = sys.stderr if json_to_stdout else sys.stdout
+    terminal.render(result, make_console(stream), quiet=quiet)
     if json_path is not None:
         text = json_report.dumps(result)
         if json_to_stdout:
             sys.stdout.write(text + "\n")
         else:
             write_atomically(json_path, text + "\n")
+    if html_path is not None:
+        write_atomically(html_path, html_renderer().render(result))
+    if junit_path is not None:
+        write_atomically(junit_path, junit.render(result))
+    write_github(github.annotations(result), github.step_summary(result), stream)
+
+
+def write_check_reports(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict, *, junit_path: str | None = None,
+                        quiet: bool = False, verbose: bool = False) -> None:
+    """Everything ``eqcheck check`` writes: each model's error on stderr, the summary, JUnit, GitHub."""
+    from eqcheck.gate import ERROR
+    from eqcheck.report import github, junit, summary, terminal
+
+    console = make_console(sys.stdout)
+    if verbose:
+        for outcome in outcomes:
+            if outcome.result is not None:
+                terminal.render(outcome.result, console)
+                console.print()
+    for outcome, status in zip(outcomes, verdict.statuses):
+        if status == ERROR:
+            sys.stderr.write(f"eqcheck: error: {outcome.entry.name}: {outcome.error}\n")
+    summary.render(outcomes, verdict, console, quiet=quiet)
+    if junit_path is not None:
+        write_atomically(junit_path, junit.render_checks(outcomes, verdict))
+    write_github(github.check_annotations(outcomes, verdict), github.check_step_summary(outcomes, verdict),
+                 sys.stdout)

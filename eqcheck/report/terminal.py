@@ -5,7 +5,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from eqcheck.report.text import fmt, verdict_line
+from eqcheck.report.text import action_text, fmt, verdict_line
 from eqcheck.result import LayerResult, VerificationResult
 
 
@@ -51,17 +51,6 @@ def _elements(result: VerificationResult) -> Table:
     return table
 
 
-SOURCE_HINTS = {"declared": " (declared)", "given": " (given)", "kept": " (kept)", "found": " (found)",
-                "block": " (block)"}
-
-
-def _action(layer: LayerResult) -> str:
-    """The action and how it was chosen; ``?`` when a runner-up came within a factor 10."""
-    unclear = layer.representation_source == "auto" and layer.representation_margin is not None \
-        and layer.representation_margin < 10
-    return layer.representation + SOURCE_HINTS.get(layer.representation_source, "") + (" ?" if unclear else "")
-
-
 def _layers(result: VerificationResult) -> Table:
     """One row per layer: where the error becomes visible (cumulative) and which layer makes it (local)."""
     table = Table(title=None, show_edge=False, header_style="bold", caption_justify="left",
@@ -83,7 +72,7 @@ def _layers(result: VerificationResult) -> Table:
             flag = Text("ok, block", style="dim")
         else:
             flag = Text("ok", style="green" if layer.cumulative_passed else "dim")
-        table.add_row(layer.name, layer.op, "x".join(str(d) for d in layer.shape), _action(layer),
+        table.add_row(layer.name, layer.op, "x".join(str(d) for d in layer.shape), action_text(layer),
                       fmt(layer.max_rel_error), fmt(layer.local_rel_error), flag)
     return table
 

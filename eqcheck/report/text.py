@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from eqcheck.result import VerificationResult
+from eqcheck.result import LayerResult, VerificationResult
 
 
 def fmt(value: float | None) -> str:
@@ -46,3 +46,14 @@ def failure_message(result: VerificationResult, worst: int = 5) -> str:
         if diagnosis.severity == "cause":
             lines.append(f"cause: {diagnosis.message}")
     return "\n".join(lines)
+
+
+SOURCE_HINTS = {"declared": " (declared)", "given": " (given)", "kept": " (kept)", "found": " (found)",
+                "block": " (block)"}
+
+
+def action_text(layer: LayerResult) -> str:
+    """The action and how it was chosen; ``?`` when a runner-up came within a factor 10."""
+    unclear = layer.representation_source == "auto" and layer.representation_margin is not None \
+        and layer.representation_margin < 10
+    return layer.representation + SOURCE_HINTS.get(layer.representation_source, "") + (" ?" if unclear else "")

@@ -1,0 +1,75 @@
+"""The progress bar of a long check: rich's Progress on stderr, shown only once a run has taken a moment,
+cleared when it ends, and driven by ``verify``'s ``progress(stage, done, total)`` callback."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+#: seconds before the bar appears: a quick check prints its report and nothing else
+DELAY_S = 0.5
+
+
+class ProgressBar:
+    """A callable for ``verify(progress=...)``; a timer shows the bar after ``delay`` seconds."""
+
+    def __init__(self, stream: TextIO, delay: float = DELAY_S, description: str = "checking") -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        from eqcheck.report.outputs import make_console
+
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=make_console(stream),
+                                 transient=True, redirect_stdout=False, redirect_stderr=False)
+        self.task = self.progress.add_task(description, total=None)
+        self.shown = False
+        self._closed = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(delay, self._show)
+        self._timer.daemon = True
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        """One step of ``stage``; a total of 0 means the stage has started and has no count yet."""
+        if total > 0:
+            self.progress.update(self.task, description=stage, completed=done, total=total)
+        else:  # rich keeps a task's total when given None: a fresh task is an indeterminate one
+            self.progress.remove_task(self.task)
+            self.task = self.progress.add_task(stage, total=None)
+
+    def _show(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self.progress.start()
+                self.shown = True
+
+    def __enter__(self) -> ProgressBar:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        with self._lock:
+            self._closed = True
+            self._timer.cancel()
+            if self.shown:
+                self.progress.stop()
+
+
+def wanted(stream: TextIO, quiet: bool) -> bool:
+    """Only for a person watching: not with ``-q``, not into a pipe, a file or a dumb terminal."""
+    is_terminal = hasattr(stream, "isatty") and stream.isatty()
+    return not quiet and is_terminal and os.environ.get("TERM") != "dumb"
+
+
+@contextmanager
+def progress_bar(quiet: bool = False, stream: TextIO | None = None, delay: float = DELAY_S,
+                 description: str = "checking") -> Iterator[ProgressBar | None]:
+    """``with progress_bar(quiet) as progress: verify(..., progress=progress)``; ``None`` when not wanted."""
+    stream = stream or sys.stderr
+    if not wanted(stream, quiet):
+        yield None
+        return
+    with ProgressBar(stream, delay, description) as bar:
+        yield bar
