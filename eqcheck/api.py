@@ -47,12 +47,13 @@ def _given_inputs(inputs, runner) -> dict[str, np.ndarray] | None:
     return {spec.name: np.asarray(inputs[spec.name]).astype(spec.dtype, copy=False) for spec in runner.inputs}
 
 
-def _other_inputs(given: dict[str, np.ndarray], rng, smooth_names: set[str]) -> dict[str, np.ndarray]:
+def _other_inputs(given: dict[str, np.ndarray], rng, smooth_names: set[str],
+                  batch_axis: int = 0) -> dict[str, np.ndarray]:
     """Unrelated inputs for the spread: the batch rolled by one, or fresh data of the same scale."""
     other = {}
     for name, x in given.items():
-        if x.shape[0] > 1:
-            other[name] = np.roll(x, 1, axis=0)
+        if x.ndim > batch_axis and x.shape[batch_axis] > 1:
+            other[name] = np.roll(x, 1, axis=batch_axis)
         else:
             fresh = generate(x.shape, str(x.dtype), rng, name in smooth_names)
             other[name] = (fresh * (x.std() or 1.0) + x.mean()).astype(x.dtype) if x.dtype.kind == "f" else fresh
@@ -102,7 +103,15 @@ def verify(
         dtypes = {spec.name: spec.dtype for spec in runner.inputs}
         feeds = given if given is not None else {
             name: generate(shapes[name], dtypes[name], rng, name in smooth_names) for name in names}
-        other = _other_inputs(feeds, rng, smooth_names) if given is not None else {
+        if group.permutes_sets and getattr(group, "axis", 1) == 0:
+            # the set is axis 0, so that is no batch axis: stacking inputs there would make one longer set
+            runner.batch_dynamic = False
+            runner.notes.append("the set axis is axis 0: transformed inputs run one at a time, not stacked")
+        batch_axis = 1 if group.permutes_sets and getattr(group, "axis", 1) == 0 else 0
+        if per_layer and batch_axis != 0:
+            per_layer = False
+            runner.notes.append("per-layer analysis skipped: it reads the batch on axis 0, which is the set here")
+        other = _other_inputs(feeds, rng, smooth_names, batch_axis) if given is not None else {
             name: generate(shapes[name], dtypes[name], rng, name in smooth_names) for name in names}
         model_dtype = next((d for d in dtypes.values() if d.startswith("float")), "float32")
         tolerance = Tolerance.for_dtype(model_dtype, tol, approx_tol)

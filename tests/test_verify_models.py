@@ -138,6 +138,29 @@ def test_positional_embedding_breaks_permutation_equivariance() -> None:
     assert swap.rel_error > 0.1 and not swap.passed
 
 
+class SequenceFirstEncoder(nn.Module):
+    """torch's default layout ``[N, B, D]``: the set is axis 0 and the batch axis 1."""
+
+    def __init__(self, positional: bool = False) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0)
+        self.encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.position = nn.Parameter(torch.randn(6, 1, 8)) if positional else None
+
+    def forward(self, x):
+        return self.encoder(x if self.position is None else x + self.position)
+
+
+def test_a_set_on_axis_0_is_never_stacked_into_a_longer_set() -> None:
+    # stacking transformed inputs along axis 0 would make one set of 6 * k tokens attend across copies
+    exact = eqcheck.verify(seeded(SequenceFirstEncoder), "perm:axis=0", input_shape=(6, 2, 8))
+    assert exact.passed and exact.output.max_rel_error < EXACT
+    assert exact.output.representation == "set:axis=0"
+    broken = eqcheck.verify(seeded(lambda: SequenceFirstEncoder(positional=True)), "perm:axis=0",
+                            input_shape=(6, 2, 8))
+    assert not broken.passed and broken.output.max_rel_error > 0.1
+
+
 class AlwaysDropout(nn.Module):
     """Dropout that eval() cannot switch off."""
 
