@@ -1,7 +1,6 @@
 """The check: transform inputs, run the model as few times as possible, measure, and return one result."""
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,7 +35,8 @@ class Measurement:
     notes: list[str] = field(default_factory=list)
 
 
-def select_output(runner: ModelRunner, outputs: list[np.ndarray], name: str | None) -> int:
+def select_output(runner: ModelRunner, name: str | None) -> int:
+    """The index of the output to check: the first, or the one named."""
     if name is None:
         return 0
     if name not in runner.output_names:
@@ -134,7 +134,7 @@ def measure(
     x = feeds[first]
     zero_fill = getattr(group, "mode", "circular") == "interior"
     order = getattr(group, "order", 3)
-    stride, margin, output_index = 1, None, select_output(runner, [], output_name)
+    stride, margin, output_index = 1, None, select_output(runner, output_name)
     if group.name == "translation" or getattr(group, "shifts", False):
         stride, margin = probe_geometry(runner, group, feeds, first, output_index)
     spatial_size = tuple(x.shape[-2:]) if x.ndim >= 3 else None
@@ -186,9 +186,3 @@ def measure(
     return Measurement(output=output, elements=elements,
                        non_determinism=identity.rel_error if identity else 0.0,
                        forward_passes=passes, geometry=geometry, notes=notes)
-
-
-def timed(function, *args, **kwargs):
-    start = time.perf_counter()
-    value = function(*args, **kwargs)
-    return value, time.perf_counter() - start

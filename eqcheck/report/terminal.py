@@ -92,7 +92,7 @@ def render(result: VerificationResult, console: Console, quiet: bool = False) ->
         console.print()
     console.print(Text(verdict_line(result), style=style))
     causes = [d for d in result.diagnoses if d.severity == "cause"]
-    notes = [d for d in result.diagnoses if d.severity != "cause"] + []
+    notes = [d for d in result.diagnoses if d.severity != "cause"]
     for diagnosis in causes:
         console.print(Text(f"  why: {diagnosis.message}", style="red"))
     for diagnosis in notes:
