@@ -1,10 +1,15 @@
 """Cost of the per-layer analysis: time against the output-only check, and peak memory on a large model.
 
 Usage:
-    python benchmarks/bench_layers_analysis.py ratio [--repeats N] [--no-spin]
+    python benchmarks/bench_layers_analysis.py ratio [--repeats N]
         verify(..., per_layer=False) against verify(..., per_layer=True) on the sample models, in one
-        process after a warm-up (model loading included, imports not), median of N interleaved runs
-        (and the ratio of the fastest runs). --no-spin turns off onnxruntime's spin-waiting threads.
+        process after a warm-up (model loading included, imports not): N interleaved pairs, the median
+        of each mode, the median of the per-pair ratios, and the ratio of the fastest runs. The strict
+        measure: only the check itself is timed.
+    python benchmarks/bench_layers_analysis.py cli [--repeats N]
+        the same checks as a user runs them: `eqcheck verify MODEL --group G -q` with and without
+        --no-per-layer, each a fresh process (interpreter start and imports included), N interleaved
+        pairs, medians and their ratio.
     python benchmarks/bench_layers_analysis.py resnet [--size 224] [--group p4m] [--keep DIR]
         builds a ResNet-50-sized network by hand (bottlenecks 3-4-6-3, 25.6M parameters, no
         torchvision), exports it to ONNX in a temporary folder, then checks it in a fresh process per
@@ -29,27 +34,11 @@ SAMPLE_CHECKS = [("p4cnn.onnx", "p4"), ("p4cnn_broken.onnx", "p4"), ("p4mcnn.onn
                  ("models.py:p4cnn", "p4"), ("models.py:p4cnn_broken", "p4")]
 
 
-def no_spinning() -> None:
-    """Every onnxruntime session without spin-waiting threads (the runner's session spins by default:
-    on 2 cores its idle threads compete with the numpy work that follows a run)."""
-    import onnxruntime as ort
-
-    base = ort.SessionOptions
-
-    class Options(base):
-        def __init__(self) -> None:
-            super().__init__()
-            self.add_session_config_entry("session.intra_op.allow_spinning", "0")
-
-    ort.SessionOptions = Options
-    ort.set_default_logger_severity(3)
-
-
 def ratio(repeats: int) -> None:
     from eqcheck.api import verify
 
-    print(f"{'model':28s} {'group':5s} {'output only':>12s} {'per layer':>10s} {'ratio':>6s} "
-          f"{'(min ratio)':>11s}  layers  first failing")
+    print(f"{'model':24s} {'group':5s} {'output only':>12s} {'per layer':>10s} {'ratio':>6s} {'paired':>7s} "
+          f"{'fastest':>8s}  layers  first failing")
     for name, group in SAMPLE_CHECKS:
         model = str(ROOT / "sample_models" / name)
         for per_layer in (False, True):  # warm-up: sessions, imports, the model file in the page cache
@@ -61,9 +50,26 @@ def ratio(repeats: int) -> None:
                 result = verify(model, group, per_layer=per_layer)
                 times[per_layer].append(time.perf_counter() - start)
         plain, layered = statistics.median(times[False]), statistics.median(times[True])
+        paired = statistics.median(b / a for a, b in zip(times[False], times[True]))
         fastest = min(times[True]) / min(times[False])
-        print(f"{name:28s} {group:5s} {plain * 1e3:9.1f} ms {layered * 1e3:7.1f} ms {layered / plain:6.2f} "
-              f"{fastest:11.2f}  {len(result.layers):6d}  {result.first_failing_layer}")
+        print(f"{name:24s} {group:5s} {plain * 1e3:9.1f} ms {layered * 1e3:7.1f} ms {layered / plain:6.2f} "
+              f"{paired:7.2f} {fastest:8.2f}  {len(result.layers):6d}  {result.first_failing_layer}")
+
+
+def cli(repeats: int) -> None:
+    command = [sys.executable, "-m", "eqcheck", "verify"]
+    print(f"{'model':24s} {'group':5s} {'--no-per-layer':>15s} {'per layer':>10s} {'ratio':>6s}")
+    for name, group in SAMPLE_CHECKS:
+        model = str(ROOT / "sample_models" / name)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(repeats + 1):  # the first pair warms the page cache
+            for per_layer in (False, True):
+                args = command + [model, "--group", group, "-q"] + ([] if per_layer else ["--no-per-layer"])
+                start = time.perf_counter()
+                subprocess.run(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                times[per_layer].append(time.perf_counter() - start)
+        plain, layered = statistics.median(times[False][1:]), statistics.median(times[True][1:])
+        print(f"{name:24s} {group:5s} {plain * 1e3:12.0f} ms {layered * 1e3:7.0f} ms {layered / plain:6.2f}")
 
 
 def build_resnet50():
@@ -167,17 +173,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
     ratio_parser = sub.add_parser("ratio")
-    ratio_parser.add_argument("--repeats", type=int, default=9)
-    ratio_parser.add_argument("--no-spin", action="store_true", help="onnxruntime threads without spin-waiting")
+    ratio_parser.add_argument("--repeats", type=int, default=21)
+    cli_parser = sub.add_parser("cli")
+    cli_parser.add_argument("--repeats", type=int, default=5)
     resnet_parser = sub.add_parser("resnet")
     resnet_parser.add_argument("--size", type=int, default=224)
     resnet_parser.add_argument("--group", default="p4m")
     resnet_parser.add_argument("--keep", default=None, help="export into this folder and keep the file")
     args = parser.parse_args()
     if args.what == "ratio":
-        if args.no_spin:
-            no_spinning()
         ratio(args.repeats)
+    elif args.what == "cli":
+        cli(args.repeats)
     else:
         resnet(args.size, args.group, args.keep)
 

@@ -161,4 +161,4 @@ def verify(
     )
 
 
-from eqcheck.testing import assert_equivariant  # noqa: E402  (one function: eqcheck.testing's)
+from eqcheck.testing import assert_equivariant  # noqa: E402, F401  (re-exported: one function: eqcheck.testing's)

@@ -1,6 +1,7 @@
 """Read strided and padded ops out of a model, with the spatial sizes they see (CONVENTIONS section 5)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from eqcheck.models.base import ModelRunner
@@ -32,13 +33,31 @@ class WindowOp:
         return list(dict.fromkeys(reasons))
 
 
-def scan_onnx(runner, shapes: dict[str, tuple[int, ...]]) -> list[WindowOp]:
-    """Conv and pooling nodes of the top-level graph, with spatial sizes from shape inference."""
+WINDOW_OPS = ("Conv", "MaxPool", "AveragePool")
+#: TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16: weights whose values shape inference never reads
+FLOAT_TYPES = (1, 10, 11, 16)
+
+
+def scan_onnx(runner, shapes: dict[str, tuple[int, ...]], model=None, nodes=None) -> list[WindowOp]:
+    """Conv and pooling nodes of the top-level graph, with spatial sizes from shape inference.
+    ``model``: the runner's model already parsed (weights inline), copied rather than read again;
+    ``nodes``: the names of the only nodes wanted (no inference at all when none of them is a window op)."""
     import onnx
     from onnx import shape_inference
 
-    source = runner.source
-    model = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(str(source), load_external_data=False)
+    if model is not None:
+        parsed = model
+        model = onnx.ModelProto()
+        model.CopyFrom(parsed)
+    else:
+        source = runner.source
+        model = (onnx.load_from_string(source) if isinstance(source, bytes)
+                 else onnx.load(str(source), load_external_data=False))
+    if not any(node.op_type in WINDOW_OPS and (nodes is None or node.name in nodes) for node in model.graph.node):
+        return []
+    for tensor in model.graph.initializer:  # inference reads weights' dims, not their values
+        if tensor.data_type in FLOAT_TYPES and tensor.raw_data and math.prod(tensor.dims) > 64:
+            tensor.ClearField("raw_data")
     for graph_input in model.graph.input:
         if graph_input.name in shapes:
             dims = graph_input.type.tensor_type.shape.dim
@@ -46,14 +65,16 @@ def scan_onnx(runner, shapes: dict[str, tuple[int, ...]]) -> list[WindowOp]:
                 dim.Clear()
                 dim.dim_value = int(value)
     inferred = shape_inference.infer_shapes(model)
+    wanted = {node.input[0] for node in inferred.graph.node if node.op_type in WINDOW_OPS and node.input}
     known = {}
     for info in list(inferred.graph.value_info) + list(inferred.graph.input):
-        dims = info.type.tensor_type.shape.dim
-        known[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+        if info.name in wanted:
+            dims = info.type.tensor_type.shape.dim
+            known[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
     initializers = {i.name: tuple(i.dims) for i in model.graph.initializer}
     ops = []
     for node in inferred.graph.node:
-        if node.op_type not in ("Conv", "MaxPool", "AveragePool"):
+        if node.op_type not in WINDOW_OPS or (nodes is not None and node.name not in nodes):
             continue
         shape = known.get(node.input[0])
         if not shape or len(shape) != 4 or None in shape[-2:]:
@@ -125,11 +146,26 @@ def total_stride(ops: list[WindowOp], input_size: int) -> int:
     return stride
 
 
-def scan(runner: ModelRunner, feeds, shapes) -> list[WindowOp]:
-    """Best effort: an empty list where the model cannot be read (TorchScript, exported programs)."""
+def scan(runner: ModelRunner, feeds, shapes, model=None, nodes=None) -> list[WindowOp]:
+    """Best effort: an empty list where the model cannot be read (TorchScript, exported programs).
+    An ONNX model's scan is kept on its runner per input shapes: the engine (for the stride of an
+    invariant output) and the diagnoses of a failing check would otherwise each run shape inference.
+    ``model``: the ONNX model already parsed, if the caller holds it; ``nodes``: the names of the only
+    ops wanted (for ONNX, no shape inference is run when none of them is a convolution or pooling)."""
     try:
         if runner.format == "onnx":
-            return scan_onnx(runner, {k: (1,) + tuple(v[1:]) for k, v in shapes.items()})
+            one = {k: (1,) + tuple(int(d) for d in v[1:]) for k, v in shapes.items()}
+            scans = getattr(runner, "scans", None)
+            key = tuple(sorted(one.items()))
+            if scans is not None and key in scans:
+                ops = list(scans[key])
+            elif nodes is not None:
+                ops = scan_onnx(runner, one, model, set(nodes))
+            else:
+                ops = scan_onnx(runner, one, model)
+                if scans is not None:
+                    scans[key] = tuple(ops)
+            return ops if nodes is None else [op for op in ops if op.name in nodes]
         if runner.format == "pytorch":
             return scan_torch(runner, feeds)
     except Exception:  # the scan only adds explanations; never let it stop a check

@@ -4,8 +4,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from eqcheck.groups.base import Group, SamplingContext
 from eqcheck.groups.element import Element, format_angle, quarter_turns_of
 from eqcheck.groups.point import PointElement, PointGroup

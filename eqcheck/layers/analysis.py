@@ -59,7 +59,10 @@ def analyze_layers(
     and the known causes attached to failing layers. Never raises for a model it cannot analyse:
     a one-line notice goes to ``runner.notes`` instead."""
     types = parse_layer_types(layer_types)
-    tracer = make_tracer(runner)
+    try:
+        tracer = make_tracer(runner)
+    except Exception as error:
+        return _stopped(runner, error)
     if tracer is None:
         return (), None, []
     exact = [e for e in elements if e.exact]
@@ -77,17 +80,21 @@ def analyze_layers(
         runner.notes.extend(analysis.notes)
         rows = build_rows(analysis, tracer)
         failing = first_failing(rows)
-        causes = diagnose(runner, group, rows, feeds, tolerance) if failing else []
+        causes = diagnose(runner, group, rows, feeds, tolerance, getattr(tracer, "scan_model", None)) if failing else []
     except UsageError:
         raise
     except Exception as error:  # the per-layer table only adds to the verdict: never let it stop a check
-        if os.environ.get("EQCHECK_DEBUG"):
-            raise
-        runner.notes.append(f"per-layer analysis stopped: {first_line(error)}")
-        return (), None, []
+        return _stopped(runner, error)
     finally:
         tracer.close()
     return tuple(row for _, row, _ in rows), failing, causes
+
+
+def _stopped(runner: ModelRunner, error: Exception) -> tuple[tuple[LayerResult, ...], None, list[Diagnosis]]:
+    if os.environ.get("EQCHECK_DEBUG"):
+        raise error
+    runner.notes.append(f"per-layer analysis stopped: {first_line(error)}")
+    return (), None, []
 
 
 def _row(site: Site, a: Analysed, name: str | None = None, op: str | None = None) -> LayerResult:
@@ -136,9 +143,12 @@ def first_failing(rows: list[Row]) -> str | None:
     return row.name
 
 
-def diagnose(runner: ModelRunner, group: Group, rows: list[Row], feeds, tolerance: Tolerance) -> list[Diagnosis]:
-    """Causes for every layer that fails on its own, window ops read from the model where it allows."""
-    ops = scan(runner, feeds, {k: v.shape for k, v in feeds.items()})
+def diagnose(runner: ModelRunner, group: Group, rows: list[Row], feeds, tolerance: Tolerance,
+             model=None) -> list[Diagnosis]:
+    """Causes for every layer that fails on its own, window ops read from the model where it allows
+    (``model``: the tracer's parsed copy, where it holds one the scan can use)."""
+    failing = {site.node for site, row, _ in rows if not row.passed and site.node}
+    ops = scan(runner, feeds, {k: v.shape for k, v in feeds.items()}, model, failing) if failing else []
     found: list[Diagnosis] = []
     for site, row, a in rows:
         if row.passed:

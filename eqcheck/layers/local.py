@@ -9,8 +9,9 @@ import numpy as np
 from eqcheck.actions.representations import Representation
 from eqcheck.compare import Geometry
 from eqcheck.groups.element import Element
-from eqcheck.layers.infer import Expectation
+from eqcheck.layers.infer import SCRATCH_MIN, Expectation, Scratch
 from eqcheck.layers.trace import from_batch_first
+from eqcheck.metrics import sum_of_squares
 from eqcheck.tolerance import Tolerance
 
 
@@ -30,15 +31,21 @@ def _worst(values: list[float]) -> float:
     return max((math.inf if v != v else v for v in values), default=0.0)
 
 
-def _rel(observed: np.ndarray, expected: np.ndarray, norm: float | None, mask) -> float:
+def _float64_buffer(shape: tuple[int, ...], scratch: Scratch | None) -> np.ndarray | None:
+    """Room for a float64 array of ``shape`` in ``scratch`` (None: let numpy allocate)."""
+    return None if scratch is None or math.prod(shape) < SCRATCH_MIN else scratch.take(shape)
+
+
+def _rel(observed: np.ndarray, expected: np.ndarray, norm: float | None, mask,
+         scratch: Scratch | None = None) -> float:
     """``||a - b|| / ||b||``, the difference and both norms in float64 (``norm``: ``||b||`` if known)."""
     if mask is not None:
         observed, expected = observed[..., mask], expected[..., mask]
-    diff = np.subtract(observed, expected, dtype=np.float64).ravel()
-    num = float(np.sqrt(np.dot(diff, diff)))
+    shape = observed.shape if observed.shape == expected.shape else np.broadcast_shapes(observed.shape, expected.shape)
+    diff = np.subtract(observed, expected, out=_float64_buffer(shape, scratch), dtype=np.float64)
+    num = math.sqrt(sum_of_squares(diff, out=diff))
     if norm is None:
-        b = np.asarray(expected, dtype=np.float64).ravel()
-        norm = float(np.sqrt(np.dot(b, b)))
+        norm = norm64(expected, scratch)
     if not (math.isfinite(num) and math.isfinite(norm)):
         return math.nan
     if norm == 0.0:
@@ -46,25 +53,23 @@ def _rel(observed: np.ndarray, expected: np.ndarray, norm: float | None, mask) -
     return num / norm
 
 
-def norm64(x: np.ndarray) -> float:
-    flat = np.asarray(x, dtype=np.float64).ravel()
-    return float(np.sqrt(np.dot(flat, flat)))
+def norm64(x: np.ndarray, scratch: Scratch | None = None) -> float:
+    return math.sqrt(sum_of_squares(x, out=_float64_buffer(x.shape, scratch)))
 
 
 def tensor_errors(expect: Expectation, rep: Representation, elements: list[Element],
-                  observed: list[np.ndarray], tolerance: Tolerance, spread: float) -> TensorErrors:
+                  observed: list[np.ndarray], tolerance: Tolerance, spread: float,
+                  scratch: Scratch | None = None) -> TensorErrors:
     """``||h(g.x) - rho(g) h(x)|| / ||rho(g) h(x)||`` per element (CONVENTIONS section 3, float64).
     Where nothing is masked the actions only move entries, so ``||rho(g) h(x)|| = ||h(x)||``."""
-    errors, passed, identity, norm = [], True, 0.0, None
+    norm = None if expect.geometry.zero_fill else norm64(expect.reference, scratch)
+    errors = []
     for element, seen in zip(elements, observed):
-        expected = expect(rep, element)
+        expected = expect.once(rep, element)
         mask = expect.geometry.mask(element, rep, expected.shape)
-        if mask is None and norm is None and not expect.geometry.zero_fill:
-            norm = norm64(expect.reference)
-        rel = _rel(seen, expected, norm if mask is None and not expect.geometry.zero_fill else None, mask)
-        errors.append(rel)
-        passed = passed and tolerance.element_passes(rel, element.exact, spread)
-        identity = rel if element.is_identity else identity
+        errors.append(_rel(seen, expected, norm if mask is None else None, mask, scratch))
+    passed = all(tolerance.element_passes(rel, e.exact, spread) for rel, e in zip(errors, elements))
+    identity = next((rel for rel, e in zip(errors, elements) if e.is_identity), 0.0)
     return TensorErrors(_worst(errors), passed, identity, tuple(errors))
 
 
@@ -75,9 +80,9 @@ def transformed_input(expect: Expectation, rep: Representation, element: Element
     return np.ascontiguousarray(from_batch_first(moved, axis))
 
 
-def spread64(reference: np.ndarray, other: np.ndarray) -> float:
+def spread64(reference: np.ndarray, other: np.ndarray, scratch: Scratch | None = None) -> float:
     """``||f(x') - f(x)|| / ||f(x)||`` in float64 (metrics.spread without the max abs)."""
-    return _rel(other, reference, None, None)
+    return _rel(other, reference, None, None, scratch)
 
 
 def tensor_geometry(shape: tuple[int, ...], input_size: int | None, base: Geometry) -> Geometry:

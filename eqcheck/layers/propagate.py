@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -15,7 +16,8 @@ from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
 from eqcheck.layers.infer import (
-    Choice, Expectation, choose, fast_rel, find_permutation, layer_candidates, parse_layer_type, scoring_elements,
+    CLEAR_MARGIN, Choice, Expectation, Scratch, choose, fast_rel, find_permutation, layer_candidates,
+    parse_layer_type, scoring_elements,
 )
 from eqcheck.layers.local import TensorErrors, spread64, tensor_errors, tensor_geometry, transformed_input
 from eqcheck.layers.trace import LayerTracer, Site, run_groups, to_batch_first
@@ -44,6 +46,9 @@ class View:
     spread: float = float("nan")
     #: the tensor for the unrelated input, when one was run
     raw_other: np.ndarray | None = None
+    #: errors already measured on this view, per action (a layer read before a break and given the same
+    #: action after it has its cumulative errors measured once)
+    measured: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -97,6 +102,8 @@ class LayerAnalysis:
         self.output_capture: dict[str, list[np.ndarray]] = {}
         self.notes: list[str] = []
         self.groups: list[list[int]] = []
+        self.scratch = Scratch()
+        self._candidates: dict[tuple[int, ...], list[Representation]] = {}
 
     # ---- one tensor --------------------------------------------------------------------------------
     def view(self, key: str, ref: np.ndarray, captured: dict[str, list[np.ndarray]]) -> View | None:
@@ -107,7 +114,8 @@ class LayerAnalysis:
         items = [to_batch_first(a, axis) for a in raw]
         batch_ref = to_batch_first(ref, axis)
         geometry = tensor_geometry(batch_ref.shape, self.input_size, self.geometry)
-        spread = spread64(batch_ref, to_batch_first(captured[key][0], axis)) if self.offset else float("nan")
+        spread = (spread64(batch_ref, to_batch_first(captured[key][0], axis), self.scratch) if self.offset
+                  else float("nan"))
         return View(ref, raw, axis, batch_ref, items, geometry, Expectation(self.group, batch_ref, geometry), spread,
                     captured[key][0] if self.offset else None)
 
@@ -131,9 +139,12 @@ class LayerAnalysis:
                 return rep
         return None
 
-    def choose_output(self, site: Site, view: View, input_action: Representation | None) -> Choice:
+    def choose_output(self, site: Site, view: View, input_action: Representation | None,
+                      inputs_exact: bool = True) -> Choice:
         """Given (--layer-type), declared (eqcheck.nn), or the candidate with the smallest error; a layer
-        that breaks equivariance says nothing about the action of its output, so it keeps its input's."""
+        that breaks equivariance says nothing about the action of its output, so it keeps its input's.
+        Channel permutations are looked for only where the layer's inputs are exact (``inputs_exact``):
+        after a break no action explains a tensor, and the search would cost the most there."""
         shape = view.ref.shape
         given = self._override(site, shape)
         if given is not None:
@@ -143,18 +154,33 @@ class LayerAnalysis:
             return Choice(declared, float("nan"), None, "declared")
         elements = [self.elements[i] for i in self.scoring]
         observed = [view.items[i] for i in self.scoring]
-        choice = choose(view.expect, layer_candidates(self.group, shape, self.set_size), elements, observed)
-        if choice.error > self.tolerance.exact:
+        kept = same_kind(input_action, self.group, shape, self.set_size) if input_action is not None else None
+        if not inputs_exact and kept is not None:  # only an action the output recovers would replace it
+            choice = choose(view.expect, self.candidates(shape), elements, observed, self.scratch, first=kept,
+                            cap=self.tolerance.exact)
+            return choice if choice is not None else Choice(kept, math.nan, None, "kept")
+        choice = choose(view.expect, self.candidates(shape), elements, observed,
+                        self.scratch, first=kept)  # most layers keep their input's action: score it first
+        if choice.error > self.tolerance.exact and inputs_exact:
             found = find_permutation(view.expect, elements, observed)
             if found is not None and found.error < 0.5 * choice.error:
                 choice = Choice(found.rep, found.error, (choice.error + 1e-12) / (found.error + 1e-12), "found")
-        kept = same_kind(input_action, self.group, shape, self.set_size) if input_action is not None else None
         if choice.error > self.tolerance.exact and choice.source == "auto" and kept is not None:
             return Choice(kept, choice.error, None, "kept")
         return choice
 
+    def candidates(self, shape: tuple[int, ...]) -> list[Representation]:
+        """layer_candidates for a shape, listed once per shape (most shapes recur layer after layer)."""
+        shape = tuple(shape)
+        if shape not in self._candidates:
+            self._candidates[shape] = layer_candidates(self.group, shape, self.set_size)
+        return self._candidates[shape]
+
     def errors(self, view: View, rep: Representation) -> TensorErrors:
-        return tensor_errors(view.expect, rep, self.elements, view.items, self.tolerance, view.spread)
+        if rep not in view.measured:
+            view.measured[rep] = tensor_errors(view.expect, rep, self.elements, view.items, self.tolerance,
+                                               view.spread, self.scratch)
+        return view.measured[rep]
 
     def record(self, site: Site, view: View, source: Analysed | None = None) -> Analysed:
         """The layer read from a capture in which its inputs are exact: running it on ``rho(g) h`` is
@@ -166,7 +192,9 @@ class LayerAnalysis:
             reshaped = self._reshaped(site, view, source, input_action)
             if reshaped is not None:
                 return reshaped
-        choice = self.choose_output(site, view, input_action)
+        inputs_exact = all(self.analysed[k].local.passed for k in site.inputs
+                           if k in self.analysed and k not in self.patches)
+        choice = self.choose_output(site, view, input_action, inputs_exact)
         return self._store(self.analysed, site, choice, view, input_action)
 
     def _reshaped(self, site: Site, view: View, source: Analysed, input_action: Representation) -> Analysed | None:
@@ -177,7 +205,12 @@ class LayerAnalysis:
                 or self._override(site, view.ref.shape) is not None):
             return None
         first = self.scoring[0]
-        if fast_rel(view.items[first], view.expect(rep, self.elements[first])) > self.tolerance.exact:
+        for layout in self._layouts(rep, view.ref.shape, source):
+            if fast_rel(view.items[first], view.expect(layout, self.elements[first]), None,
+                        self.scratch) <= self.tolerance.exact:
+                rep = layout
+                break
+        else:
             return None
         self.known[site.output] = rep
         earlier = self.analysed.get(site.output)
@@ -186,11 +219,28 @@ class LayerAnalysis:
                                               input_action, copy_of=source)
         return self.analysed[site.output]
 
+    def _layouts(self, rep: Representation, shape, source: Analysed) -> list[Representation]:
+        """The action a reshape keeps: ``rep``, then, for a regular field, its other layouts that fit
+        the shape (``[B, C*|H|, H, W]`` fits field-major when C = |H| too, though the reshape to
+        ``[B, C, |H|, H, W]`` keeps the 5d one). Each is the source's action on the same numbers, so
+        ranking would pick it too, with no smaller margin; the other layouts are tried only where the
+        source won its own ranking by a margin that is not exact anyway (see CLEAR_MARGIN)."""
+        layouts = [rep]
+        if (isinstance(rep, RegularFieldAction) and source.choice.source == "auto"
+                and (source.choice.margin is None or source.choice.margin >= CLEAR_MARGIN)):
+            for layout in LAYOUTS:
+                if layout != rep.layout:
+                    other = dataclasses.replace(rep, layout=layout,
+                                                spec=regular_spec(layout, rep.convention, rep.orientation))
+                    if other.fits(self.group, tuple(shape), self.set_size) is None:
+                        layouts.append(other)
+        return layouts
+
     def record_glue(self, key: str, consumer: Site | None, view: View) -> Analysed:
         """Code between modules (torch): its action is the one that explains its output best."""
         indices = self.scoring
-        choice = choose(view.expect, layer_candidates(self.group, view.ref.shape, self.set_size),
-                        [self.elements[i] for i in indices], [view.items[i] for i in indices])
+        choice = choose(view.expect, self.candidates(view.ref.shape),
+                        [self.elements[i] for i in indices], [view.items[i] for i in indices], self.scratch)
         site = Site(name=key, op="glue", output=key, glue=True,
                     span=(consumer.span[0], consumer.span[0]) if consumer and consumer.span else None,
                     node=consumer.node if consumer else None)

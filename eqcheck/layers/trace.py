@@ -93,8 +93,10 @@ def _cut(array: np.ndarray, axis: int, count: int, outer: int) -> list[np.ndarra
     stacking; ``outer > 1`` is a batch merged inside another axis (``[N*B, D]`` after a seq-first reshape)."""
     if count == 1:
         return [array]
-    if outer == 1:
-        return np.split(array, count, axis=axis)
+    if outer == 1:  # np.split's views, without its argument handling
+        size = array.shape[axis] // count
+        head = (slice(None),) * axis
+        return [array[head + (slice(k * size, (k + 1) * size),)] for k in range(count)]
     shape = array.shape
     size = shape[axis] // count
     grid = array.reshape(shape[:axis] + (outer, count, size // outer) + shape[axis + 1:])

@@ -69,6 +69,8 @@ class OnnxRunner(ModelRunner):
             for i in self.session.get_inputs()
         ]
         self.output_names = [o.name for o in self.session.get_outputs()]
+        #: eqcheck.structure.scan's results, per input shapes (the model does not change)
+        self.scans: dict[tuple, tuple] = {}
         self.batch_dynamic = all(spec.shape and spec.shape[0] is None for spec in self.inputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

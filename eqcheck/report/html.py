@@ -111,7 +111,7 @@ def _elements(result: VerificationResult) -> str:
     caption = (f"{escape(output.name)} {list(output.shape)} as {escape(output.representation)}"
                + (" &middot; ~ interpolated rotation, checked against the interpolated tolerance"
                   if interpolated else ""))
-    return (f'<section id="elements"><h2>Output, per group element</h2><table><thead><tr>'
+    return ('<section id="elements"><h2>Output, per group element</h2><table><thead><tr>'
             + "".join(h if h.startswith("<th") else f"<th>{h}</th>" for h in head)
             + "</tr></thead><tbody>\n" + "\n".join(rows) + f'</tbody></table><p class="caption">{caption}</p>'
             "</section>")

@@ -15,6 +15,8 @@ from eqcheck.errors import UsageError
 from eqcheck.result import VerificationResult
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from eqcheck.checks import ModelOutcome
     from eqcheck.gate import CheckVerdict
 

@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 
 from eqcheck.report.text import action_text, fmt, verdict_line
-from eqcheck.result import LayerResult, VerificationResult
+from eqcheck.result import VerificationResult
 
 
 def _header(result: VerificationResult) -> Table:

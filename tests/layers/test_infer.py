@@ -93,3 +93,102 @@ def test_attention_maps_permute_two_set_axes() -> None:
     choice = choose(Expectation(group, x, Geometry()), candidates, elements[1:3], observed[1:3])
     assert choice.rep.spec == "set:axes=2,3"
     assert parse_layer_type("set:axes=2,3", x.shape) == rep
+
+
+def _scored_in_full(expect, candidates, elements, observed):
+    """choose() as it was before candidates could be left out: every candidate on every element."""
+    from eqcheck.layers.infer import score
+
+    if expect.reference.shape[0] > 1:
+        expect = Expectation(expect.group, expect.reference[:1], expect.geometry)
+        observed = [seen[:1] for seen in observed]
+    scored = [(score(expect, rep, elements, observed), rep) for rep in candidates]
+    best_error, best = scored[0]
+    for error, rep in scored[1:]:
+        if error < best_error * (1 - 1e-6):
+            best_error, best = error, rep
+    others = [e for e, rep in scored if rep is not best
+              and not (e <= best_error * (1 + 1e-6)
+                       and all(np.array_equal(expect(rep, g), expect(best, g)) for g in elements))]
+    return best, best_error, (min(others) + 1e-12) / (best_error + 1e-12) if others else None
+
+
+@pytest.mark.parametrize("group_spec, spec, noise", [
+    ("p4m", "regular:field-major", 0.0), ("p4m", "regular:group-major:groupy", 1e-3), ("p4m", "image", 0.3),
+    ("p4m", "regular:field-major", 3.0), ("p4", "regular:field-major:cw", 0.0), ("p4m", "invariant", 0.05),
+])
+@pytest.mark.parametrize("first", [None, "regular:field-major", "image"])
+def test_candidates_left_out_early_change_neither_the_choice_nor_a_margin_under_ten(group_spec, spec, noise,
+                                                                                     first) -> None:
+    from eqcheck.layers.infer import CLEAR_MARGIN, Scratch
+
+    group, elements, x, observed = _setup(group_spec, (2, 16, 7, 7), spec)
+    rng = np.random.default_rng(3)
+    observed = [o + noise * rng.standard_normal(o.shape).astype(np.float32) for o in observed]
+    picked = scoring_elements(group, elements)
+    candidates = layer_candidates(group, x.shape, None)
+    args = ([elements[i] for i in picked], [observed[i] for i in picked])
+    best, error, margin = _scored_in_full(Expectation(group, x, Geometry()), candidates, *args)
+    preferred = next((c for c in candidates if c.spec == first), None)
+    choice = choose(Expectation(group, x, Geometry()), candidates, *args, Scratch(), first=preferred)
+    assert choice.rep == best and choice.error == error
+    if margin is None or margin < CLEAR_MARGIN:
+        assert choice.margin == margin
+    else:  # a lower bound, never under the threshold the text report marks unclear margins with
+        assert CLEAR_MARGIN <= choice.margin <= margin
+
+
+def test_expectations_built_for_ranking_hold_the_same_numbers_as_views() -> None:
+    group, elements, x, _ = _setup("p4m", (2, 8, 8, 5, 5), None)
+    views, flat = Expectation(group, x, Geometry()), Expectation(group, x, Geometry(), contiguous=True)
+    for rep in layer_candidates(group, x.shape, None):
+        for g in elements:
+            a, b = views(rep, g), flat(rep, g)
+            assert b.flags.c_contiguous and np.array_equal(a, b) and np.array_equal(views.once(rep, g), a)
+
+
+@pytest.mark.parametrize("group_spec, shape", [("p4", (2, 16, 7, 7)), ("p4m", (2, 8, 8, 6, 6)), ("p4m", (2, 24, 9, 9))])
+def test_a_candidates_leading_channels_bound_its_ranking_error_from_below(group_spec, shape) -> None:
+    from eqcheck.layers.infer import fast_rel
+
+    group, elements, x, _ = _setup(group_spec, shape, None)
+    rng = np.random.default_rng(5)
+    expect = Expectation(group, x[:1], Geometry(), contiguous=True)
+    for rep in layer_candidates(group, shape, None):
+        for g in elements:
+            for seen in (expect(rep, g) + 0.1 * rng.standard_normal(x[:1].shape).astype(np.float32),
+                         rng.standard_normal(x[:1].shape).astype(np.float32)):
+                bound = expect.leading_bound(rep, g, np.ascontiguousarray(seen))
+                assert bound is None or bound <= fast_rel(seen, expect(rep, g))
+
+
+@pytest.mark.parametrize("spec, noise, cap, within", [
+    ("regular:field-major", 0.0, 1e-5, True), ("image", 0.0, 1e-5, True),
+    ("regular:field-major", 1e-3, 1e-5, False), ("regular:field-major", 1e-3, 1e-2, True),
+    ("regular:field-major", 1e-6, 1e-5, True),  # within the cap, not ten times under it: ranked as without
+])
+def test_a_capped_choice_is_none_or_the_uncapped_one(spec, noise, cap, within) -> None:
+    group, elements, x, observed = _setup("p4m", (2, 16, 7, 7), spec)
+    rng = np.random.default_rng(7)
+    observed = [o + noise * np.abs(o).max() * rng.standard_normal(o.shape).astype(np.float32) for o in observed]
+    picked = scoring_elements(group, elements)
+    args = (layer_candidates(group, x.shape, None), [elements[i] for i in picked], [observed[i] for i in picked])
+    uncapped = choose(Expectation(group, x, Geometry()), *args)
+    capped = choose(Expectation(group, x, Geometry()), *args, cap=cap)
+    if within:
+        assert capped == uncapped and uncapped.error <= cap
+    else:
+        assert capped is None and uncapped.error > cap
+
+
+def test_sums_of_squares_are_float64_whatever_the_dtype() -> None:
+    from eqcheck.metrics import sum_of_squares
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(100_003).astype(np.float32)
+    exact = float(np.dot(x.astype(np.float64), x.astype(np.float64)))
+    assert sum_of_squares(x) == pytest.approx(exact, rel=1e-14)
+    big = np.full(1 << 20, 3.0, dtype=np.float32)  # a float32 running sum would drift here
+    assert sum_of_squares(big) == 9.0 * (1 << 20)
+    out = np.empty(x.shape)
+    assert sum_of_squares(x, out=out) == sum_of_squares(x) and np.array_equal(out, x.astype(np.float64) ** 2)

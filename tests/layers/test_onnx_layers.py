@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import pytest
 import torch
 from torch import nn
 
@@ -137,3 +136,72 @@ def test_same_padding_with_an_even_kernel_is_named_as_the_cause(tmp_path) -> Non
         result = eqcheck.verify(checked, "p4", input_shape=[2, 1, 9, 9])
         assert result.first_failing_layer == name
         assert {d.code for d in result.diagnoses if d.layer == name} == {"asymmetric-padding", "even-kernel"}
+
+
+def test_a_capture_copy_is_the_model_as_given_with_its_outputs_appended() -> None:
+    from eqcheck.layers.capture_onnx import OnnxTracer
+    from eqcheck.models.onnx_runner import OnnxRunner
+
+    raw = (SAMPLES / "p4cnn.onnx").read_bytes()
+    tracer = OnnxTracer(OnnxRunner(SAMPLES / "p4cnn.onnx", "p4cnn"))
+    names = tracer.produced[:3]
+    merged = onnx.load_from_string(raw + tracer._outputs_fragment(names))  # protobuf merges the two
+    expected = onnx.load_from_string(raw)
+    expected.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
+    assert merged == expected
+    tracer.close()
+
+
+def test_a_patched_capture_runs_only_what_follows_the_patch() -> None:
+    from eqcheck.layers.capture_onnx import OnnxTracer
+    from eqcheck.models.onnx_runner import OnnxRunner
+
+    tracer = OnnxTracer(OnnxRunner(SAMPLES / "p4cnn_broken.onnx", "p4cnn_broken"))
+    tracer.reference({"input": np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)})
+    broken = next(i for i, s in enumerate(tracer.sites) if s.name == "/conv4_broken_plain/plain_conv2d/Conv")
+    after = tracer.sites[broken + 1:]
+    names = [k for s in after for k in (s.output, *s.inputs)]
+    patched = tracer._capture_model(names, frozenset({tracer.sites[broken].output}))
+    kept = {node.name for node in patched.graph.node}
+    assert "/conv1/Conv" not in kept and tracer.sites[broken].node not in kept
+    assert {s.node for s in after} <= kept
+    tracer.close()
+
+
+def test_a_stacked_capture_whose_tensors_do_not_stack_on_their_first_axis_is_still_cut_right() -> None:
+    from onnx import TensorProto, helper
+
+    from eqcheck.layers.capture_onnx import OnnxTracer
+    from eqcheck.layers.trace import run_groups
+    from eqcheck.models.onnx_runner import OnnxRunner
+
+    # [B, 3] -> [3, B]: with B = 3 the first axis looks like the batch, but items stack on the second
+    graph = helper.make_graph(
+        [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0]), helper.make_node("Relu", ["t"], ["y"])],
+        "transposed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, "batch"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    tracer = OnnxTracer(OnnxRunner(model.SerializeToString(), "transposed"))
+    rng = np.random.default_rng(0)
+    items = [{"x": rng.standard_normal((3, 3)).astype(np.float32)} for _ in range(4)]
+    tracer.reference(items[0])
+    captured = tracer.capture(tracer.sites, items, run_groups(items, True, None), identity=0)
+    assert tracer.axes["t"] == 1
+    assert all(np.array_equal(got, item["x"].T) for got, item in zip(captured["t"], items))
+    tracer.close()
+
+
+def test_shape_inference_runs_once_per_check(monkeypatch) -> None:
+    import eqcheck.structure as structure
+
+    calls = []
+    original = structure.scan_onnx
+
+    def counted(*args, **kwargs):
+        calls.append(args[1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(structure, "scan_onnx", counted)
+    result = eqcheck.verify(SAMPLES / "p4cnn.onnx", "translation")  # the engine scans; so do the diagnoses
+    assert not result.passed and result.first_failing_layer is not None
+    assert len(calls) == 1
