@@ -249,32 +249,40 @@ class Expectation:
         PARTIAL_SLICES of them), for actions that only move entries (so ``||rho(g) x|| = ||x||``): the
         candidate's whole expectation is not computed. None where that does not apply. Ranking
         expectations only (contiguous spatial parts)."""
-        x = self.reference
+        return self.leading_bounds([rep], element, seen)[0]
+
+    def leading_bounds(self, reps: list[Representation], element: Element,
+                       seen: np.ndarray) -> list[float | None]:
+        """leading_bound for each of ``reps``, their leading channels gathered and summed together."""
+        x, bounds = self.reference, [None] * len(reps)
         if (not self.contiguous or self.geometry.zero_fill or x.ndim < 3 or seen.shape != x.shape
                 or not seen.flags.c_contiguous or not (element.is_identity or self._turns(element))):
-            return None
+            return bounds
         per = x.shape[-2] * x.shape[-1]
         channels = x.size // per if per else 0
         part = channels // PARTIAL_SLICES
-        if part < 1 or part * per < 64:
-            return None
-        if type(rep) is Representation:
-            source, index = x, None
-        elif isinstance(rep, ImageAction):
-            source, index = self.moved(element), None
-        elif isinstance(rep, (RegularFieldAction, ChannelPermutationAction)) and element.point is not None:
-            if element.is_identity or x.ndim < (5 if getattr(rep, "layout", "") == "5d" else 4):
-                return None
-            source, index = self.moved(element), self._channel_map(rep, element)
-        else:
-            return None
-        norm2 = self.norm2(rep, element, None) * (1 + 1e-3)  # rounded up, to stay a bound
-        if not (norm2 > 0.0 and math.isfinite(norm2)):
-            return None
-        rows = source.reshape(channels, per)
-        expected = rows[:part] if index is None else rows[index[:part]]
-        diff = np.subtract(seen.reshape(channels, per)[:part], expected, dtype=np.float64)
-        return math.sqrt(sum_of_squares(diff, out=diff) / norm2) * (1 - 1e-3)
+        norm2 = self.norm2(reps[0], element, None) * (1 + 1e-3) if reps else 0.0  # rounded up: a bound
+        if part < 1 or part * per < 64 or not (norm2 > 0.0 and math.isfinite(norm2)):
+            return bounds
+        leading = np.arange(part)
+        from_x, from_moved = [], []  # (position, the channels of the source that the leading ones read)
+        for position, rep in enumerate(reps):
+            if type(rep) is Representation:
+                from_x.append((position, leading))
+            elif isinstance(rep, ImageAction):
+                from_moved.append((position, leading))
+            elif (isinstance(rep, (RegularFieldAction, ChannelPermutationAction)) and element.point is not None
+                  and not element.is_identity and x.ndim >= (5 if getattr(rep, "layout", "") == "5d" else 4)):
+                from_moved.append((position, self._channel_map(rep, element)[:part]))
+        seen_rows = seen.reshape(channels, per)[:part]
+        for gathers, source in ((from_x, lambda: x), (from_moved, lambda: self.moved(element))):
+            if not gathers:
+                continue
+            rows = source().reshape(channels, per)[np.stack([index for _, index in gathers])]
+            diff = np.subtract(seen_rows[None], rows, dtype=np.float64)
+            for (position, _), total in zip(gathers, np.square(diff, out=diff).sum(axis=(1, 2))):
+                bounds[position] = math.sqrt(float(total) / norm2) * (1 - 1e-3)
+        return bounds
 
     def _channel_map(self, rep: Representation, element: Element) -> np.ndarray:
         """For each channel of ``rho(g) x`` (channel axes flattened), the channel of ``x`` it comes from."""
@@ -320,13 +328,15 @@ PARTIAL_SLICES = 8
 PARTIAL_WORTH = 0.05
 
 
-def _first_bound(expect: Expectation, rep: Representation, elements: list[Element],
-                 observed: list[np.ndarray]) -> float:
-    """A lower bound of ``rep``'s ranking error from the first element's leading channels (0: none)."""
-    if not elements or expect.geometry.mask(elements[0], rep, observed[0].shape) is not None:
-        return 0.0
-    bound = expect.leading_bound(rep, elements[0], observed[0])
-    return 0.0 if bound is None else bound
+def _first_bounds(expect: Expectation, candidates: list[Representation], elements: list[Element],
+                  observed: list[np.ndarray]) -> list[float]:
+    """Lower bounds of each candidate's ranking error from the first element's leading channels (0: none)."""
+    if not elements:
+        return [0.0] * len(candidates)
+    unmasked = [expect.geometry.mask(elements[0], rep, observed[0].shape) is None for rep in candidates]
+    bounds = expect.leading_bounds([rep for rep, ok in zip(candidates, unmasked) if ok], elements[0], observed[0])
+    found = iter(bounds)
+    return [(next(found) or 0.0) if ok else 0.0 for ok in unmasked]
 
 
 @dataclass(frozen=True)
@@ -368,7 +378,7 @@ def choose(expect: Expectation, candidates: list[Representation], elements: list
             order.insert(0, order.pop(at))
     # every candidate's bound on the first element, then candidates scored from the smallest bound up:
     # the likely winner first, so that the others are dropped on the bound already known
-    early = {index: _first_bound(expect, candidates[index], elements, observed) for index in order}
+    early = _first_bounds(expect, candidates, elements, observed)
     order.sort(key=lambda index: early[index])
     exact: dict[int, float] = {}
     bounds: list[float] = []
