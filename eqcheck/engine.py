@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from eqcheck.actions.parse import candidate_representations, default_representation, parse_representation
+from eqcheck.actions.parse import (
+    candidate_representations, default_representation, group_convention, parse_representation,
+)
 from eqcheck.actions.representations import Representation, apply_representation
 from eqcheck.actions.spatial import apply_spatial, central_disk
 from eqcheck.batching import run_many
@@ -156,7 +158,7 @@ def measure(
         candidates = candidate_representations(group, reference.shape, set_size, getattr(group, "axis", 1))
         source = "auto"
     else:
-        rep = parse_representation(output_type, reference.shape, getattr(group, "convention", "escnn"))
+        rep = parse_representation(output_type, reference.shape, group_convention(group))
         reason = rep.fits(group, reference.shape, set_size)
         if reason:
             raise UsageError(f"--output-type {output_type}: {reason}")

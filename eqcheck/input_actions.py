@@ -1,9 +1,9 @@
 """Which action each model input carries: declared with ``--act NAME=TYPE``, or inferred from its shape."""
 from __future__ import annotations
 
-from eqcheck.actions.parse import parse_representation
+from eqcheck.actions.parse import group_convention, parse_representation
 from eqcheck.actions.representations import (
-    GraphAction, ImageAction, RegularFieldAction, Representation, SetAction,
+    GraphAction, ImageAction, Representation, SetAction,
 )
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
@@ -39,7 +39,7 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]],
     for index, name in enumerate(names):
         shape = shapes[name]
         if name in declared:
-            rep = parse_representation(declared[name], shape, getattr(group, "convention", "escnn"))
+            rep = parse_representation(declared[name], shape, group_convention(group))
             reason = rep.fits(group, shape, set_size)
             if reason:
                 raise UsageError(f"--act {name}={declared[name]}: {reason}")
@@ -61,7 +61,7 @@ def _infer(group: Group, shape: tuple[int, ...], set_size: int | None, is_first:
         candidates.append(SetAction(spec="set" if axis == 1 else f"set:axis={axis}", axis=axis))
     elif group.spatial:
         if group.point_group is not None and len(shape) == 5:
-            candidates.append(RegularFieldAction(spec="regular:5d", layout="5d"))
+            candidates.append(parse_representation("regular:5d", shape, group_convention(group)))
         candidates.append(ImageAction())
     for candidate in candidates:
         if candidate.fits(group, shape, set_size) is None:

@@ -10,9 +10,16 @@ from eqcheck.groups.base import Group
 TYPE_NAMES = ("invariant", "image", "regular", "set", "graph")
 
 
-def regular_spec(layout: str, convention: str, orientation: str) -> str:
+def group_convention(group: Group) -> str:
+    """The element order a ``regular`` type without one means under ``group`` (``p4m:groupy``: GrouPy's)."""
+    return getattr(group, "convention", "escnn")
+
+
+def regular_spec(layout: str, convention: str, orientation: str, default: str = "escnn") -> str:
+    """The type spec of a regular field; the element order is named where it is not the ``default``
+    (the group's: so that the spec, parsed again under the same group, is the same action)."""
     parts = ["regular", layout]
-    if convention != "escnn":
+    if convention != default:
         parts.append(convention)
     if orientation != "ccw":
         parts.append(orientation)
@@ -20,9 +27,11 @@ def regular_spec(layout: str, convention: str, orientation: str) -> str:
 
 
 def parse_representation(spec: str, shape: tuple[int, ...] | None = None,
-                         default_convention: str = "escnn") -> Representation:
+                         default_convention: str = "escnn", group_convention: str | None = None) -> Representation:
     """The action a type spec names. ``regular`` without a layout takes 5d for rank-5 tensors, and
-    without an element order the group's (``p4m:groupy`` -> GrouPy's)."""
+    without an element order ``default_convention`` (a user's spec: the group's, ``p4m:groupy`` ->
+    GrouPy's). The spec it carries names the order where it is not ``group_convention`` (by default
+    ``default_convention``)."""
     name, *options = spec.strip().lower().split(":")
     if name in ("invariant", "trivial"):
         return Representation()
@@ -37,7 +46,8 @@ def parse_representation(spec: str, shape: tuple[int, ...] | None = None,
         unknown = [o for o in options if o not in (*LAYOUTS, "groupy", "escnn", "cw", "ccw")]
         if unknown:
             raise UsageError(f"unknown option {unknown[0]!r} in type {spec!r}")
-        return RegularFieldAction(spec=regular_spec(layout, convention, orientation), layout=layout,
+        printed = regular_spec(layout, convention, orientation, group_convention or default_convention)
+        return RegularFieldAction(spec=printed, layout=layout,
                                   convention=convention, orientation=orientation)
     if name == "set":
         axis = 1
@@ -58,7 +68,8 @@ def regular_candidates(group: Group, shape: tuple[int, ...]) -> list[Representat
     conventions = ("escnn", "groupy") if group.point_group and group.point_group.mirrors and group.point_group.n == 4 \
         else ("escnn",)
     return [
-        RegularFieldAction(spec=regular_spec(lay, conv, ori), layout=lay, convention=conv, orientation=ori)
+        RegularFieldAction(spec=regular_spec(lay, conv, ori, group_convention(group)), layout=lay, convention=conv,
+                           orientation=ori)
         for lay in layouts for conv in conventions for ori in ("ccw", "cw")
     ]
 
@@ -82,11 +93,11 @@ def default_representation(group: Group, shape: tuple[int, ...], candidates: lis
     ``[B, C]``. Used when no candidate explains a failing model's output.
     """
     by_spec = {c.spec: c for c in candidates}
-    convention = getattr(group, "convention", "escnn")
+    convention = group_convention(group)
     layout = "5d" if len(shape) == 5 else "field-major"
     preferences = []
     if len(shape) >= 4:
-        preferences.append(regular_spec(layout, convention, "ccw"))
+        preferences.append(regular_spec(layout, convention, "ccw", convention))
     if len(shape) >= 3:
         preferences += ["image", "set"]
     preferences += ["set", "invariant"]

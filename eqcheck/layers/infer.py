@@ -84,8 +84,9 @@ def layer_candidates(group: Group, shape: tuple[int, ...], set_size: int | None)
     return candidates
 
 
-def parse_layer_type(spec: str, shape: tuple[int, ...]) -> Representation:
-    """A ``--layer-type`` value: any output type spec, or ``set:axes=A,B``."""
+def parse_layer_type(spec: str, shape: tuple[int, ...], convention: str = "escnn") -> Representation:
+    """A ``--layer-type`` value: any output type spec (``regular`` in the group's ``convention``), or
+    ``set:axes=A,B``."""
     name, _, option = spec.strip().lower().partition(":")
     if name == "set" and option.startswith("axes="):
         try:
@@ -93,7 +94,7 @@ def parse_layer_type(spec: str, shape: tuple[int, ...]) -> Representation:
         except ValueError:
             raise UsageError(f"--layer-type {spec!r}: axes must be integers (set:axes=2,3)") from None
         return SetAxesAction(spec=f"set:axes={','.join(map(str, axes))}", axes=axes)
-    return parse_representation(spec, shape)
+    return parse_representation(spec, shape, convention)
 
 
 #: arrays smaller than this many entries are allocated afresh (cheaper than finding room in a buffer)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eqcheck.actions.parse import parse_representation, regular_spec
+from eqcheck.actions.parse import group_convention, parse_representation, regular_spec
 from eqcheck.actions.representations import LAYOUTS, RegularFieldAction, Representation
 from eqcheck.compare import Geometry
 from eqcheck.errors import UsageError
@@ -123,7 +123,8 @@ class LayerAnalysis:
         if spec is None or site.declared_group not in (None, self.group.name):
             return None
         try:
-            rep = parse_representation(spec, tuple(shape))
+            # eqcheck.nn layers compute escnn's order, whatever order the group's ``regular`` means
+            rep = parse_representation(spec, tuple(shape), "escnn", group_convention(self.group))
         except UsageError:
             return None
         return rep if rep.fits(self.group, tuple(shape), self.set_size) is None else None
@@ -132,7 +133,7 @@ class LayerAnalysis:
         for pattern, spec in self.layer_types.items():
             if fnmatch.fnmatchcase(site.name, pattern) or (site.tensor and fnmatch.fnmatchcase(site.tensor, pattern)):
                 self.used_types.add(pattern)
-                rep = parse_layer_type(spec, tuple(shape))
+                rep = parse_layer_type(spec, tuple(shape), group_convention(self.group))
                 reason = rep.fits(self.group, tuple(shape), self.set_size)
                 if reason:
                     raise UsageError(f"--layer-type {pattern}={spec}: {reason}")
@@ -231,7 +232,8 @@ class LayerAnalysis:
             for layout in LAYOUTS:
                 if layout != rep.layout:
                     other = dataclasses.replace(rep, layout=layout,
-                                                spec=regular_spec(layout, rep.convention, rep.orientation))
+                                                spec=regular_spec(layout, rep.convention, rep.orientation,
+                                                                  group_convention(self.group)))
                     if other.fits(self.group, tuple(shape), self.set_size) is None:
                         layouts.append(other)
         return layouts
@@ -363,7 +365,8 @@ def same_kind(rep: Representation, group: Group, shape, set_size) -> Representat
         return rep
     if isinstance(rep, RegularFieldAction):
         for layout in LAYOUTS:
-            moved = dataclasses.replace(rep, layout=layout, spec=regular_spec(layout, rep.convention, rep.orientation))
+            moved = dataclasses.replace(rep, layout=layout, spec=regular_spec(layout, rep.convention, rep.orientation,
+                                                                              group_convention(group)))
             if moved.fits(group, tuple(shape), set_size) is None:
                 return moved
     return None

@@ -130,3 +130,28 @@ def test_interior_mask_skips_the_zero_filled_band_and_the_far_edge():
     rows = np.nonzero(mask.any(axis=1))[0]
     assert rows.min() == 5 and rows.max() == 7
     assert mask[5].all()
+
+
+@pytest.mark.parametrize("group_spec", ["p4m", "p4m:groupy", "p4"])
+@pytest.mark.parametrize("shape", [(2, 16, 5, 5), (2, 2, 8, 5, 5)])
+def test_a_printed_regular_spec_parses_back_to_the_same_action_under_its_group(group_spec, shape):
+    from eqcheck.actions.parse import group_convention
+
+    group = parse_group(group_spec)
+    regular = [c for c in candidate_representations(group, shape) if c.spec.startswith("regular")]
+    assert len({c.spec for c in regular}) == len(regular)
+    for candidate in regular:
+        again = parse_representation(candidate.spec, shape, group_convention(group))
+        assert (again.layout, again.convention, again.orientation) == \
+            (candidate.layout, candidate.convention, candidate.orientation)
+        assert again.spec == candidate.spec
+    if group_spec == "p4m:groupy":  # escnn's order is the one that must be named there
+        assert {c.spec for c in regular if c.convention == "escnn"} == {c.spec for c in regular if "escnn" in c.spec}
+
+
+def test_a_five_dimensional_input_takes_the_groups_element_order():
+    from eqcheck.input_actions import infer_input_actions
+
+    for group_spec, convention in (("p4m", "escnn"), ("p4m:groupy", "groupy")):
+        actions, _ = infer_input_actions(parse_group(group_spec), {"x": (2, 3, 8, 7, 7)}, {})
+        assert actions["x"].layout == "5d" and actions["x"].convention == convention
