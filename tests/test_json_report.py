@@ -1,4 +1,4 @@
-"""The JSON report: strict JSON (NaN becomes null), and from_dict(to_dict(r)) renders the same JSON."""
+"""The JSON report: strict JSON (NaN and Inf become strings), and from_dict(to_dict(r)) renders the same JSON."""
 from __future__ import annotations
 
 import json
@@ -47,18 +47,41 @@ class NaNModel(nn.Module):
         return x * float("nan")
 
 
-def test_nan_becomes_null() -> None:
+def test_nan_and_inf_are_written_as_strings_and_read_back() -> None:
     result = eqcheck.verify(NaNModel(), "p4", input_shape=(2, 1, 9, 9))
     assert math.isnan(result.output.elements[1].rel_error)
     text = dumps(result)
     data = strict_loads(text)  # refuses the NaN / Infinity constants json.dumps would write otherwise
     element = data["output"]["elements"][1]
-    assert element["rel_error"] is None and element["nonfinite"] is True and element["passed"] is False
-    assert data["output"]["max_rel_error"] is None  # NaN counts as infinite, and JSON has no inf either
+    assert element["rel_error"] == "nan" and element["nonfinite"] is True and element["passed"] is False
+    assert data["output"]["max_rel_error"] == "inf"  # NaN counts as infinite
     text_again, again = round_trip(result)
     assert text_again == again
     back = from_dict(data)
-    assert math.isnan(back.output.elements[1].rel_error) and not back.passed
+    assert math.isnan(back.output.elements[1].rel_error) and back.output.max_rel_error == math.inf
+    assert not back.passed
+
+
+def test_an_infinite_error_stays_infinite(sample) -> None:
+    """||g.f(x)|| = 0 with f(g.x) != 0 gives an infinite error from finite outputs; it must not come back NaN."""
+    from dataclasses import replace
+
+    result = eqcheck.verify(sample("z2cnn"), "p4")
+    output = replace(result.output, max_rel_error=math.inf,
+                     elements=(replace(result.output.elements[1], rel_error=math.inf),) + result.output.elements[2:])
+    layers = (replace(result.layers[0], max_rel_error=math.inf, local_rel_error=-math.inf),) + result.layers[1:]
+    broken = replace(result, output=output, layers=layers)
+    back = from_dict(strict_loads(dumps(broken)))
+    assert back.output.max_rel_error == math.inf and back.output.elements[0].rel_error == math.inf
+    assert back.layers[0].max_rel_error == math.inf and back.layers[0].local_rel_error == -math.inf
+    assert back == broken
+
+
+def test_results_written_with_null_numbers_still_read() -> None:
+    result = eqcheck.verify(NaNModel(), "p4", input_shape=(2, 1, 9, 9))
+    data = strict_loads(dumps(result))
+    data["output"]["elements"][1]["rel_error"] = None  # how format 1 wrote NaN before
+    assert math.isnan(from_dict(data).output.elements[1].rel_error)
 
 
 def test_json_fields(sample) -> None:

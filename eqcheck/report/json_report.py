@@ -5,7 +5,8 @@ Format history:
      Additions since (no field changed meaning, readers of 1 keep working): layers[] filled by the
      per-layer analysis, each with representation_source, representation_margin and cumulative_passed
      besides the first fields; first_failing_layer set. layers[].element_errors: the cumulative error per
-     element (optional: [] or absent when not recorded).
+     element (optional: [] or absent when not recorded). Numbers JSON has no literal for are the
+     strings "nan", "inf", "-inf" (null before; readers take null as NaN).
 """
 from __future__ import annotations
 
@@ -21,10 +22,14 @@ from eqcheck.result import (
 FORMAT_VERSION = 1
 
 
+#: how the numbers JSON has no literal for are written (and read back)
+NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
 def _finite(value):
-    """JSON has no NaN or Inf: they become null (each element also carries ``nonfinite``)."""
+    """JSON has no NaN or Inf: they are written as the strings "nan", "inf", "-inf" (read back by _float)."""
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return "nan" if value != value else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -57,7 +62,14 @@ def dumps(result: VerificationResult) -> str:
 
 
 def _float(value) -> float:
-    return math.nan if value is None else float(value)
+    """A number as written by _finite (null, from results written before, is NaN)."""
+    if value is None:
+        return math.nan
+    return NONFINITE[value] if isinstance(value, str) else float(value)
+
+
+def _optional(value) -> float | None:
+    return None if value is None else _float(value)
 
 
 def from_dict(data: dict[str, Any]) -> VerificationResult:
@@ -68,7 +80,10 @@ def from_dict(data: dict[str, Any]) -> VerificationResult:
     output = TensorCheck(
         name=out["name"], shape=tuple(out["shape"]), representation=out["representation"],
         elements=tuple(ElementResult(**{**e, "rel_error": _float(e["rel_error"]),
-                                        "max_abs_error": _float(e["max_abs_error"])}) for e in out["elements"]),
+                                        "max_abs_error": _float(e["max_abs_error"]),
+                                        "interpolation_floor": _optional(e.get("interpolation_floor")),
+                                        "spread_ratio": _optional(e.get("spread_ratio"))})
+                       for e in out["elements"]),
         max_rel_error=_float(out["max_rel_error"]), spread=_float(out["spread"]), passed=out["passed"],
         representation_source=out["representation_source"],
         candidates=tuple(Candidate(c["representation"], _float(c["max_rel_error"])) for c in out["candidates"]),
@@ -82,6 +97,9 @@ def from_dict(data: dict[str, Any]) -> VerificationResult:
         output=output, passed=data["passed"], non_determinism=_float(data["non_determinism"]),
         diagnoses=tuple(Diagnosis(**d) for d in data["diagnoses"]),
         layers=tuple(LayerResult(**{**layer, "shape": tuple(layer["shape"]),
+                                    "max_rel_error": _float(layer["max_rel_error"]),
+                                    "local_rel_error": _optional(layer["local_rel_error"]),
+                                    "representation_margin": _optional(layer.get("representation_margin")),
                                     "element_errors": tuple(_float(v) for v in layer.get("element_errors", ()))})
                      for layer in data["layers"]),
         first_failing_layer=data["first_failing_layer"], elapsed_s=data.get("elapsed_s", 0.0),
