@@ -93,6 +93,10 @@ def load_input_file(path: str | Path, specs: list[InputSpec]) -> dict[str, np.nd
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as error:
+        with path.open("rb") as handle:
+            magic = handle.read(6)
+        if not magic.startswith((b"\x93NUMPY", b"PK\x03\x04")):  # neither .npy nor .npz (a zip)
+            raise UsageError(f"input file {path} is neither .npy nor .npz (numpy.save and numpy.savez write them)") from None
         raise UsageError(f"could not read input file {path}: {str(error).splitlines()[0] if str(error) else error!r}") from None
     if isinstance(loaded, np.ndarray):
         arrays = {specs[0].name: loaded}

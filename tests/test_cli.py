@@ -111,6 +111,8 @@ def test_model_that_fails_inside_onnxruntime_gives_one_line(tmp_path, eqcheck_sc
      "input file not found"),
     ("input file of the wrong rank", ["verify", "{onnx}", "--group", "p4", "--input", "{rank3_npy}"], EXIT_USAGE,
      "rank 4"),
+    ("input file that is no array", ["verify", "{onnx}", "--group", "p4", "--input", "{onnx}"], EXIT_USAGE,
+     "neither .npy nor .npz"),
     ("perm on an image model's pixels", ["verify", "{onnx}", "--group", "perm:axis=7"], EXIT_USAGE, "axis 7"),
 ])
 def test_bad_input_gives_one_error_line(capsys, tmp_path, exported, case, args, expected_code,
