@@ -263,6 +263,28 @@ def test_model_that_cannot_load_gives_3_after_reporting_the_others(capsys, tmp_p
                                     "could not be checked: models/missing.onnx")
 
 
+def test_check_json_holds_the_verdict_and_every_models_result_or_error(capsys, tmp_path) -> None:
+    import json
+
+    from eqcheck.report.json_report import from_dict
+
+    text = TWO_MODELS.replace('path = "models/p4cnn.onnx"', 'path = "models/missing.onnx"\n\n'
+                              '[[tool.eqcheck.models]]\npath = "models/p4cnn.onnx"')
+    config = project(tmp_path, text, "p4cnn", "z2cnn")
+    code, out, err = run(capsys, "check", "--config", config, "--no-per-layer", "--json", tmp_path / "all.json")
+    data = json.loads((tmp_path / "all.json").read_text())
+    assert code == EXIT_MODEL and data["exit_code"] == code and data["passed"] is False and data["kind"] == "check"
+    models = {m["name"]: m for m in data["models"]}
+    assert [m["status"] for m in data["models"]] == [ERROR, PASSED, FAILED]
+    assert models["models/missing.onnx"]["result"] is None and "not found" in models["models/missing.onnx"]["error"]
+    z2 = models["models/z2cnn.onnx"]
+    assert z2["error"] is None and z2["group"] == "p4" and z2["expect"] == "pass"
+    assert from_dict(z2["result"]).output.max_rel_error > 1.0  # each result reads back like a verify --json
+    code, out, err = run(capsys, "check", "--config", config, "--no-per-layer", "-q", "--json", "-")
+    assert json.loads(out)["models"][1]["status"] == PASSED  # stdout holds the JSON alone
+    assert "ERROR" in err
+
+
 @pytest.mark.parametrize("text, message", [
     ('[tool.eqcheck]\ngroup = "p4"\nunknown = 1\n[[tool.eqcheck.models]]\npath = "a.onnx"', "unknown key 'unknown'"),
     ('[tool.eqcheck]\n[[tool.eqcheck.models]]\npath = "a.onnx"', "missing group"),

@@ -6,18 +6,25 @@ Format history:
      per-layer analysis, each with representation_source, representation_margin and cumulative_passed
      besides the first fields; first_failing_layer set. layers[].element_errors: the cumulative error per
      element (optional: [] or absent when not recorded). Numbers JSON has no literal for are the
-     strings "nan", "inf", "-inf" (null before; readers take null as NaN).
+     strings "nan", "inf", "-inf" (null before; readers take null as NaN). ``eqcheck check --json``
+     writes {"kind": "check", passed, exit_code, models: [{name, model, group, expect, status,
+     error, result}]}, each result as above (a result has no "kind").
 """
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import asdict
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from eqcheck.result import (
     Candidate, Diagnosis, ElementResult, LayerResult, RunInfo, TensorCheck, VerificationResult,
 )
+
+if TYPE_CHECKING:
+    from eqcheck.checks import ModelOutcome
+    from eqcheck.gate import CheckVerdict
 
 FORMAT_VERSION = 1
 
@@ -59,6 +66,33 @@ def to_dict(result: VerificationResult) -> dict[str, Any]:
 
 def dumps(result: VerificationResult) -> str:
     return json.dumps(to_dict(result), indent=2)
+
+
+def check_to_dict(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict) -> dict[str, Any]:
+    """What ``eqcheck check --json`` writes: the gate's verdict and, per listed model, its status and
+    either its result (as ``eqcheck verify --json`` writes it) or the error that stopped it."""
+    from eqcheck import __version__
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": "check",
+        "eqcheck_version": __version__,
+        "passed": verdict.passed,
+        "exit_code": verdict.exit_code,
+        "models": [{
+            "name": outcome.entry.name,
+            "model": outcome.entry.model,
+            "group": outcome.group,
+            "expect": outcome.entry.expect,
+            "status": status,
+            "error": outcome.error,
+            "result": to_dict(outcome.result) if outcome.result is not None else None,
+        } for outcome, status in zip(outcomes, verdict.statuses)],
+    }
+
+
+def dumps_check(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict) -> str:
+    return json.dumps(check_to_dict(outcomes, verdict), indent=2)
 
 
 def _float(value) -> float:

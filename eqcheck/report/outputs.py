@@ -146,13 +146,15 @@ def write_reports(result: VerificationResult, *, json_path: str | None = None, h
     write_github(github.annotations(result), github.step_summary(result), stream)
 
 
-def write_check_reports(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict, *, junit_path: str | None = None,
-                        quiet: bool = False, verbose: bool = False) -> None:
-    """Everything ``eqcheck check`` writes: each model's error on stderr, the summary, JUnit, GitHub."""
+def write_check_reports(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict, *, json_path: str | None = None,
+                        junit_path: str | None = None, quiet: bool = False, verbose: bool = False) -> None:
+    """Everything ``eqcheck check`` writes: each model's error on stderr, the summary, JSON, JUnit, GitHub."""
     from eqcheck.gate import ERROR
-    from eqcheck.report import github, junit, summary, terminal
+    from eqcheck.report import github, json_report, junit, summary, terminal
 
-    console = make_console(sys.stdout)
+    json_to_stdout = json_path == "-"
+    stream = sys.stderr if json_to_stdout else sys.stdout
+    console = make_console(stream)
     if verbose:
         for outcome in outcomes:
             if outcome.result is not None:
@@ -162,7 +164,13 @@ def write_check_reports(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict,
         if status == ERROR:
             sys.stderr.write(f"eqcheck: error: {outcome.entry.name}: {outcome.error}\n")
     summary.render(outcomes, verdict, console, quiet=quiet)
+    if json_path is not None:
+        text = json_report.dumps_check(outcomes, verdict)
+        if json_to_stdout:
+            sys.stdout.write(text + "\n")
+        else:
+            write_atomically(json_path, text + "\n")
     if junit_path is not None:
         write_atomically(junit_path, junit.render_checks(outcomes, verdict))
     write_github(github.check_annotations(outcomes, verdict), github.check_step_summary(outcomes, verdict),
-                 sys.stdout)
+                 stream)
