@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from eqcheck.actions.representations import ImageAction, RegularFieldAction, Representation
 from eqcheck.groups.base import Group
-from eqcheck.layers.infer import ChannelPermutationAction
+from eqcheck.layers.layer_actions import ChannelPermutationAction
 from eqcheck.result import Diagnosis, LayerResult
 from eqcheck.structure import WindowOp
 from eqcheck.tolerance import Tolerance

@@ -9,7 +9,7 @@ import numpy as np
 from eqcheck.actions.representations import Representation
 from eqcheck.compare import Geometry
 from eqcheck.groups.element import Element
-from eqcheck.layers.infer import SCRATCH_MIN, Expectation, Scratch
+from eqcheck.layers.expectation import SCRATCH_MIN, Expectation, Scratch
 from eqcheck.layers.trace import from_batch_first
 from eqcheck.metrics import sum_of_squares
 from eqcheck.tolerance import Tolerance

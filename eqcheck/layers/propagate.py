@@ -15,10 +15,9 @@ from eqcheck.compare import Geometry
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
-from eqcheck.layers.infer import (
-    CLEAR_MARGIN, Choice, Expectation, Scratch, choose, fast_rel, find_permutation, layer_candidates,
-    parse_layer_type, scoring_elements,
-)
+from eqcheck.layers.expectation import Expectation, Scratch, fast_rel
+from eqcheck.layers.infer import CLEAR_MARGIN, Choice, choose, find_permutation, scoring_elements
+from eqcheck.layers.layer_actions import layer_candidates, parse_layer_type
 from eqcheck.layers.local import TensorErrors, spread64, tensor_errors, tensor_geometry, transformed_input
 from eqcheck.layers.trace import LayerTracer, Site, run_groups, to_batch_first
 from eqcheck.tolerance import Tolerance

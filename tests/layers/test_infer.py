@@ -9,9 +9,10 @@ from eqcheck.actions.representations import apply_representation
 from eqcheck.compare import Geometry
 from eqcheck.groups import parse_group
 from eqcheck.groups.base import SamplingContext
-from eqcheck.layers.infer import (
-    ChannelPermutationAction, Expectation, SetAxesAction, choose, find_permutation, homomorphism,
-    layer_candidates, parse_layer_type, scoring_elements,
+from eqcheck.layers.expectation import Expectation
+from eqcheck.layers.infer import choose, find_permutation, homomorphism, scoring_elements
+from eqcheck.layers.layer_actions import (
+    ChannelPermutationAction, SetAxesAction, layer_candidates, parse_layer_type,
 )
 
 
@@ -120,7 +121,8 @@ def _scored_in_full(expect, candidates, elements, observed):
 @pytest.mark.parametrize("first", [None, "regular:field-major", "image"])
 def test_candidates_left_out_early_change_neither_the_choice_nor_a_margin_under_ten(group_spec, spec, noise,
                                                                                      first) -> None:
-    from eqcheck.layers.infer import CLEAR_MARGIN, Scratch
+    from eqcheck.layers.expectation import Scratch
+    from eqcheck.layers.infer import CLEAR_MARGIN
 
     group, elements, x, observed = _setup(group_spec, (2, 16, 7, 7), spec)
     rng = np.random.default_rng(3)
@@ -149,7 +151,7 @@ def test_expectations_built_for_ranking_hold_the_same_numbers_as_views() -> None
 
 @pytest.mark.parametrize("group_spec, shape", [("p4", (2, 16, 7, 7)), ("p4m", (2, 8, 8, 6, 6)), ("p4m", (2, 24, 9, 9))])
 def test_a_candidates_leading_channels_bound_its_ranking_error_from_below(group_spec, shape) -> None:
-    from eqcheck.layers.infer import fast_rel
+    from eqcheck.layers.expectation import fast_rel
 
     group, elements, x, _ = _setup(group_spec, shape, None)
     rng = np.random.default_rng(5)

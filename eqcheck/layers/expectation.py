@@ -1,0 +1,230 @@
+"""``rho(g) x`` for every candidate action of a captured tensor, and the numbers that rank candidates:
+the relative error in float32 differences, and lower bounds of it from a tensor's leading channels."""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from eqcheck.actions.representations import ImageAction, RegularFieldAction, Representation, apply_representation
+from eqcheck.actions.spatial import apply_spatial
+from eqcheck.compare import Geometry
+from eqcheck.groups.base import Group
+from eqcheck.groups.element import Element
+from eqcheck.layers.layer_actions import ChannelPermutationAction
+from eqcheck.metrics import sum_of_squares
+
+#: the leading channels that bound a candidate's error before it is scored: 1 / PARTIAL_SLICES of them
+PARTIAL_SLICES = 8
+
+#: arrays smaller than this many entries are allocated afresh (cheaper than finding room in a buffer)
+SCRATCH_MIN = 1 << 14
+
+
+class Scratch:
+    """Buffers that the differences of an analysis are written into, one per dtype: fresh arrays of
+    a few MB are fresh pages, and page faults cost more than the arithmetic on them."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[np.dtype, np.ndarray] = {}
+
+    def take(self, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        size = math.prod(shape)
+        buffer = self._buffers.get(dtype)
+        if buffer is None or buffer.size < size:
+            buffer = self._buffers[dtype] = np.empty(size, dtype=dtype)
+        return buffer[:size].reshape(shape)
+
+
+def fast_rel(observed: np.ndarray, expected: np.ndarray, mask: np.ndarray | None = None,
+             scratch: Scratch | None = None, norm2: float | None = None) -> float:
+    """``||a - b|| / ||b||`` for ranking candidates (the difference in float32 is precise enough to
+    rank; sums of squares in float64); ``scratch`` holds the difference (the value is the same without
+    it); ``norm2``: ``||b||^2`` where it is known."""
+    if mask is not None:
+        observed, expected = observed[..., mask], expected[..., mask]
+    a = np.asarray(observed, dtype=np.float32 if observed.dtype.itemsize <= 4 else np.float64)
+    b = np.asarray(expected, dtype=a.dtype)
+    if scratch is None or a.shape != b.shape or a.size < SCRATCH_MIN:
+        diff, squares = a - b, None
+    else:
+        diff, squares = np.subtract(a, b, out=scratch.take(a.shape, a.dtype)), scratch.take(a.shape)
+    num = sum_of_squares(diff, out=squares)
+    den = sum_of_squares(b, out=squares) if norm2 is None else norm2
+    if not (np.isfinite(num) and np.isfinite(den)):
+        return float("inf")
+    if den == 0.0:
+        return 0.0 if num == 0.0 else float("inf")
+    return float(np.sqrt(num / den))
+
+
+@functools.lru_cache(maxsize=1024)
+def regular_permutation(point_group, point, convention: str, orientation: str) -> np.ndarray:
+    """``PointGroup.regular_permutation``, remembered: every layer asks for the same few."""
+    return point_group.regular_permutation(point, convention, orientation)
+
+
+def permute_fibers(rep: Representation, group: Group, element: Element, x: np.ndarray) -> np.ndarray:
+    """The channel part of a regular (or found) action, the same index arithmetic as RegularFieldAction
+    (np.take along the axis: the same entries as indexing with ``perm`` there, laid out in C order)."""
+    if isinstance(rep, ChannelPermutationAction):
+        perm = rep.permutation(element)
+        return np.take(x.reshape(x.shape[0], len(perm), *x.shape[-2:]), perm, axis=1).reshape(x.shape)
+    perm = regular_permutation(group.point_group, element.point, rep.convention, rep.orientation)
+    size = len(perm)
+    if rep.layout == "5d":
+        return np.take(x, perm, axis=2)
+    if rep.layout == "field-major":
+        return np.take(x.reshape(x.shape[0], -1, size, *x.shape[2:]), perm, axis=2).reshape(x.shape)
+    return np.take(x.reshape(x.shape[0], size, -1, *x.shape[2:]), perm, axis=1).reshape(x.shape)
+
+
+@functools.lru_cache(maxsize=1024)
+def _channel_map_cached(rep: Representation, point_group, point, channels: tuple[int, ...]) -> np.ndarray:
+    index = np.arange(math.prod(channels)).reshape(channels + (1, 1))
+    if isinstance(rep, ChannelPermutationAction):
+        perm = dict(rep.table)[point]
+        return np.take(index.reshape(index.shape[0], len(perm), 1, 1), perm, axis=1).reshape(-1)
+    perm = regular_permutation(point_group, point, rep.convention, rep.orientation)
+    if rep.layout == "5d":
+        return np.take(index, perm, axis=2).reshape(-1)
+    if rep.layout == "field-major":
+        return np.take(index.reshape(index.shape[0], -1, len(perm), 1, 1), perm, axis=2).reshape(-1)
+    return np.take(index.reshape(index.shape[0], len(perm), -1, 1, 1), perm, axis=1).reshape(-1)
+
+
+def channel_map(rep: Representation, group: Group, element: Element, channels: tuple[int, ...]) -> np.ndarray:
+    """permute_fibers on channel numbers: for each channel of ``rho(g) x`` (batch and channel axes of
+    shape ``channels`` flattened), the one of ``x`` it comes from (remembered, as the permutations are)."""
+    return _channel_map_cached(rep, group.point_group, element.point, tuple(channels))
+
+
+class Expectation:
+    """``rho(g) x`` for every candidate rho; the spatial part computed once per element, results kept
+    (the same arrays serve ranking, the errors, and the transformed inputs of the next layers)."""
+
+    def __init__(self, group: Group, reference: np.ndarray, geometry: Geometry, contiguous: bool = False) -> None:
+        self.group, self.reference, self.geometry = group, reference, geometry
+        #: spatial parts as contiguous copies (one gather per element, shared by every candidate, where
+        #: ranking flattens each candidate's result), rather than views
+        self.contiguous = contiguous
+        self._spatial: dict[str, np.ndarray] = {}
+        self._done: dict[tuple, np.ndarray] = {}
+        self._norm2: float | None = None
+
+    def __call__(self, rep: Representation, element: Element) -> np.ndarray:
+        key = (rep, element.label)
+        if key not in self._done:
+            self._done[key] = self._compute(rep, element)
+        return self._done[key]
+
+    def norm2(self, rep: Representation, element: Element, mask) -> float | None:
+        """``||rho(g) x||^2`` where it is ``||x||^2`` (nothing masked, no zero fill: the actions only move
+        entries), else None."""
+        if mask is not None or self.geometry.zero_fill:
+            return None
+        if self._norm2 is None:
+            self._norm2 = sum_of_squares(self.reference)
+        return self._norm2
+
+    def once(self, rep: Representation, element: Element) -> np.ndarray:
+        """``rho(g) x`` as ``self(rep, element)``, not kept when it was not already: arrays read once
+        (the errors over the whole batch) would otherwise hold fresh memory for the rest of the analysis."""
+        done = self._done.get((rep, element.label))
+        return done if done is not None else self._compute(rep, element)
+
+    def _compute(self, rep: Representation, element: Element) -> np.ndarray:
+        g, x = self.geometry, self.reference
+        if element.is_identity and not g.zero_fill:
+            return x
+        if isinstance(rep, ImageAction) and x.ndim >= 3:
+            return self.moved(element)
+        if isinstance(rep, (RegularFieldAction, ChannelPermutationAction)) and element.point is not None:
+            moves = x.ndim >= (5 if getattr(rep, "layout", "") == "5d" else 4)
+            if moves and self._turns(element) and not self.contiguous:
+                # the channel part first, on the contiguous reference (a copy of whole planes), then the
+                # spatial part as a view: the same entries as permuting the turned view, at a fraction
+                # of the cost of gathering through it
+                return self._turn(element, permute_fibers(rep, self.group, element, x))
+            return permute_fibers(rep, self.group, element, self.moved(element) if moves else x)
+        return apply_representation(rep, self.group, element, x, stride=g.stride, zero_fill=g.zero_fill,
+                                    order=g.order)
+
+    def moved(self, element: Element) -> np.ndarray:
+        """The spatial part of ``element`` applied to the reference (cached; a view where it is a flip
+        and quarter turns only, as in CONVENTIONS section 1)."""
+        if element.label not in self._spatial:
+            g, x = self.geometry, self.reference
+            if self._turns(element):
+                moved = self._turn(element, x)
+                if self.contiguous:
+                    moved = np.ascontiguousarray(moved)
+            else:
+                moved = apply_spatial(element, x, stride=g.stride, zero_fill=g.zero_fill, order=g.order)
+            self._spatial[element.label] = moved
+        return self._spatial[element.label]
+
+    def leading_bound(self, rep: Representation, element: Element, seen: np.ndarray) -> float | None:
+        """A lower bound of ``fast_rel(seen, self(rep, element))`` from the leading channels alone (1 /
+        PARTIAL_SLICES of them), for actions that only move entries (so ``||rho(g) x|| = ||x||``): the
+        candidate's whole expectation is not computed. None where that does not apply. Ranking
+        expectations only (contiguous spatial parts)."""
+        return self.leading_bounds([rep], element, seen)[0]
+
+    def leading_bounds(self, reps: list[Representation], element: Element,
+                       seen: np.ndarray) -> list[float | None]:
+        """leading_bound for each of ``reps``, their leading channels gathered and summed together."""
+        x, bounds = self.reference, [None] * len(reps)
+        if (not self.contiguous or self.geometry.zero_fill or x.ndim < 3 or seen.shape != x.shape
+                or not seen.flags.c_contiguous or not (element.is_identity or self._turns(element))):
+            return bounds
+        per = x.shape[-2] * x.shape[-1]
+        channels = x.size // per if per else 0
+        part = channels // PARTIAL_SLICES
+        norm2 = self.norm2(reps[0], element, None) * (1 + 1e-3) if reps else 0.0  # rounded up: a bound
+        if part < 1 or part * per < 64 or not (norm2 > 0.0 and math.isfinite(norm2)):
+            return bounds
+        leading = np.arange(part)
+        from_x, from_moved = [], []  # (position, the channels of the source that the leading ones read)
+        for position, rep in enumerate(reps):
+            if type(rep) is Representation:
+                from_x.append((position, leading))
+            elif isinstance(rep, ImageAction):
+                from_moved.append((position, leading))
+            elif (isinstance(rep, (RegularFieldAction, ChannelPermutationAction)) and element.point is not None
+                  and not element.is_identity and x.ndim >= (5 if getattr(rep, "layout", "") == "5d" else 4)):
+                from_moved.append((position, self._channel_map(rep, element)[:part]))
+        seen_rows = seen.reshape(channels, per)[:part]
+        for gathers, source in ((from_x, lambda: x), (from_moved, lambda: self.moved(element))):
+            if not gathers:
+                continue
+            rows = source().reshape(channels, per)[np.stack([index for _, index in gathers])]
+            diff = np.subtract(seen_rows[None], rows, dtype=np.float64)
+            for (position, _), total in zip(gathers, np.square(diff, out=diff).sum(axis=(1, 2))):
+                bounds[position] = math.sqrt(float(total) / norm2) * (1 - 1e-3)
+        return bounds
+
+    def _channel_map(self, rep: Representation, element: Element) -> np.ndarray:
+        """For each channel of ``rho(g) x`` (channel axes flattened), the channel of ``x`` it comes from."""
+        return channel_map(rep, self.group, element, self.reference.shape[:-2])
+
+    def _turns(self, element: Element) -> bool:
+        """Whether ``element`` moves the reference by flips and quarter turns only (a view)."""
+        return element.quarter_turns is not None and element.shift == (0, 0) and self.reference.ndim >= 2
+
+    @staticmethod
+    def _turn(element: Element, x: np.ndarray) -> np.ndarray:
+        """``np.rot90(np.flip(x, -1) if flip else x, k, axes=(-2, -1))``: the same view (strides
+        included), without np.rot90's argument handling, which costs more than the view on small maps."""
+        if element.flip:
+            x = x[..., ::-1]
+        k = element.quarter_turns % 4
+        if k == 1:
+            return x[..., ::-1].swapaxes(-1, -2)
+        if k == 2:
+            return x[..., ::-1, ::-1]
+        if k == 3:
+            return x.swapaxes(-1, -2)[..., ::-1]
+        return x
