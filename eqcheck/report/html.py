@@ -6,8 +6,7 @@ from importlib.resources import files
 from string import Template
 
 from eqcheck.report.html_chart import LogScale, heat_color, heat_map, layer_chart
-from eqcheck.report.text import action_text
-from eqcheck.report.text import fmt, verdict_line
+from eqcheck.report.text import action_text, fmt, passes, verdict_line, worst
 from eqcheck.result import ElementResult, LayerResult, VerificationResult
 
 CHOSEN = {"auto": "chosen automatically", "auto-default": "no action explains it: the default for its shape",
@@ -49,12 +48,12 @@ def _header(result: VerificationResult) -> str:
     if any(not e.exact for e in output.elements):
         tolerances += f", interpolated {fmt(result.approximate_tolerance)}"
     cards = [
-        _card("largest output error", fmt(output.max_rel_error), tolerances, bad=not output.passed),
+        _card("largest output error", fmt(worst([output.max_rel_error])), tolerances, bad=not output.passed),
         _card("elements failing", f"{len(failing)} of {len(output.elements)}",
               ", ".join(escape(e.element) for e in failing[:6]) or "none", bad=bool(failing)),
         _card("first failing layer", _breakable(first.name) if first else "none",
               escape(first.op) if first else f"{len(result.layers)} layers checked", bad=first is not None),
-        _card("run", f"{result.elapsed_s:.1f} s", f"{run.forward_passes} forward pass(es), {run.samples} samples"),
+        _card("run", f"{result.elapsed_s:.1f} s", f"{passes(run.forward_passes)}, {run.samples} samples"),
     ]
     return (f'<header><div class="brand">eqcheck &middot; equivariance report</div>'
             f'<h1>{escape(run.model)} <span class="group">under {escape(run.group)}</span></h1>'
@@ -169,7 +168,7 @@ def _run(result: VerificationResult) -> str:
         rows.append(("actions tried", ", ".join(f"{c.representation} {fmt(c.max_rel_error)}"
                                                 for c in output.candidates)))
     rows += [("precision", f"{run.dtype} on {run.device}, seed {run.seed}"),
-             ("samples", f"{run.samples}, {run.forward_passes} forward pass(es)"),
+             ("samples", f"{run.samples}, {passes(run.forward_passes)}"),
              ("tolerance", f"{fmt(result.tolerance)} (exact elements), {fmt(result.approximate_tolerance)} "
                            "(interpolated)"),
              ("spread", f"{fmt(output.spread)} (output change between unrelated inputs)"),

@@ -5,7 +5,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from eqcheck.report.text import action_text, fmt, verdict_line
+from eqcheck.report.text import action_text, fmt, passes, verdict_line
 from eqcheck.result import VerificationResult
 
 
@@ -22,7 +22,7 @@ def _header(result: VerificationResult) -> Table:
     chosen = {"auto": " (chosen automatically)",
               "auto-default": " (no action explains it: the default for its shape)"}.get(output.representation_source, "")
     grid.add_row("output", f"{output.name} {list(output.shape)} as {output.representation}{chosen}")
-    grid.add_row("dtype", f"{run.dtype} on {run.device}, seed {run.seed}, {run.forward_passes} forward pass(es)")
+    grid.add_row("dtype", f"{run.dtype} on {run.device}, seed {run.seed}, {passes(run.forward_passes)}")
     grid.add_row("tolerance", f"{fmt(result.tolerance)} (exact elements), "
                               f"{fmt(result.approximate_tolerance)} (interpolated)")
     grid.add_row("spread", f"{fmt(output.spread)} (output change between unrelated inputs)")

@@ -17,15 +17,24 @@ def fmt(value: float | None) -> str:
     return f"{value:.2e}"
 
 
+def worst(values) -> float:
+    """The largest of ``values``, NaN counting as infinite (as the engine counts it), 0 for none."""
+    return max((math.inf if v != v else v for v in values), default=0.0)
+
+
+def passes(count: int) -> str:
+    return f"{count} forward pass" if count == 1 else f"{count} forward passes"
+
+
 def verdict_line(result: VerificationResult) -> str:
     """One line: the verdict, the group, the largest errors against their tolerances."""
     output = result.output
     failing = [e for e in output.elements if not e.passed]
-    exact = max((e.rel_error for e in output.elements if e.exact), default=0.0)
+    exact = worst(e.rel_error for e in output.elements if e.exact)
     interpolated = [e.rel_error for e in output.elements if not e.exact]
     errors = f"max rel error {fmt(exact)} (tol {fmt(result.tolerance)})"
     if interpolated:
-        errors += f", interpolated angles {fmt(max(interpolated))} (tol {fmt(result.approximate_tolerance)})"
+        errors += f", interpolated angles {fmt(worst(interpolated))} (tol {fmt(result.approximate_tolerance)})"
     if result.passed:
         return f"PASS  {result.run.model} is equivariant to {result.run.group}: {errors}"
     return (f"FAIL  {result.run.model} is not equivariant to {result.run.group}: "

@@ -306,3 +306,15 @@ def test_renders_the_same_from_saved_json(broken_result, nonfinite_result) -> No
     for layer in data["layers"]:
         del layer["element_errors"]  # a result saved before the field existed
     assert "cumulative and local error" in render(from_dict(data))
+
+
+def test_nan_counts_as_infinite_in_the_verdict_whatever_the_element_order() -> None:
+    from dataclasses import replace
+
+    from eqcheck.report.text import verdict_line
+
+    result = nonfinite()
+    e, nan_element, _ = result.output.elements
+    for elements in ((nan_element, e), (e, nan_element)):  # max() over [nan, 0.0] alone would give nan
+        again = replace(result, output=replace(result.output, elements=elements))
+        assert "max rel error inf" in verdict_line(again)
