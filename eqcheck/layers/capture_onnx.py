@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ast
-import math
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,6 @@ SCOPE_KEYS = ("pkg.torch.onnx.name_scopes",)
 
 #: above this many bytes of weights, capture copies share one weights file instead of carrying them
 SHARED_WEIGHTS_BYTES = 16 * 2**20
-#: alignment of each captured tensor inside the block a stacked run writes into
-BLOCK_ALIGN = 64
 
 
 def _session(model_bytes: bytes | str, device: str, optimize: bool):
@@ -232,58 +229,6 @@ class OnnxTracer(LayerTracer):
             raise ModelRunError(f"the layer capture could not run: {str(error).splitlines()[0]}") from None
         return dict(zip(names, values))
 
-    def _run_stacked(self, session, feeds: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
-        """``_run`` for ``count`` items stacked along the batch: the floating outputs whose reference
-        starts with the batch are written by onnxruntime straight into one block allocated here, at the
-        shape they take when the batch is first (a tensor that does not stack that way fails the run,
-        which is then done plainly). One block instead of onnxruntime's hundred allocations: measured on
-        the sample models, its memory is reused from one check to the next, where onnxruntime's was
-        handed back and faulted in again (page faults cost more than the arithmetic on small models)."""
-        outputs = session.get_outputs()
-        # large models run optimized sessions, which convert layouts into buffers of their own: there the
-        # block would be memory on top (measured: +25% peak on the ResNet-50 benchmark)
-        if (self.device != "cpu" or count == 1 or self._folder is not None
-                or any(not o.type.startswith("tensor(") for o in outputs)):
-            return self._run(session, feeds)
-        names = [o.name for o in outputs]
-        planned: dict[str, tuple[np.dtype, tuple[int, ...], int]] = {}
-        total = 0
-        for name in names:
-            ref = self.ref.get(name)
-            if (isinstance(ref, np.ndarray) and ref.dtype.kind == "f" and ref.dtype.isnative and ref.ndim
-                    and ref.shape[0] == self.batch):
-                shape = (ref.shape[0] * count,) + ref.shape[1:]
-                planned[name] = (ref.dtype, shape, total)
-                total += -(-math.prod(shape) * ref.dtype.itemsize // BLOCK_ALIGN) * BLOCK_ALIGN
-        if not planned:
-            return self._run(session, feeds)
-        block = np.empty(total + BLOCK_ALIGN, dtype=np.uint8)
-        start = -block.ctypes.data % BLOCK_ALIGN
-        binding = session.io_binding()
-        inputs = {name: np.ascontiguousarray(value) for name, value in feeds.items()}  # alive until the run ends
-        for name, value in inputs.items():
-            binding.bind_cpu_input(name, value)
-        values: dict[str, np.ndarray] = {}
-        for name in names:
-            if name not in planned:
-                binding.bind_output(name, "cpu")
-                continue
-            dtype, shape, offset = planned[name]
-            size = math.prod(shape) * dtype.itemsize
-            array = block[start + offset:start + offset + size].view(dtype).reshape(shape)
-            binding.bind_output(name, "cpu", 0, dtype, list(shape), array.ctypes.data)
-            values[name] = array
-        try:
-            session.run_with_iobinding(binding)
-        except Exception:  # a tensor whose batch is not its first axis: let onnxruntime allocate
-            values.clear()
-            block = array = None  # noqa: F841  (not held while the plain run allocates its own)
-            return self._run(session, feeds)
-        for name, value in zip(names, binding.get_outputs()):
-            if name not in planned:
-                values[name] = value.numpy()
-        return {name: values[name] for name in names}
-
     def _requested(self, names: list[str]) -> list[str]:
         """What a capture copy must output for ``names``: a view's inputs in place of the view."""
         requested, pending = [], list(names)
@@ -332,7 +277,7 @@ class OnnxTracer(LayerTracer):
             feeds = {n: stack_items([items[i][n] for i in group], 0) for n in self.graph_inputs}
             for name, values in patches.items():
                 feeds[f"{name}@patch"] = stack_items([values[i] for i in group], *self.layouts[name])
-            values = self._run_stacked(session, feeds, len(group))
+            values = self._run(session, feeds)
             values.update({n: feeds[n] for n in self.graph_inputs})
             values.update({name: feeds[f"{name}@patch"] for name in patches if name not in values})
             runs.append((self._with_views(values), len(group)))
