@@ -18,41 +18,16 @@ from eqcheck.metrics import sum_of_squares
 #: the leading channels that bound a candidate's error before it is scored: 1 / PARTIAL_SLICES of them
 PARTIAL_SLICES = 8
 
-#: arrays smaller than this many entries are allocated afresh (cheaper than finding room in a buffer)
-SCRATCH_MIN = 1 << 14
-
-
-class Scratch:
-    """Buffers that the differences of an analysis are written into, one per dtype: fresh arrays of
-    a few MB are fresh pages, and page faults cost more than the arithmetic on them."""
-
-    def __init__(self) -> None:
-        self._buffers: dict[np.dtype, np.ndarray] = {}
-
-    def take(self, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
-        dtype = np.dtype(dtype)
-        size = math.prod(shape)
-        buffer = self._buffers.get(dtype)
-        if buffer is None or buffer.size < size:
-            buffer = self._buffers[dtype] = np.empty(size, dtype=dtype)
-        return buffer[:size].reshape(shape)
-
-
 def fast_rel(observed: np.ndarray, expected: np.ndarray, mask: np.ndarray | None = None,
-             scratch: Scratch | None = None, norm2: float | None = None) -> float:
+             norm2: float | None = None) -> float:
     """``||a - b|| / ||b||`` for ranking candidates (the difference in float32 is precise enough to
-    rank; sums of squares in float64); ``scratch`` holds the difference (the value is the same without
-    it); ``norm2``: ``||b||^2`` where it is known."""
+    rank; sums of squares in float64); ``norm2``: ``||b||^2`` where it is known."""
     if mask is not None:
         observed, expected = observed[..., mask], expected[..., mask]
     a = np.asarray(observed, dtype=np.float32 if observed.dtype.itemsize <= 4 else np.float64)
     b = np.asarray(expected, dtype=a.dtype)
-    if scratch is None or a.shape != b.shape or a.size < SCRATCH_MIN:
-        diff, squares = a - b, None
-    else:
-        diff, squares = np.subtract(a, b, out=scratch.take(a.shape, a.dtype)), scratch.take(a.shape)
-    num = sum_of_squares(diff, out=squares)
-    den = sum_of_squares(b, out=squares) if norm2 is None else norm2
+    num = sum_of_squares(a - b)
+    den = sum_of_squares(b) if norm2 is None else norm2
     if not (np.isfinite(num) and np.isfinite(den)):
         return float("inf")
     if den == 0.0:

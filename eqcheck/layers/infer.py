@@ -9,7 +9,7 @@ import numpy as np
 from eqcheck.actions.representations import Representation
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
-from eqcheck.layers.expectation import Expectation, Scratch, fast_rel
+from eqcheck.layers.expectation import Expectation, fast_rel
 from eqcheck.layers.layer_actions import ChannelPermutationAction
 
 #: linear assignment is tried on channel axes up to this size (its cost grows as C^3)
@@ -21,12 +21,12 @@ FOUND_MAX_ERROR = 1e-2
 
 
 def score(expect: Expectation, rep: Representation, elements: list[Element],
-          observed: list[np.ndarray], scratch: Scratch | None = None) -> float:
+          observed: list[np.ndarray]) -> float:
     """The largest ranking error of ``rep`` over ``elements`` (observed tensors in the same order)."""
     worst = 0.0
     for element, seen in zip(elements, observed):
         mask = expect.geometry.mask(element, rep, seen.shape)
-        worst = max(worst, fast_rel(seen, expect(rep, element), mask, scratch, expect.norm2(rep, element, mask)))
+        worst = max(worst, fast_rel(seen, expect(rep, element), mask, expect.norm2(rep, element, mask)))
     return worst
 
 
@@ -61,7 +61,7 @@ class Choice:
 
 
 def choose(expect: Expectation, candidates: list[Representation], elements: list[Element],
-           observed: list[np.ndarray], scratch: Scratch | None = None,
+           observed: list[np.ndarray],
            first: Representation | None = None, cap: float | None = None) -> Choice | None:
     """The candidate with the smallest error; ties go to the simplest (candidates come simplest first).
     Candidates are ranked on the first sample of the batch (the errors of the one kept are then
@@ -77,7 +77,7 @@ def choose(expect: Expectation, candidates: list[Representation], elements: list
     ``cap``: only a candidate whose error is at most ``cap`` is wanted; candidates are dropped as soon
     as a bound reaches it, and None is returned when no candidate is within it (what is returned
     otherwise is what choosing without a cap returns)."""
-    uncapped = (expect, candidates, elements, observed, scratch, first)
+    uncapped = (expect, candidates, elements, observed, first)
     if expect.reference.shape[0] > 1 and len(candidates) > 1:
         expect = Expectation(expect.group, expect.reference[:1], expect.geometry, contiguous=True)
         observed = [seen[:1] for seen in observed]
@@ -110,7 +110,7 @@ def choose(expect: Expectation, candidates: list[Representation], elements: list
                     bounds.append(max(worst, bound))
                     dropped = True
                     break
-            worst = max(worst, fast_rel(seen, expect(rep, element), mask, scratch, expect.norm2(rep, element, mask)))
+            worst = max(worst, fast_rel(seen, expect(rep, element), mask, expect.norm2(rep, element, mask)))
             if worst >= limit and position < last:
                 bounds.append(worst)
                 dropped = True

@@ -9,7 +9,7 @@ import numpy as np
 from eqcheck.actions.representations import Representation
 from eqcheck.compare import Geometry
 from eqcheck.groups.element import Element
-from eqcheck.layers.expectation import SCRATCH_MIN, Expectation, Scratch
+from eqcheck.layers.expectation import Expectation
 from eqcheck.layers.trace import from_batch_first
 from eqcheck.metrics import sum_of_squares
 from eqcheck.tolerance import Tolerance
@@ -31,21 +31,14 @@ def _worst(values: list[float]) -> float:
     return max((math.inf if v != v else v for v in values), default=0.0)
 
 
-def _float64_buffer(shape: tuple[int, ...], scratch: Scratch | None) -> np.ndarray | None:
-    """Room for a float64 array of ``shape`` in ``scratch`` (None: let numpy allocate)."""
-    return None if scratch is None or math.prod(shape) < SCRATCH_MIN else scratch.take(shape)
-
-
-def _rel(observed: np.ndarray, expected: np.ndarray, norm: float | None, mask,
-         scratch: Scratch | None = None) -> float:
+def _rel(observed: np.ndarray, expected: np.ndarray, norm: float | None, mask) -> float:
     """``||a - b|| / ||b||``, the difference and both norms in float64 (``norm``: ``||b||`` if known)."""
     if mask is not None:
         observed, expected = observed[..., mask], expected[..., mask]
-    shape = observed.shape if observed.shape == expected.shape else np.broadcast_shapes(observed.shape, expected.shape)
-    diff = np.subtract(observed, expected, out=_float64_buffer(shape, scratch), dtype=np.float64)
+    diff = np.subtract(observed, expected, dtype=np.float64)
     num = math.sqrt(sum_of_squares(diff, out=diff))
     if norm is None:
-        norm = norm64(expected, scratch)
+        norm = norm64(expected)
     if not (math.isfinite(num) and math.isfinite(norm)):
         return math.nan
     if norm == 0.0:
@@ -53,21 +46,20 @@ def _rel(observed: np.ndarray, expected: np.ndarray, norm: float | None, mask,
     return num / norm
 
 
-def norm64(x: np.ndarray, scratch: Scratch | None = None) -> float:
-    return math.sqrt(sum_of_squares(x, out=_float64_buffer(x.shape, scratch)))
+def norm64(x: np.ndarray) -> float:
+    return math.sqrt(sum_of_squares(x))
 
 
 def tensor_errors(expect: Expectation, rep: Representation, elements: list[Element],
-                  observed: list[np.ndarray], tolerance: Tolerance, spread: float,
-                  scratch: Scratch | None = None) -> TensorErrors:
+                  observed: list[np.ndarray], tolerance: Tolerance, spread: float) -> TensorErrors:
     """``||h(g.x) - rho(g) h(x)|| / ||rho(g) h(x)||`` per element (CONVENTIONS section 3, float64).
     Where nothing is masked the actions only move entries, so ``||rho(g) h(x)|| = ||h(x)||``."""
-    norm = None if expect.geometry.zero_fill else norm64(expect.reference, scratch)
+    norm = None if expect.geometry.zero_fill else norm64(expect.reference)
     errors = []
     for element, seen in zip(elements, observed):
         expected = expect.once(rep, element)
         mask = expect.geometry.mask(element, rep, expected.shape)
-        errors.append(_rel(seen, expected, norm if mask is None else None, mask, scratch))
+        errors.append(_rel(seen, expected, norm if mask is None else None, mask))
     passed = all(tolerance.element_passes(rel, e.exact, spread) for rel, e in zip(errors, elements))
     identity = next((rel for rel, e in zip(errors, elements) if e.is_identity), 0.0)
     return TensorErrors(_worst(errors), passed, identity, tuple(errors))
@@ -80,9 +72,9 @@ def transformed_input(expect: Expectation, rep: Representation, element: Element
     return np.ascontiguousarray(from_batch_first(moved, axis))
 
 
-def spread64(reference: np.ndarray, other: np.ndarray, scratch: Scratch | None = None) -> float:
+def spread64(reference: np.ndarray, other: np.ndarray) -> float:
     """``||f(x') - f(x)|| / ||f(x)||`` in float64 (metrics.spread without the max abs)."""
-    return _rel(other, reference, None, None, scratch)
+    return _rel(other, reference, None, None)
 
 
 def tensor_geometry(shape: tuple[int, ...], input_size: int | None, base: Geometry) -> Geometry:

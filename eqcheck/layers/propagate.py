@@ -15,7 +15,7 @@ from eqcheck.compare import Geometry
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
-from eqcheck.layers.expectation import Expectation, Scratch, fast_rel
+from eqcheck.layers.expectation import Expectation, fast_rel
 from eqcheck.layers.infer import CLEAR_MARGIN, Choice, choose, find_permutation, scoring_elements
 from eqcheck.layers.layer_actions import layer_candidates, parse_layer_type
 from eqcheck.layers.local import TensorErrors, spread64, tensor_errors, tensor_geometry, transformed_input
@@ -101,7 +101,6 @@ class LayerAnalysis:
         self.output_capture: dict[str, list[np.ndarray]] = {}
         self.notes: list[str] = []
         self.groups: list[list[int]] = []
-        self.scratch = Scratch()
         self._candidates: dict[tuple[int, ...], list[Representation]] = {}
 
     # ---- one tensor --------------------------------------------------------------------------------
@@ -113,7 +112,7 @@ class LayerAnalysis:
         items = [to_batch_first(a, axis) for a in raw]
         batch_ref = to_batch_first(ref, axis)
         geometry = tensor_geometry(batch_ref.shape, self.input_size, self.geometry)
-        spread = (spread64(batch_ref, to_batch_first(captured[key][0], axis), self.scratch) if self.offset
+        spread = (spread64(batch_ref, to_batch_first(captured[key][0], axis)) if self.offset
                   else float("nan"))
         return View(ref, raw, axis, batch_ref, items, geometry, Expectation(self.group, batch_ref, geometry), spread,
                     captured[key][0] if self.offset else None)
@@ -156,11 +155,11 @@ class LayerAnalysis:
         observed = [view.items[i] for i in self.scoring]
         kept = same_kind(input_action, self.group, shape, self.set_size) if input_action is not None else None
         if not inputs_exact and kept is not None:  # only an action the output recovers would replace it
-            choice = choose(view.expect, self.candidates(shape), elements, observed, self.scratch, first=kept,
+            choice = choose(view.expect, self.candidates(shape), elements, observed, first=kept,
                             cap=self.tolerance.exact)
             return choice if choice is not None else Choice(kept, math.nan, None, "kept")
         choice = choose(view.expect, self.candidates(shape), elements, observed,
-                        self.scratch, first=kept)  # most layers keep their input's action: score it first
+                        first=kept)  # most layers keep their input's action: score it first
         if choice.error > self.tolerance.exact and inputs_exact:
             found = find_permutation(view.expect, elements, observed)
             if found is not None and found.error < 0.5 * choice.error:
@@ -179,7 +178,7 @@ class LayerAnalysis:
     def errors(self, view: View, rep: Representation) -> TensorErrors:
         if rep not in view.measured:
             view.measured[rep] = tensor_errors(view.expect, rep, self.elements, view.items, self.tolerance,
-                                               view.spread, self.scratch)
+                                               view.spread)
         return view.measured[rep]
 
     def record(self, site: Site, view: View, source: Analysed | None = None) -> Analysed:
@@ -206,8 +205,7 @@ class LayerAnalysis:
             return None
         first = self.scoring[0]
         for layout in self._layouts(rep, view.ref.shape, source):
-            if fast_rel(view.items[first], view.expect(layout, self.elements[first]), None,
-                        self.scratch) <= self.tolerance.exact:
+            if fast_rel(view.items[first], view.expect(layout, self.elements[first])) <= self.tolerance.exact:
                 rep = layout
                 break
         else:
@@ -241,7 +239,7 @@ class LayerAnalysis:
         """Code between modules (torch): its action is the one that explains its output best."""
         indices = self.scoring
         choice = choose(view.expect, self.candidates(view.ref.shape),
-                        [self.elements[i] for i in indices], [view.items[i] for i in indices], self.scratch)
+                        [self.elements[i] for i in indices], [view.items[i] for i in indices])
         site = Site(name=key, op="glue", output=key, glue=True,
                     span=(consumer.span[0], consumer.span[0]) if consumer and consumer.span else None,
                     node=consumer.node if consumer else None)

@@ -121,7 +121,6 @@ def _scored_in_full(expect, candidates, elements, observed):
 @pytest.mark.parametrize("first", [None, "regular:field-major", "image"])
 def test_candidates_left_out_early_change_neither_the_choice_nor_a_margin_under_ten(group_spec, spec, noise,
                                                                                      first) -> None:
-    from eqcheck.layers.expectation import Scratch
     from eqcheck.layers.infer import CLEAR_MARGIN
 
     group, elements, x, observed = _setup(group_spec, (2, 16, 7, 7), spec)
@@ -132,7 +131,7 @@ def test_candidates_left_out_early_change_neither_the_choice_nor_a_margin_under_
     args = ([elements[i] for i in picked], [observed[i] for i in picked])
     best, error, margin = _scored_in_full(Expectation(group, x, Geometry()), candidates, *args)
     preferred = next((c for c in candidates if c.spec == first), None)
-    choice = choose(Expectation(group, x, Geometry()), candidates, *args, Scratch(), first=preferred)
+    choice = choose(Expectation(group, x, Geometry()), candidates, *args, first=preferred)
     assert choice.rep == best and choice.error == error
     if margin is None or margin < CLEAR_MARGIN:
         assert choice.margin == margin
