@@ -5,7 +5,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from eqcheck.report.text import action_text, fmt, passes, verdict_line
+from eqcheck.report.text import action_text, fmt, passes, verdict_line, worst
 from eqcheck.result import VerificationResult
 
 
@@ -51,6 +51,37 @@ def _elements(result: VerificationResult) -> Table:
     return table
 
 
+#: tables with more layers than this fold long runs of passing layers into one row (JSON and HTML keep all)
+FOLD_ABOVE = 40
+#: a run of passing layers is folded from this length on, keeping its first and last layer
+FOLD_RUN = 6
+
+
+def _layer_rows(result: VerificationResult) -> list:
+    """The layers to print, a run of passing layers of a long table as ``(count, worst cumulative,
+    worst local)`` between its first and last layer."""
+    layers = list(result.layers)
+    if len(layers) <= FOLD_ABOVE:
+        return layers
+    quiet = [layer.passed and layer.cumulative_passed and layer.name != result.first_failing_layer
+             for layer in layers]
+    rows, start = [], 0
+    while start < len(layers):
+        end = start
+        while end < len(layers) and quiet[end]:
+            end += 1
+        if end - start >= FOLD_RUN:
+            inner = layers[start + 1:end - 1]
+            rows += [layers[start], (len(inner), worst(x.max_rel_error for x in inner),
+                                     worst(x.local_rel_error or 0.0 for x in inner)), layers[end - 1]]
+        else:
+            rows += layers[start:end]
+        if end < len(layers):
+            rows.append(layers[end])
+        start = end + 1
+    return rows
+
+
 def _layers(result: VerificationResult) -> Table:
     """One row per layer: where the error becomes visible (cumulative) and which layer makes it (local)."""
     table = Table(title=None, show_edge=False, header_style="bold", caption_justify="left",
@@ -63,7 +94,12 @@ def _layers(result: VerificationResult) -> Table:
     table.add_column("cumulative", justify="right", no_wrap=True)
     table.add_column("local", justify="right", no_wrap=True)
     table.add_column("", no_wrap=True)
-    for layer in result.layers:
+    for layer in _layer_rows(result):
+        if isinstance(layer, tuple):
+            count, cumulative, local = layer
+            table.add_row(Text(f"... {count} more layers", style="dim"), "", "", "", fmt(cumulative), fmt(local),
+                          Text("ok", style="green"))
+            continue
         if layer.name == result.first_failing_layer:
             flag = Text("FAIL <- first", style="bold red")
         elif not layer.passed:
