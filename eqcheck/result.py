@@ -62,7 +62,8 @@ class LayerResult:
     on an exact input: which layer creates it).
 
     ``passed`` is the local verdict; it is True for an op whose output has no action of its own but whose
-    error vanishes in the layers after it (representation "none": part of an equivariant block).
+    error vanishes in the layers after it (representation "none": part of an equivariant block), and where
+    no local error could be separated (``local_rel_error`` None).
     """
 
     name: str

@@ -102,7 +102,8 @@ def _row(site: Site, a: Analysed, name: str | None = None, op: str | None = None
     return LayerResult(
         name=name or site.name, op=op or site.op, shape=tuple(int(d) for d in a.view.raw_ref.shape),
         representation="none" if a.absorbed else choice.rep.spec, max_rel_error=cumulative.worst,
-        local_rel_error=a.local.worst, passed=a.local.passed or a.absorbed, tensor=site.tensor,
+        local_rel_error=None if a.mixed else a.local.worst, passed=a.local.passed or a.absorbed or a.mixed,
+        tensor=site.tensor,
         representation_source="block" if a.absorbed else choice.source,
         representation_margin=None if a.absorbed else choice.margin, cumulative_passed=cumulative.passed,
         element_errors=cumulative.errors)

@@ -66,6 +66,9 @@ class Analysed:
     absorbed: bool = False
     #: a reshape of this tensor's data: its errors are those of the tensor it reshapes
     copy_of: "Analysed | None" = None
+    #: read after the analysis stopped making breaks exact (MAX_BREAKS): its "local" error includes what
+    #: earlier layers made, so it says nothing about the layer itself
+    mixed: bool = False
 
     def finish(self, analysis: "LayerAnalysis") -> None:
         """The cumulative error, under the action the layer was finally given."""
@@ -101,6 +104,8 @@ class LayerAnalysis:
         self.output_capture: dict[str, list[np.ndarray]] = {}
         self.notes: list[str] = []
         self.groups: list[list[int]] = []
+        #: set once MAX_BREAKS breaks were made exact: from the next break on, errors are not separated
+        self.mixing = False
         self._candidates: dict[tuple[int, ...], list[Representation]] = {}
 
     # ---- one tensor --------------------------------------------------------------------------------
@@ -310,6 +315,10 @@ class LayerAnalysis:
             self._capture_and_read(remaining, reference, items, {})
         for _ in range(MAX_BREAKS + 1):
             order = self._capture_and_read(remaining, reference, items, self.patches)
+            if self.mixing:  # an earlier chunk stopped at a break it left as it is: nothing here is separated
+                for a in order:
+                    a.mixed = True
+                break
             recovered = self._recovered(order)
             fixed = {"given", "declared"}  # an action someone stated is a contract: no block excuses it
             broken = next((a for a in order if not a.local.passed and (not recovered[a.site.output]
@@ -322,10 +331,12 @@ class LayerAnalysis:
             if broken is None:
                 break
             if len(self.patches) >= MAX_BREAKS:
-                if not self.notes:
-                    self.notes.append(f"per-layer analysis re-ran the model after the first {MAX_BREAKS} layers "
-                                      f"that break equivariance; the local errors from {broken.site.name} on "
-                                      f"include what earlier layers made")
+                self.notes.append(f"per-layer analysis re-ran the model after the first {MAX_BREAKS} layers "
+                                  f"that break equivariance; after {broken.site.name}, local errors would include "
+                                  f"what earlier layers made, so they are not given (-)")
+                self.mixing = True
+                for a in order[order.index(broken) + 1:]:
+                    a.mixed = True
                 break
             self.patches[broken.site.output] = self._patch(broken.site.output, broken.view)
             remaining = self._after(remaining, broken)

@@ -51,6 +51,8 @@ def _elements(result: VerificationResult) -> Table:
     return table
 
 
+#: the causes printed; the rest are counted (the first failing layer's come first)
+MAX_CAUSES = 8
 #: tables with more layers than this fold long runs of passing layers into one row (JSON and HTML keep all)
 FOLD_ABOVE = 40
 #: a run of passing layers is folded from this length on, keeping its first and last layer
@@ -106,6 +108,8 @@ def _layers(result: VerificationResult) -> Table:
             flag = Text("FAIL", style="red")
         elif layer.representation_source == "block":
             flag = Text("ok, block", style="dim")
+        elif layer.local_rel_error is None and not layer.cumulative_passed:
+            flag = Text("-", style="dim")  # no local error separated: nothing to say about the layer itself
         else:
             flag = Text("ok", style="green" if layer.cumulative_passed else "dim")
         table.add_row(layer.name, layer.op, "x".join(str(d) for d in layer.shape), action_text(layer),
@@ -129,8 +133,11 @@ def render(result: VerificationResult, console: Console, quiet: bool = False) ->
     console.print(Text(verdict_line(result), style=style))
     causes = [d for d in result.diagnoses if d.severity == "cause"]
     notes = [d for d in result.diagnoses if d.severity != "cause"]
-    for diagnosis in causes:
+    for diagnosis in causes[:MAX_CAUSES]:
         console.print(Text(f"  why: {diagnosis.message}", style="red"))
+    if len(causes) > MAX_CAUSES:
+        console.print(Text(f"  why: ... {len(causes) - MAX_CAUSES} more (the JSON and HTML reports list them all)",
+                           style="red"))
     for diagnosis in notes:
         console.print(Text(f"  note: {diagnosis.message}", style="dim"))
     for note in result.run.notes:

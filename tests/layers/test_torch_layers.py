@@ -158,3 +158,21 @@ def test_torchscript_is_checked_on_its_output_only(tmp_path) -> None:
 def test_per_layer_can_be_turned_off() -> None:
     result = eqcheck.verify(exact_p4(), "p4", input_shape=[2, 1, 11, 11], per_layer=False)
     assert result.layers == () and result.first_failing_layer is None
+
+
+def test_after_the_last_break_made_exact_no_local_error_is_claimed(monkeypatch) -> None:
+    import eqcheck.layers.propagate as propagate
+
+    monkeypatch.setattr(propagate, "MAX_BREAKS", 2)
+    model = _seeded(lambda: nn.Sequential(*[m for _ in range(5) for m in (nn.Conv2d(2, 2, 3, padding=1), nn.Tanh())]))
+    result = eqcheck.verify(model, "p4", input_shape=[2, 2, 9, 9])
+    rows = {layer.name: layer for layer in result.layers}
+    assert result.first_failing_layer == "0"
+    # convs 0 and 2 were made exact; conv 4 fails on an exact input; what follows mixes their errors
+    assert not rows["0"].passed and not rows["2"].passed and not rows["4"].passed
+    assert rows["4"].local_rel_error > 0.1 and rows["3"].local_rel_error < 1e-5
+    after = [rows[str(i)] for i in range(5, 10)]
+    assert all(layer.local_rel_error is None and layer.passed and not layer.cumulative_passed for layer in after)
+    assert any("after 4, local errors would include" in note for note in result.run.notes)
+    causes = {d.layer for d in result.diagnoses if d.severity == "cause"}
+    assert causes == {"0", "2", "4"}

@@ -46,3 +46,15 @@ def test_runs_shorter_than_the_fold_stay() -> None:
     failing = set(range(0, 60, FOLD_RUN - 1))  # passing runs of FOLD_RUN - 2 layers between failing ones
     lines = _table_lines(replace(broken(), layers=_layers(60, failing), first_failing_layer="/block0/Conv"))
     assert not any("more layers" in line for line in lines) and len(lines) == 60
+
+
+def test_causes_beyond_the_first_eight_are_counted_not_printed() -> None:
+    from eqcheck.report.terminal import MAX_CAUSES
+    from eqcheck.result import Diagnosis
+
+    causes = tuple(Diagnosis("plain-layer", f"cause number {i}", "cause", layer=f"/l{i}") for i in range(12))
+    console = Console(record=True, width=200, color_system=None)
+    render(replace(broken(), diagnoses=causes), console)
+    why = [line for line in console.export_text().splitlines() if line.startswith("  why:")]
+    assert len(why) == MAX_CAUSES + 1 and "cause number 0" in why[0]
+    assert why[-1] == f"  why: ... {12 - MAX_CAUSES} more (the JSON and HTML reports list them all)"
