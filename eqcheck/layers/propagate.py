@@ -117,8 +117,7 @@ class LayerAnalysis:
         items = [to_batch_first(a, axis) for a in raw]
         batch_ref = to_batch_first(ref, axis)
         geometry = tensor_geometry(batch_ref.shape, self.input_size, self.geometry)
-        spread = (spread64(batch_ref, to_batch_first(captured[key][0], axis)) if self.offset
-                  else float("nan"))
+        spread = spread64(batch_ref, to_batch_first(captured[key][0], axis)) if self.offset else float("nan")
         return View(ref, raw, axis, batch_ref, items, geometry, Expectation(self.group, batch_ref, geometry), spread,
                     captured[key][0] if self.offset else None)
 
