@@ -116,6 +116,8 @@ def check(
     per_layer: Optional[bool] = typer.Option(None, "--per-layer/--no-per-layer", help="per-layer analysis"),
     json_path: Optional[str] = typer.Option(None, "--json", help="write every model's result and the verdict as "
                                                                  "JSON to PATH ('-' for stdout)"),
+    html_path: Optional[str] = typer.Option(None, "--html", help="write one HTML page: the verdict, a row per "
+                                                                 "model, each model's report"),
     junit_path: Optional[str] = typer.Option(None, "--junit", help="write a JUnit XML report to PATH"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="print each model's full report too"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print the verdict line only (and no progress bar)"),
@@ -128,14 +130,15 @@ def check(
     from eqcheck.report.outputs import check_outputs, write_check_reports
     from eqcheck.report.progress import progress_bar
 
-    check_outputs(json_path=json_path, junit_path=junit_path)
+    check_outputs(json_path=json_path, html_path=html_path, junit_path=junit_path)
     settings = load_config(config)
     overrides = dict(group=group, output_type=output_type, tol=tol, approx_tol=approx_tol, seed=seed,
                      samples=samples, max_batch=max_batch, dtype=dtype, device=device, per_layer=per_layer)
     with progress_bar(quiet) as progress:
         outcomes = run_checks(settings, overrides, progress=progress, command=_command_line())
     verdict = gate_checks(outcomes)
-    write_check_reports(outcomes, verdict, json_path=json_path, junit_path=junit_path, quiet=quiet, verbose=verbose)
+    write_check_reports(outcomes, verdict, json_path=json_path, html_path=html_path, junit_path=junit_path,
+                        quiet=quiet, verbose=verbose)
     raise typer.Exit(verdict.exit_code)
 
 

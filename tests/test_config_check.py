@@ -285,6 +285,34 @@ def test_check_json_holds_the_verdict_and_every_models_result_or_error(capsys, t
     assert "ERROR" in err
 
 
+def test_check_html_is_one_page_with_every_models_report(capsys, tmp_path) -> None:
+    from html.parser import HTMLParser
+
+    class Ids(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ids, self.links, self.loads = [], [], []
+
+        def handle_starttag(self, tag, attrs) -> None:
+            attrs = dict(attrs)
+            self.ids += [attrs["id"]] if "id" in attrs else []
+            self.links += [attrs["href"]] if tag == "a" and "href" in attrs else []
+            self.loads += [attrs[k] for k in ("src", "href") if k in attrs and tag in ("script", "link", "img")]
+
+    text = TWO_MODELS.replace('path = "models/p4cnn.onnx"', 'path = "models/missing.onnx"\n\n'
+                              '[[tool.eqcheck.models]]\npath = "models/p4cnn.onnx"')
+    config = project(tmp_path, text, "p4cnn", "z2cnn")
+    code, _, _ = run(capsys, "check", "--config", config, "--html", tmp_path / "check.html")
+    page = (tmp_path / "check.html").read_text()
+    parser = Ids()
+    parser.feed(page)
+    assert code == EXIT_MODEL and "ERROR" in page and "could not be checked: model file not found" in page
+    assert len(parser.ids) == len(set(parser.ids))  # three reports on one page, ids prefixed per model
+    assert parser.links == ["#m0", "#m1", "#m2"] and {"m0", "m1", "m2"} <= set(parser.ids)
+    assert "m2-layer-chart" in parser.ids and "/<wbr>conv1/<wbr>Conv" in page  # z2cnn's report, its first failing layer
+    assert parser.loads == [] and "http://" not in page and "https://" not in page  # self-contained
+
+
 @pytest.mark.parametrize("text, message", [
     ('[tool.eqcheck]\ngroup = "p4"\nunknown = 1\n[[tool.eqcheck.models]]\npath = "a.onnx"', "unknown key 'unknown'"),
     ('[tool.eqcheck]\n[[tool.eqcheck.models]]\npath = "a.onnx"', "missing group"),
@@ -386,3 +414,18 @@ def test_help_stays_light() -> None:
     code = f"import sys, eqcheck.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert out.strip() == "[]"
+
+
+def test_reports_are_ordinary_files_not_private_ones(tmp_path) -> None:
+    import os
+    import stat
+
+    from eqcheck.report.outputs import write_atomically
+
+    mask = os.umask(0o022)
+    try:
+        write_atomically(tmp_path / "r.json", "{}\n")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left beside it

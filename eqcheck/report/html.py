@@ -1,13 +1,19 @@
 """The HTML report: one self-contained page (inline CSS and SVG, nothing loaded) rendered from a result."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from importlib.resources import files
 from string import Template
+from typing import TYPE_CHECKING
 
 from eqcheck.report.html_chart import LogScale, heat_color, heat_map, layer_chart
 from eqcheck.report.text import action_text, fmt, passes, verdict_line, worst
 from eqcheck.result import ElementResult, LayerResult, VerificationResult
+
+if TYPE_CHECKING:
+    from eqcheck.checks import ModelOutcome
+    from eqcheck.gate import CheckVerdict
 
 CHOSEN = {"auto": "chosen automatically", "auto-default": "no action explains it: the default for its shape",
           "declared": "declared", "given": "given"}
@@ -20,12 +26,45 @@ def _template() -> Template:
 def render(result: VerificationResult) -> str:
     """The complete HTML document for ``result``; every name in it is escaped."""
     word = "PASS" if result.passed else "FAIL"
-    sections = [_header(result), _diagnoses(result), _run(result), _elements(result), _layers(result)]
     return _template().substitute(
         title=escape(f"eqcheck: {word} {result.run.model} ({result.run.group})"),
         version=escape(result.run.eqcheck_version),
-        body="\n".join(s for s in sections if s),
+        body="\n".join(s for s in _sections(result) if s),
     )
+
+
+def _sections(result: VerificationResult) -> list[str]:
+    return [_header(result), _diagnoses(result), _run(result), _elements(result), _layers(result)]
+
+
+def render_check(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict) -> str:
+    """One page for ``eqcheck check``: the gate's verdict, a row per listed model linking to its report
+    below (each report's element ids prefixed ``mK-``, so that the page's ids stay unique)."""
+    from eqcheck.gate import KNOWN_FAILURE, PASSED
+    from eqcheck.report.summary import STATUS_LABELS, check_verdict_line
+
+    word, line = check_verdict_line(verdict).split("  ", 1)
+    rows, articles = [], []
+    for k, (outcome, status) in enumerate(zip(outcomes, verdict.statuses)):
+        result, anchor = outcome.result, f"m{k}"
+        bad = status not in (PASSED, KNOWN_FAILURE)
+        error = fmt(worst([result.output.max_rel_error])) if result else "-"
+        first = _breakable(result.first_failing_layer) if result and result.first_failing_layer else "-"
+        rows.append(f'<tr><td><a href="#{anchor}">{escape(outcome.entry.name)}</a></td><td>{escape(outcome.group)}'
+                    f'</td><td><span class="badge {"fail" if bad else "ok"}">{escape(STATUS_LABELS[status])}</span></td>'
+                    f'<td class="num">{error}</td><td>{first}</td></tr>')
+        body = ("\n".join(s for s in _sections(result) if s) if result is not None else
+                f'<section><p class="caption">could not be checked: {escape(outcome.error or "")}</p></section>')
+        articles.append(f'<article id="{anchor}">' + body.replace(' id="', f' id="{anchor}-') + "</article>")
+    header = (f'<header><div class="brand">eqcheck &middot; check</div><h1>{len(outcomes)} listed '
+              f'model{"s" if len(outcomes) != 1 else ""}</h1><div class="verdict {"pass" if verdict.passed else "fail"}">'
+              f'<span class="word">{escape(word)}</span><span class="line">{escape(line)}</span></div></header>'
+              '<section id="models"><h2>Models</h2><table><thead><tr><th>model</th><th>group</th><th>status</th>'
+              '<th class="num">max rel error</th><th>first failing layer</th></tr></thead><tbody>\n'
+              + "\n".join(rows) + "</tbody></table></section>")
+    version = next((o.result.run.eqcheck_version for o in outcomes if o.result is not None), "")
+    return _template().substitute(title=escape(f"eqcheck check: {word}"), version=escape(version),
+                                  body="\n".join([header, *articles]))
 
 
 def _card(key: str, value: str, sub: str = "", bad: bool = False) -> str:

@@ -31,6 +31,7 @@ def write_atomically(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; a report is an ordinary file
         os.replace(temporary, path)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
@@ -38,6 +39,12 @@ def write_atomically(path: str | Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def check_writable(path: str | Path) -> Path:
@@ -147,8 +154,10 @@ def write_reports(result: VerificationResult, *, json_path: str | None = None, h
 
 
 def write_check_reports(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict, *, json_path: str | None = None,
-                        junit_path: str | None = None, quiet: bool = False, verbose: bool = False) -> None:
-    """Everything ``eqcheck check`` writes: each model's error on stderr, the summary, JSON, JUnit, GitHub."""
+                        html_path: str | None = None, junit_path: str | None = None, quiet: bool = False,
+                        verbose: bool = False) -> None:
+    """Everything ``eqcheck check`` writes: each model's error on stderr, the summary, JSON, HTML, JUnit,
+    GitHub."""
     from eqcheck.gate import ERROR
     from eqcheck.report import github, json_report, junit, summary, terminal
 
@@ -170,6 +179,8 @@ def write_check_reports(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict,
             sys.stdout.write(text + "\n")
         else:
             write_atomically(json_path, text + "\n")
+    if html_path is not None:
+        write_atomically(html_path, html_renderer().render_check(outcomes, verdict))
     if junit_path is not None:
         write_atomically(junit_path, junit.render_checks(outcomes, verdict))
     write_github(github.check_annotations(outcomes, verdict), github.check_step_summary(outcomes, verdict),
