@@ -197,18 +197,18 @@ class OnnxTracer(LayerTracer):
         return fragment.SerializeToString()
 
     def _capture_model(self, names: list[str], patched: frozenset):
-        """The model with the capture's outputs and patches: only the nodes that compute what the
-        capture outputs, readers of a patched tensor reading ``NAME@patch``."""
+        """A copy of the model whose outputs are ``names`` (the model's own where there are none),
+        holding only the nodes that compute them, readers of a patched tensor reading ``NAME@patch``:
+        a chunk of a large model's layers runs the part of the model up to that chunk, from its patch."""
         import onnx
         from onnx import helper
 
         model = onnx.ModelProto()
         model.CopyFrom(self.model)
         model.graph.ClearField("node")
-        existing = {o.name for o in model.graph.output}
-        names = [n for n in dict.fromkeys(names) if n not in existing and n not in patched]
-        keep = (needed_nodes(self.io, self.inner, existing | set(names), patched) if patched
-                else [True] * len(self.nodes))
+        own = {o.name: o for o in self.model.graph.output}
+        names = [n for n in dict.fromkeys(names) if n not in patched] or list(own)
+        keep = needed_nodes(self.io, self.inner, set(names), patched)
         model.graph.node.extend(node for node, k in zip(self.nodes, keep) if k)
         if patched:
             for node in model.graph.node:
@@ -218,7 +218,8 @@ class OnnxTracer(LayerTracer):
             for name in sorted(patched):
                 dtype = helper.np_dtype_to_tensor_dtype(self._dtypes[name])
                 model.graph.input.append(helper.make_tensor_value_info(f"{name}@patch", dtype, None))
-        model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
+        model.graph.ClearField("output")
+        model.graph.output.extend(own[n] if n in own else onnx.ValueInfoProto(name=n) for n in names)
         return model
 
     def _run(self, session, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
