@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from eqcheck.actions.representations import ImageAction, RegularFieldAction, Representation, apply_representation
-from eqcheck.actions.spatial import apply_spatial
+from eqcheck.actions.spatial import apply_spatial, turn
 from eqcheck.compare import Geometry
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
@@ -17,6 +17,7 @@ from eqcheck.metrics import sum_of_squares
 
 #: the leading channels that bound a candidate's error before it is scored: 1 / PARTIAL_SLICES of them
 PARTIAL_SLICES = 8
+
 
 def fast_rel(observed: np.ndarray, expected: np.ndarray, mask: np.ndarray | None = None,
              norm2: float | None = None) -> float:
@@ -57,23 +58,11 @@ def permute_fibers(rep: Representation, group: Group, element: Element, x: np.nd
 
 
 @functools.lru_cache(maxsize=1024)
-def _channel_map_cached(rep: Representation, point_group, point, channels: tuple[int, ...]) -> np.ndarray:
-    index = np.arange(math.prod(channels)).reshape(channels + (1, 1))
-    if isinstance(rep, ChannelPermutationAction):
-        perm = dict(rep.table)[point]
-        return np.take(index.reshape(index.shape[0], len(perm), 1, 1), perm, axis=1).reshape(-1)
-    perm = regular_permutation(point_group, point, rep.convention, rep.orientation)
-    if rep.layout == "5d":
-        return np.take(index, perm, axis=2).reshape(-1)
-    if rep.layout == "field-major":
-        return np.take(index.reshape(index.shape[0], -1, len(perm), 1, 1), perm, axis=2).reshape(-1)
-    return np.take(index.reshape(index.shape[0], len(perm), -1, 1, 1), perm, axis=1).reshape(-1)
-
-
 def channel_map(rep: Representation, group: Group, element: Element, channels: tuple[int, ...]) -> np.ndarray:
     """permute_fibers on channel numbers: for each channel of ``rho(g) x`` (batch and channel axes of
     shape ``channels`` flattened), the one of ``x`` it comes from (remembered, as the permutations are)."""
-    return _channel_map_cached(rep, group.point_group, element.point, tuple(channels))
+    index = np.arange(math.prod(channels)).reshape(tuple(channels) + (1, 1))
+    return permute_fibers(rep, group, element, index).reshape(-1)
 
 
 class Expectation:
@@ -122,7 +111,7 @@ class Expectation:
                 # the channel part first, on the contiguous reference (a copy of whole planes), then the
                 # spatial part as a view: the same entries as permuting the turned view, at a fraction
                 # of the cost of gathering through it
-                return self._turn(element, permute_fibers(rep, self.group, element, x))
+                return turn(element, permute_fibers(rep, self.group, element, x))
             return permute_fibers(rep, self.group, element, self.moved(element) if moves else x)
         return apply_representation(rep, self.group, element, x, stride=g.stride, zero_fill=g.zero_fill,
                                     order=g.order)
@@ -133,7 +122,7 @@ class Expectation:
         if element.label not in self._spatial:
             g, x = self.geometry, self.reference
             if self._turns(element):
-                moved = self._turn(element, x)
+                moved = turn(element, x)
                 if self.contiguous:
                     moved = np.ascontiguousarray(moved)
             else:
@@ -188,18 +177,3 @@ class Expectation:
     def _turns(self, element: Element) -> bool:
         """Whether ``element`` moves the reference by flips and quarter turns only (a view)."""
         return element.quarter_turns is not None and element.shift == (0, 0) and self.reference.ndim >= 2
-
-    @staticmethod
-    def _turn(element: Element, x: np.ndarray) -> np.ndarray:
-        """``np.rot90(np.flip(x, -1) if flip else x, k, axes=(-2, -1))``: the same view (strides
-        included), without np.rot90's argument handling, which costs more than the view on small maps."""
-        if element.flip:
-            x = x[..., ::-1]
-        k = element.quarter_turns % 4
-        if k == 1:
-            return x[..., ::-1].swapaxes(-1, -2)
-        if k == 2:
-            return x[..., ::-1, ::-1]
-        if k == 3:
-            return x.swapaxes(-1, -2)[..., ::-1]
-        return x

@@ -155,3 +155,22 @@ def test_a_five_dimensional_input_takes_the_groups_element_order():
     for group_spec, convention in (("p4m", "escnn"), ("p4m:groupy", "groupy")):
         actions, _ = infer_input_actions(parse_group(group_spec), {"x": (2, 3, 8, 7, 7)}, {})
         assert actions["x"].layout == "5d" and actions["x"].convention == convention
+
+
+@pytest.mark.parametrize("k", range(-1, 6))
+def test_exact_rotation_is_numpys_rot90_view(k):
+    from eqcheck.actions.spatial import rotate_exact
+
+    x = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
+    assert np.array_equal(rotate_exact(x, k), np.rot90(x, k, axes=(-2, -1)))
+    assert np.shares_memory(rotate_exact(x, k), x)  # a view: nothing copied
+
+
+def test_turns_flip_first_then_rotate():
+    from eqcheck.actions.spatial import turn
+
+    group = parse_group("p4m")
+    x = np.arange(3 * 5 * 5).reshape(3, 5, 5)
+    for g in group.testing_elements(SamplingContext(rng=np.random.default_rng(0))):
+        expected = np.rot90(np.flip(x, -1) if g.flip else x, g.quarter_turns, axes=(-2, -1))
+        assert np.array_equal(turn(g, x), expected) and np.array_equal(apply_spatial(g, x), expected)
