@@ -74,9 +74,3 @@ def element_errors(
             nonfinite=nonfinite,
         ))
     return tuple(results)
-
-
-def worst(results: tuple[ElementResult, ...]) -> float:
-    """The largest relative error; NaN counts as infinite."""
-    values = [np.inf if r.rel_error != r.rel_error else r.rel_error for r in results]
-    return float(max(values)) if values else 0.0

@@ -12,11 +12,11 @@ from eqcheck.actions.parse import (
 from eqcheck.actions.representations import Representation, apply_representation
 from eqcheck.actions.spatial import apply_spatial, central_disk
 from eqcheck.batching import run_many
-from eqcheck.compare import Geometry, element_errors, worst
+from eqcheck.compare import Geometry, element_errors
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group, SamplingContext
 from eqcheck.groups.element import Element
-from eqcheck.metrics import relative_error, spread
+from eqcheck.metrics import relative_error, spread, worst
 from eqcheck.models.base import ModelRunner
 from eqcheck.result import Candidate, TensorCheck
 from eqcheck.structure import scan, total_stride
@@ -167,7 +167,7 @@ def measure(
     for rep in candidates:
         results = element_errors(group, rep, elements, reference, transformed, geometry, tolerance,
                                  output_spread, floors)
-        scored.append((worst(results), rep, results))
+        scored.append((worst(r.rel_error for r in results), rep, results))
     (best_error, best_rep, best_results), source = choose_representation(group, reference.shape, scored, source)
     identity = next((r for g, r in zip(elements, best_results) if g.is_identity), None)
     output = TensorCheck(

@@ -19,6 +19,11 @@ def sum_of_squares(x: np.ndarray, out: np.ndarray | None = None) -> float:
     return float(np.square(x, out=out, dtype=np.float64).sum())
 
 
+def worst(values) -> float:
+    """The largest of ``values`` (errors), NaN counting as infinite; 0 for none."""
+    return max((math.inf if v != v else float(v) for v in values), default=0.0)
+
+
 def relative_error(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float]:
     """``(||a - b|| / ||b||, max |a - b|)`` over the whole batch, restricted to ``mask`` on the last two axes."""
     a64, b64 = _masked(a, mask), _masked(b, mask)

@@ -19,7 +19,6 @@ MAX_ASSIGNMENT_CHANNELS = 512
 FOUND_MAX_ERROR = 1e-2
 
 
-
 def score(expect: Expectation, rep: Representation, elements: list[Element],
           observed: list[np.ndarray]) -> float:
     """The largest ranking error of ``rep`` over ``elements`` (observed tensors in the same order)."""
@@ -61,8 +60,8 @@ class Choice:
 
 
 def choose(expect: Expectation, candidates: list[Representation], elements: list[Element],
-           observed: list[np.ndarray],
-           first: Representation | None = None, cap: float | None = None) -> Choice | None:
+           observed: list[np.ndarray], first: Representation | None = None,
+           cap: float | None = None) -> Choice | None:
     """The candidate with the smallest error; ties go to the simplest (candidates come simplest first).
     Candidates are ranked on the first sample of the batch (the errors of the one kept are then
     measured on all of it); the margin is the runner-up's error over the winner's.

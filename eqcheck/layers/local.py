@@ -11,7 +11,7 @@ from eqcheck.compare import Geometry
 from eqcheck.groups.element import Element
 from eqcheck.layers.expectation import Expectation
 from eqcheck.layers.trace import from_batch_first
-from eqcheck.metrics import sum_of_squares
+from eqcheck.metrics import sum_of_squares, worst
 from eqcheck.tolerance import Tolerance
 
 
@@ -25,10 +25,6 @@ class TensorErrors:
     identity: float = 0.0
     #: the error of every testing element, in order
     errors: tuple[float, ...] = ()
-
-
-def _worst(values: list[float]) -> float:
-    return max((math.inf if v != v else v for v in values), default=0.0)
 
 
 def _rel(observed: np.ndarray, expected: np.ndarray, norm: float | None, mask) -> float:
@@ -62,7 +58,7 @@ def tensor_errors(expect: Expectation, rep: Representation, elements: list[Eleme
         errors.append(_rel(seen, expected, norm if mask is None else None, mask))
     passed = all(tolerance.element_passes(rel, e.exact, spread) for rel, e in zip(errors, elements))
     identity = next((rel for rel, e in zip(errors, elements) if e.is_identity), 0.0)
-    return TensorErrors(_worst(errors), passed, identity, tuple(errors))
+    return TensorErrors(worst(errors), passed, identity, tuple(errors))
 
 
 def transformed_input(expect: Expectation, rep: Representation, element: Element, axis: int,

@@ -8,7 +8,8 @@ from string import Template
 from typing import TYPE_CHECKING
 
 from eqcheck.report.html_chart import LogScale, heat_color, heat_map, layer_chart
-from eqcheck.report.text import action_text, fmt, passes, verdict_line, worst
+from eqcheck.metrics import worst
+from eqcheck.report.text import action_text, fmt, passes, verdict_line
 from eqcheck.result import ElementResult, LayerResult, VerificationResult
 
 if TYPE_CHECKING:

@@ -5,7 +5,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from eqcheck.report.text import action_text, fmt, passes, verdict_line, worst
+from eqcheck.metrics import worst
+from eqcheck.report.text import action_text, fmt, passes, verdict_line
 from eqcheck.result import VerificationResult
 
 

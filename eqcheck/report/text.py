@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from eqcheck.metrics import worst
 from eqcheck.result import LayerResult, VerificationResult
 
 
@@ -15,11 +16,6 @@ def fmt(value: float | None) -> str:
     if math.isinf(value):
         return "inf"
     return f"{value:.2e}"
-
-
-def worst(values) -> float:
-    """The largest of ``values``, NaN counting as infinite (as the engine counts it), 0 for none."""
-    return max((math.inf if v != v else v for v in values), default=0.0)
 
 
 def passes(count: int) -> str:
