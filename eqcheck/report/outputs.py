@@ -132,20 +132,23 @@ def write_github(annotations: Sequence[str], summary: str, stream: TextIO) -> No
             sys.stderr.write(f"eqcheck: warning: cannot append to $GITHUB_STEP_SUMMARY ({path}): {error.strerror}\n")
 
 
+def _write_json(path: str, text: str) -> None:
+    """``-``: standard output (the terminal report then goes to stderr); else the file, atomically."""
+    if path == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        write_atomically(path, text + "\n")
+
+
 def write_reports(result: VerificationResult, *, json_path: str | None = None, html_path: str | None = None,
                   junit_path: str | None = None, quiet: bool = False) -> None:
     """Everything ``eqcheck verify`` and ``eqcheck report`` write for one result."""
     from eqcheck.report import github, json_report, junit, terminal
 
-    json_to_stdout = json_path == "-"
-    stream = sys.stderr if json_to_stdout else sys.stdout
+    stream = sys.stderr if json_path == "-" else sys.stdout
     terminal.render(result, make_console(stream), quiet=quiet)
     if json_path is not None:
-        text = json_report.dumps(result)
-        if json_to_stdout:
-            sys.stdout.write(text + "\n")
-        else:
-            write_atomically(json_path, text + "\n")
+        _write_json(json_path, json_report.dumps(result))
     if html_path is not None:
         write_atomically(html_path, html_renderer().render(result))
     if junit_path is not None:
@@ -161,8 +164,7 @@ def write_check_reports(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict,
     from eqcheck.gate import ERROR
     from eqcheck.report import github, json_report, junit, summary, terminal
 
-    json_to_stdout = json_path == "-"
-    stream = sys.stderr if json_to_stdout else sys.stdout
+    stream = sys.stderr if json_path == "-" else sys.stdout
     console = make_console(stream)
     if verbose:
         for outcome in outcomes:
@@ -174,11 +176,7 @@ def write_check_reports(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict,
             sys.stderr.write(f"eqcheck: error: {outcome.entry.name}: {outcome.error}\n")
     summary.render(outcomes, verdict, console, quiet=quiet)
     if json_path is not None:
-        text = json_report.dumps_check(outcomes, verdict)
-        if json_to_stdout:
-            sys.stdout.write(text + "\n")
-        else:
-            write_atomically(json_path, text + "\n")
+        _write_json(json_path, json_report.dumps_check(outcomes, verdict))
     if html_path is not None:
         write_atomically(html_path, html_renderer().render_check(outcomes, verdict))
     if junit_path is not None:
