@@ -30,12 +30,14 @@ def render(result: VerificationResult) -> str:
     return _template().substitute(
         title=escape(f"eqcheck: {word} {result.run.model} ({result.run.group})"),
         version=escape(result.run.eqcheck_version),
-        body="\n".join(s for s in _sections(result) if s),
+        body=_body(result),
     )
 
 
-def _sections(result: VerificationResult) -> list[str]:
-    return [_header(result), _diagnoses(result), _run(result), _elements(result), _layers(result)]
+def _body(result: VerificationResult) -> str:
+    """The sections of one result's report."""
+    sections = [_header(result), _diagnoses(result), _run(result), _elements(result), _layers(result)]
+    return "\n".join(s for s in sections if s)
 
 
 def render_check(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict) -> str:
@@ -54,7 +56,7 @@ def render_check(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict) -> str
         rows.append(f'<tr><td><a href="#{anchor}">{escape(outcome.entry.name)}</a></td><td>{escape(outcome.group)}'
                     f'</td><td><span class="badge {"fail" if bad else "ok"}">{escape(STATUS_LABELS[status])}</span></td>'
                     f'<td class="num">{error}</td><td>{first}</td></tr>')
-        body = ("\n".join(s for s in _sections(result) if s) if result is not None else
+        body = (_body(result) if result is not None else
                 f'<section><p class="caption">could not be checked: {escape(outcome.error or "")}</p></section>')
         articles.append(f'<article id="{anchor}">' + body.replace(' id="', f' id="{anchor}-') + "</article>")
     header = (f'<header><div class="brand">eqcheck &middot; check</div><h1>{len(outcomes)} listed '
