@@ -227,17 +227,11 @@ class LayerAnalysis:
         ``[B, C, |H|, H, W]`` keeps the 5d one). Each is the source's action on the same numbers, so
         ranking would pick it too, with no smaller margin; the other layouts are tried only where the
         source won its own ranking by a margin that is not exact anyway (see CLEAR_MARGIN)."""
-        layouts = [rep]
         if (isinstance(rep, RegularFieldAction) and source.choice.source == "auto"
                 and (source.choice.margin is None or source.choice.margin >= CLEAR_MARGIN)):
-            for layout in LAYOUTS:
-                if layout != rep.layout:
-                    other = dataclasses.replace(rep, layout=layout,
-                                                spec=regular_spec(layout, rep.convention, rep.orientation,
-                                                                  group_convention(self.group)))
-                    if other.fits(self.group, tuple(shape), self.set_size) is None:
-                        layouts.append(other)
-        return layouts
+            return [rep] + [other for other in fitting_layouts(rep, self.group, shape, self.set_size)
+                            if other.layout != rep.layout]
+        return [rep]
 
     def record_glue(self, key: str, consumer: Site | None, view: View) -> Analysed:
         """Code between modules (torch): its action is the one that explains its output best."""
@@ -371,12 +365,17 @@ def same_kind(rep: Representation, group: Group, shape, set_size) -> Representat
     if rep.fits(group, tuple(shape), set_size) is None:
         return rep
     if isinstance(rep, RegularFieldAction):
-        for layout in LAYOUTS:
-            moved = dataclasses.replace(rep, layout=layout, spec=regular_spec(layout, rep.convention, rep.orientation,
-                                                                              group_convention(group)))
-            if moved.fits(group, tuple(shape), set_size) is None:
-                return moved
+        return next(iter(fitting_layouts(rep, group, shape, set_size)), None)
     return None
+
+
+def fitting_layouts(rep: RegularFieldAction, group: Group, shape, set_size) -> list[RegularFieldAction]:
+    """``rep``'s element order and orientation in each layout (LAYOUTS order) that fits ``shape``."""
+    convention = group_convention(group)
+    moved = (dataclasses.replace(rep, layout=layout,
+                                 spec=regular_spec(layout, rep.convention, rep.orientation, convention))
+             for layout in LAYOUTS)
+    return [other for other in moved if other.fits(group, tuple(shape), set_size) is None]
 
 
 def chunk_sites(sites: list[Site], reference: dict[str, np.ndarray], items: int, budget: int) -> list[list[Site]]:
