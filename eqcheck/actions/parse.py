@@ -27,11 +27,11 @@ def regular_spec(layout: str, convention: str, orientation: str, default: str = 
 
 
 def parse_representation(spec: str, shape: tuple[int, ...] | None = None,
-                         default_convention: str = "escnn", group_convention: str | None = None) -> Representation:
+                         default_convention: str = "escnn", spec_convention: str | None = None) -> Representation:
     """The action a type spec names. ``regular`` without a layout takes 5d for rank-5 tensors, and
     without an element order ``default_convention`` (a user's spec: the group's, ``p4m:groupy`` ->
-    GrouPy's). The spec it carries names the order where it is not ``group_convention`` (by default
-    ``default_convention``)."""
+    GrouPy's). The spec it carries names the order where it is not ``spec_convention`` (the group's;
+    by default ``default_convention``)."""
     name, *options = spec.strip().lower().split(":")
     if name in ("invariant", "trivial"):
         return Representation()
@@ -46,7 +46,7 @@ def parse_representation(spec: str, shape: tuple[int, ...] | None = None,
         unknown = [o for o in options if o not in (*LAYOUTS, "groupy", "escnn", "cw", "ccw")]
         if unknown:
             raise UsageError(f"unknown option {unknown[0]!r} in type {spec!r}")
-        printed = regular_spec(layout, convention, orientation, group_convention or default_convention)
+        printed = regular_spec(layout, convention, orientation, spec_convention or default_convention)
         return RegularFieldAction(spec=printed, layout=layout,
                                   convention=convention, orientation=orientation)
     if name == "set":
