@@ -153,7 +153,6 @@ class OnnxTracer(LayerTracer):
         self.axes: dict[str, int] = {}
         self.layouts: dict[str, tuple[int, int]] = {}
         self.ref: dict[str, np.ndarray] = {}
-        self.ref_shapes: dict[str, tuple[int, ...]] = {}
         self._sessions: dict[tuple, object] = {}
 
     @property
@@ -249,7 +248,6 @@ class OnnxTracer(LayerTracer):
         captured = self._run(self._capture_session(self.produced), feeds)
         captured.update(feeds)
         self._with_views(captured)
-        self.ref_shapes = {k: tuple(v.shape) for k, v in captured.items()}
         self.ref = captured
         self.batch = next(iter(feeds.values())).shape[0]
         self._dtypes = {k: np.asarray(v).dtype for k, v in captured.items()}

@@ -85,7 +85,6 @@ class TorchTracer(LayerTracer):
         self.modules = [(name, m) for name, m in module.named_modules() if name]
         self.sites = []
         self.calls: list[Call] = []
-        self.ref_shapes: dict[str, tuple[int, ...]] = {}
         self.axes: dict[str, int] = {}
         self.layouts: dict[str, tuple[int, int]] = {}
         self.ref: dict[str, np.ndarray] = {}
@@ -149,7 +148,6 @@ class TorchTracer(LayerTracer):
         last = _first_float(output)
         if last is not None and not any(t is last for t, _ in produced):  # code after the last module
             captured[OUTPUT_KEY] = _numpy(last)
-        self.ref_shapes = {k: tuple(v.shape) for k, v in captured.items()}
         self.ref = captured
         self.batch = next(iter(feeds.values())).shape[0]
         self.sites = self._sites()
