@@ -12,14 +12,17 @@ import numpy as np
 from eqcheck import __version__
 from eqcheck.diagnose import measured_diagnoses, structural_diagnoses
 from eqcheck.engine import measure
+from eqcheck.errors import UsageError
 from eqcheck.groups import Group, parse_group
+from eqcheck.guard import guarded
 from eqcheck.input_actions import infer_input_actions, parse_declarations
-from eqcheck.inputs import generate, load_input_file, parse_named_shapes, resolve_shapes
+from eqcheck.inputs import cast_input, generate, input_bytes, load_input_file, parse_named_shapes, resolve_shapes
 from eqcheck.layers import analyze_layers
 from eqcheck.models.loader import load_model
 from eqcheck.result import RunInfo, VerificationResult
 from eqcheck.structure import scan
 from eqcheck.tolerance import Tolerance
+from eqcheck.validation import check_memory, check_run_options
 
 ShapeArg = str | Sequence[int] | Sequence[str] | Mapping[str, Sequence[int]] | None
 
@@ -44,7 +47,11 @@ def _given_inputs(inputs, runner) -> dict[str, np.ndarray] | None:
         return load_input_file(inputs, runner.inputs)
     if isinstance(inputs, np.ndarray):
         inputs = {runner.inputs[0].name: inputs}
-    return {spec.name: np.asarray(inputs[spec.name]).astype(spec.dtype, copy=False) for spec in runner.inputs}
+    missing = [spec.name for spec in runner.inputs if spec.name not in inputs]
+    if missing:
+        raise UsageError(f"inputs: no array for input {missing[0]!r}")
+    return {spec.name: cast_input(spec.name, np.asarray(inputs[spec.name]), spec.dtype, "the arrays given")
+            for spec in runner.inputs}
 
 
 def _other_inputs(given: dict[str, np.ndarray], rng, smooth_names: set[str],
@@ -54,9 +61,11 @@ def _other_inputs(given: dict[str, np.ndarray], rng, smooth_names: set[str],
     for name, x in given.items():
         if x.ndim > batch_axis and x.shape[batch_axis] > 1:
             other[name] = np.roll(x, 1, axis=batch_axis)
-        else:
+        elif x.dtype.kind == "f":
             fresh = generate(x.shape, str(x.dtype), rng, name in smooth_names)
-            other[name] = (fresh * (x.std() or 1.0) + x.mean()).astype(x.dtype) if x.dtype.kind == "f" else fresh
+            other[name] = (fresh * (x.std() or 1.0) + x.mean()).astype(x.dtype)
+        else:  # integers and booleans: the same values in another order
+            other[name] = rng.permutation(x.ravel()).reshape(x.shape)
     return other
 
 
@@ -85,24 +94,57 @@ def verify(
     layer_types: Mapping[str, str] | Sequence[str] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     command: str | None = None,
+    timeout: float | None = None,
 ) -> VerificationResult:
-    """Check ``model`` (a path, a ``file.py:attr`` spec, an ``nn.Module`` or an ``onnx.ModelProto``) against ``group``."""
+    """Check ``model`` (a path, a ``file.py:attr`` spec, an ``nn.Module`` or an ``onnx.ModelProto``) against
+    ``group``. A ``file.py:attr`` or ``package.module:attr`` spec imports and runs that code.
+
+    Whatever the model's code raises (``SystemExit`` and ``KeyboardInterrupt`` included) becomes a
+    ModelRunError; ``timeout`` seconds (None or 0: no limit) bound the whole check (``eqcheck.guard``).
+    """
     start = time.perf_counter()
+    check_run_options(samples=samples, tol=tol, approx_tol=approx_tol, seed=seed, batch_size=batch_size,
+                      max_batch=max_batch, timeout=timeout)
     group = parse_group(group)
-    runner = load_model(model, device=device, dtype=dtype, weights=weights, unsafe_load=unsafe_load,
-                        allow_tf32=allow_tf32, train_mode=train_mode)
+    options = dict(input_shape=input_shape, inputs=inputs, act=act, output_type=output_type, output=output,
+                   tol=tol, approx_tol=approx_tol, seed=seed, samples=samples, batch_size=batch_size,
+                   max_batch=max_batch, per_layer=per_layer, layer_types=layer_types, progress=progress,
+                   command=command)
+    with guarded(str(model) if isinstance(model, (str, Path)) else type(model).__name__, timeout) as guard:
+        runner = load_model(model, device=device, dtype=dtype, weights=weights, unsafe_load=unsafe_load,
+                            allow_tf32=allow_tf32, train_mode=train_mode)
+        result = _check(runner, group, **options)
+    note = guard.note()
+    if note is not None:
+        result = replace(result, run=replace(result.run, notes=(*result.run.notes, note)))
+    return replace(result, elapsed_s=time.perf_counter() - start)
+
+
+def _check(runner, group: Group, *, input_shape, inputs, act, output_type, output, tol, approx_tol, seed, samples,
+           batch_size, max_batch, per_layer, layer_types, progress, command) -> VerificationResult:
+    """The check of a loaded model: inputs, the output check, the per-layer analysis, the result."""
     try:
+        if not runner.inputs:
+            raise UsageError(f"{runner.description} takes no input: there is nothing for the group to act on")
         given = _given_inputs(inputs, runner)
         shapes = ({k: v.shape for k, v in given.items()} if given is not None
                   else resolve_shapes(runner.inputs, _named_shapes(input_shape), batch_size))
         names = [spec.name for spec in runner.inputs]
+        dtypes = {spec.name: spec.dtype for spec in runner.inputs}
+        # the reference, the unrelated input and at least one transformed copy, before any is allocated
+        check_memory(input_bytes(shapes, dtypes), 3, "the input " + ", ".join(
+            f"{name} {list(shape)}" for name, shape in shapes.items()))
         declared = dict(act) if isinstance(act, Mapping) else parse_declarations(list(act or []), names)
         actions, set_size = infer_input_actions(group, shapes, declared)
         rng = np.random.default_rng(seed)
         smooth_names = {n for n, rep in actions.items() if rep.spatial and group.needs_smooth_inputs}
-        dtypes = {spec.name: spec.dtype for spec in runner.inputs}
-        feeds = given if given is not None else {
-            name: generate(shapes[name], dtypes[name], rng, name in smooth_names) for name in names}
+        ranges = {name: runner.index_range(name) for name in names}
+
+        def generated() -> dict[str, np.ndarray]:
+            return {name: _generate(name, shapes[name], dtypes[name], rng, name in smooth_names, ranges[name])
+                    for name in names}
+
+        feeds = given if given is not None else generated()
         if group.permutes_sets and getattr(group, "axis", 1) == 0:
             # the set is axis 0, so that is no batch axis: stacking inputs there would make one longer set
             runner.batch_dynamic = False
@@ -111,8 +153,7 @@ def verify(
         if per_layer and batch_axis != 0:
             per_layer = False
             runner.notes.append("per-layer analysis skipped: it reads the batch on axis 0, which is the set here")
-        other = _other_inputs(feeds, rng, smooth_names, batch_axis) if given is not None else {
-            name: generate(shapes[name], dtypes[name], rng, name in smooth_names) for name in names}
+        other = _other_inputs(feeds, rng, smooth_names, batch_axis) if given is not None else generated()
         model_dtype = next((d for d in dtypes.values() if d.startswith("float")), "float32")
         tolerance = Tolerance.for_dtype(model_dtype, tol, approx_tol)
         measurement = measure(runner, group, feeds, other, actions, set_size=set_size, tolerance=tolerance,
@@ -157,8 +198,14 @@ def verify(
         diagnoses=tuple(diagnoses),
         layers=layers,
         first_failing_layer=first_failing,
-        elapsed_s=time.perf_counter() - start,
     )
+
+
+def _generate(name: str, shape, dtype: str, rng, smooth_spatial: bool, index_range: int | None) -> np.ndarray:
+    try:
+        return generate(shape, dtype, rng, smooth_spatial, index_range)
+    except UsageError as error:
+        raise UsageError(f"input {name!r}: {error.message}") from None
 
 
 from eqcheck.testing import assert_equivariant  # noqa: E402, F401  (re-exported: one function: eqcheck.testing's)

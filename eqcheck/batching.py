@@ -33,6 +33,9 @@ def run_many(
     if runner.batch_dynamic and len(batches) > 1:
         try:
             return _run_stacked(runner, batches, sizes, limit, progress)
+        except _NoBatchAxis:
+            runner.notes.append("an output has no batch axis (its first axis does not follow the input's batch): "
+                                "each input was run on its own")
         except ModelRunError:
             runner.notes.append("the model rejected a stacked batch; each input was run on its own")
     results = []
@@ -57,6 +60,10 @@ def chunk_indices(sizes: list[int], limit: int) -> list[list[int]]:
     return chunks
 
 
+class _NoBatchAxis(ModelRunError):
+    """A stacked pass gave an output whose first axis is not the stacked batch: it cannot be split."""
+
+
 def _run_stacked(runner, batches, sizes, limit, progress):
     results: list[list[np.ndarray]] = []
     chunks = chunk_indices(sizes, limit)
@@ -64,9 +71,12 @@ def _run_stacked(runner, batches, sizes, limit, progress):
         feeds = {name: np.concatenate([batches[i][name] for i in chunk], axis=0) for name in batches[0]}
         outputs = runner.run(feeds)
         bounds = np.cumsum([0] + [sizes[i] for i in chunk])
-        for position in range(len(chunk)):
-            start, stop = bounds[position], bounds[position + 1]
-            results.append([o[start:stop] if o.ndim and o.shape[0] == bounds[-1] else o for o in outputs])
+        if len(chunk) == 1:  # nothing to split
+            results.append(list(outputs))
+        elif any(o.ndim == 0 or o.shape[0] != bounds[-1] for o in outputs):
+            raise _NoBatchAxis("an output has no batch axis")
+        else:
+            results += [[o[start:stop] for o in outputs] for start, stop in zip(bounds[:-1], bounds[1:])]
         if progress:
             progress(done + 1, len(chunks))
     return results, len(chunks)

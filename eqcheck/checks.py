@@ -8,6 +8,7 @@ from typing import Any
 
 from eqcheck.config import CheckConfig, ModelEntry, resolve_options
 from eqcheck.errors import EXIT_MODEL, EqcheckError
+from eqcheck.guard import DEFAULT_TIMEOUT_S
 from eqcheck.result import VerificationResult
 
 Progress = Callable[[str, int, int], None]
@@ -35,13 +36,15 @@ def check_model(entry: ModelEntry, options: Mapping[str, Any], progress: Progres
     """``eqcheck.verify`` on one entry; an error of this model becomes its outcome, not an exception."""
     from eqcheck.api import verify
 
-    options = dict(options)
+    options = {"timeout": DEFAULT_TIMEOUT_S, **options}
     group = options.pop("group")
     try:
         result = verify(entry.model, group, progress=progress, command=command, **options)
     except EqcheckError as error:
         return ModelOutcome(entry, str(group), error=error.message, error_exit_code=error.exit_code)
-    except Exception as error:  # one broken model must not hide the others' verdicts
+    except KeyboardInterrupt:  # a real Ctrl-C (verify's guard turns the model's own into an error)
+        raise
+    except BaseException as error:  # one broken model must not hide the others' verdicts
         if os.environ.get("EQCHECK_DEBUG"):
             raise
         return ModelOutcome(entry, str(group), error=f"internal error: {type(error).__name__}: {error}",

@@ -1,15 +1,19 @@
 """The command line: parse options, call the library, choose reporters, return the exit code."""
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from eqcheck.errors import EXIT_MODEL, EXIT_USAGE, EqcheckError
+from eqcheck.errors import EXIT_INTERRUPTED, EXIT_MODEL, EXIT_USAGE, EqcheckError
+from eqcheck.guard import DEFAULT_TIMEOUT_S
+from eqcheck.report.inert import printable
 
 app = typer.Typer(
     add_completion=False,
@@ -17,7 +21,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     help="Is this network equivariant to this group, and if not, where does it break?\n\n"
-         "Exit codes: 0 equivariant, 1 not equivariant, 2 usage error, 3 model could not be loaded or run.",
+         "Exit codes: 0 equivariant, 1 not equivariant, 2 usage error, 3 model could not be loaded or run, "
+         "130 interrupted.\n\n"
+         "A model given as file.py:attr or package.module:attr is imported, which runs its code (as pytest "
+         "runs conftest.py): point eqcheck only at code you trust. Model files (.onnx, .pt2, TorchScript) "
+         "are loaded without unpickling code; --unsafe-load allows a pickled module.",
 )
 
 
@@ -38,7 +46,8 @@ def main_options(
 
 @app.command()
 def verify(
-    model: str = typer.Argument(..., help="model.onnx, model.pt2, a TorchScript file, or file.py:attr / pkg.mod:attr"),
+    model: str = typer.Argument(..., help="model.onnx, model.pt2, a TorchScript file, or file.py:attr / pkg.mod:attr "
+                                          "(imported: runs that code)"),
     group: str = typer.Option(..., "--group", "-g", help="group spec: p4, p4m[:groupy], c8, so2, translation, perm"),
     input_shape: Optional[list[str]] = typer.Option(None, "--input-shape", help="B,C,H,W or NAME=B,C,H,W"),
     input_file: Optional[Path] = typer.Option(None, "--input", help="real inputs: .npy, or .npz (key 'input' or by input name)"),
@@ -63,21 +72,26 @@ def verify(
     html_path: Optional[str] = typer.Option(None, "--html", help="write the HTML report to PATH"),
     junit_path: Optional[str] = typer.Option(None, "--junit", help="write a JUnit XML report to PATH"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print the verdict line only (and no progress bar)"),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT_S, "--timeout", help="seconds the whole check may take "
+                                                                      "(0: no limit)"),
 ) -> None:
     """Check one model against one group; the exit code says whether it passed."""
     from eqcheck.api import verify as run_verify
     from eqcheck.gate import exit_code
+    from eqcheck.models.sources import check_reads
     from eqcheck.report.outputs import check_outputs, write_reports
     from eqcheck.report.progress import progress_bar
 
-    check_outputs(json_path=json_path, html_path=html_path, junit_path=junit_path)
+    reports = (json_path, html_path, junit_path)
+    check_outputs(json_path=json_path, html_path=html_path, junit_path=junit_path,
+                  reads=check_reads(model, input_file, weights, [p for p in reports if p]))
     with progress_bar(quiet) as progress:
         result = run_verify(
             model, group, input_shape=input_shape, inputs=input_file, act=act, output_type=output_type,
             output=output, tol=tol, approx_tol=approx_tol, seed=seed, samples=samples, batch_size=batch_size,
             dtype=dtype, device=device, weights=str(weights) if weights else None, unsafe_load=unsafe_load,
             allow_tf32=tf32, train_mode=train_mode, max_batch=max_batch, per_layer=per_layer,
-            layer_types=layer_type, progress=progress, command=_command_line(),
+            layer_types=layer_type, progress=progress, command=_command_line(), timeout=timeout,
         )
     write_reports(result, json_path=json_path, html_path=html_path, junit_path=junit_path, quiet=quiet)
     raise typer.Exit(exit_code(result))
@@ -94,7 +108,9 @@ def report(
     from eqcheck.gate import exit_code
     from eqcheck.report.outputs import check_outputs, read_result, write_reports
 
-    check_outputs(html_path=html_path, junit_path=junit_path)
+    from eqcheck.report.targets import ReadFile
+
+    check_outputs(html_path=html_path, junit_path=junit_path, reads=[ReadFile(result_path, "the result")])
     result = read_result(result_path)
     write_reports(result, html_path=html_path, junit_path=junit_path, quiet=quiet)
     raise typer.Exit(exit_code(result))
@@ -114,6 +130,8 @@ def check(
     dtype: Optional[str] = typer.Option(None, "--dtype", help="cast PyTorch models: float32|float64"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda"),
     per_layer: Optional[bool] = typer.Option(None, "--per-layer/--no-per-layer", help="per-layer analysis"),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help=f"seconds each model's check may take (0: no "
+                                                                     f"limit; default {DEFAULT_TIMEOUT_S:g})"),
     json_path: Optional[str] = typer.Option(None, "--json", help="write every model's result and the verdict as "
                                                                  "JSON to PATH ('-' for stdout)"),
     html_path: Optional[str] = typer.Option(None, "--html", help="write one HTML page: the verdict, a row per "
@@ -125,15 +143,17 @@ def check(
     """Check every model listed in [tool.eqcheck]; exit 1 if one is not equivariant (flags > model entry >
     [tool.eqcheck] defaults > built-in defaults)."""
     from eqcheck.checks import run_checks
-    from eqcheck.config import load_config
+    from eqcheck.config import config_reads, load_config
     from eqcheck.gate import gate_checks
     from eqcheck.report.outputs import check_outputs, write_check_reports
     from eqcheck.report.progress import progress_bar
 
     check_outputs(json_path=json_path, html_path=html_path, junit_path=junit_path)
     settings = load_config(config)
+    check_outputs(json_path=json_path, html_path=html_path, junit_path=junit_path, reads=config_reads(settings))
     overrides = dict(group=group, output_type=output_type, tol=tol, approx_tol=approx_tol, seed=seed,
-                     samples=samples, max_batch=max_batch, dtype=dtype, device=device, per_layer=per_layer)
+                     samples=samples, max_batch=max_batch, dtype=dtype, device=device, per_layer=per_layer,
+                     timeout=timeout)
     with progress_bar(quiet) as progress:
         outcomes = run_checks(settings, overrides, progress=progress, command=_command_line())
     verdict = gate_checks(outcomes)
@@ -167,16 +187,37 @@ def _is(error: BaseException, name: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: every error becomes one line on stderr and a documented exit code."""
+    """Entry point: every error becomes one line on stderr and a documented exit code; nothing a model or a
+    library raises ends the process with another code, and no Python warning or log line reaches stderr
+    (``EQCHECK_DEBUG=1`` or ``python -W`` show them)."""
     global _arguments
     _arguments = None if argv is None else list(argv)
+    debug = bool(os.environ.get("EQCHECK_DEBUG"))
+    with warnings.catch_warnings():
+        if not (debug or sys.warnoptions):
+            warnings.simplefilter("ignore")
+            logging.disable(logging.CRITICAL)
+        try:
+            return _main(argv, debug)
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def _error(text: str) -> None:
+    typer.echo(f"eqcheck: error: {printable(text)}", err=True)
+
+
+def _main(argv: list[str] | None, debug: bool) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="eqcheck", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except EqcheckError as error:
-        typer.echo(f"eqcheck: error: {error.message}", err=True)
+        _error(error.message)
         return error.exit_code
+    except KeyboardInterrupt:
+        typer.echo("eqcheck: interrupted", err=True)
+        return EXIT_INTERRUPTED
     except Exception as error:  # never a traceback on the terminal; EQCHECK_DEBUG=1 shows it
         if _is(error, "Exit"):
             return error.exit_code
@@ -184,15 +225,20 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo(error.format_message(), err=True)
             return EXIT_USAGE
         if _is(error, "UsageError"):
-            typer.echo(f"eqcheck: error: {error.format_message()}", err=True)
+            _error(error.format_message())
             return EXIT_USAGE
-        if _is(error, "Abort"):
-            typer.echo("eqcheck: aborted", err=True)
-            return EXIT_USAGE
-        if os.environ.get("EQCHECK_DEBUG"):
+        if _is(error, "Abort"):  # click turns Ctrl-C into Abort
+            typer.echo("eqcheck: interrupted", err=True)
+            return EXIT_INTERRUPTED
+        if debug:
             raise
-        typer.echo(f"eqcheck: internal error: {type(error).__name__}: {error} "
-                   f"(set EQCHECK_DEBUG=1 for the traceback)", err=True)
+        _error(f"internal error: {type(error).__name__}: {error} (set EQCHECK_DEBUG=1 for the traceback)")
+        return EXIT_MODEL
+    except BaseException as error:  # SystemExit or the like that escaped every guard: never a silent exit 0
+        if debug:
+            raise
+        _error(f"internal error: {type(error).__name__}({error}) ended the run (set EQCHECK_DEBUG=1 for the "
+               f"traceback)")
         return EXIT_MODEL
 
 

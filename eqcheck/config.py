@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from eqcheck.errors import UsageError
+from eqcheck.groups.registry import parse_group
+from eqcheck.validation import check_option
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -86,6 +88,7 @@ OPTION_KEYS: dict[str, tuple[str, Any, str]] = {
     "tf32": ("allow_tf32", _is_bool, "true or false"),
     "train-mode": ("train_mode", _is_bool, "true or false"),
     "per-layer": ("per_layer", _is_bool, "true or false"),
+    "timeout": ("timeout", _is_number, "a number of seconds (0: no limit)"),
     "layer-type": ("layer_types", _is_declarations, 'NAME=TYPE strings or a table of NAME = "TYPE"'),
 }
 #: keys of a model entry only
@@ -168,6 +171,12 @@ def _options(table: Mapping[str, Any], where: str, base: Path, extra: Mapping[st
         keyword, is_valid, described = OPTION_KEYS[name]
         if not is_valid(value):
             raise ConfigError(f"{where}: {key} must be {described}, not {value!r}")
+        try:
+            check_option(keyword, value, option=key)
+            if keyword == "group":
+                parse_group(value)
+        except UsageError as error:
+            raise ConfigError(f"{where}: {error.message}") from None
         if keyword in written:
             raise ConfigError(f"{where}: {written[keyword]} and {key} are the same option: give one of them")
         written[keyword] = key
@@ -237,6 +246,19 @@ def load_config(path: str | Path | None = None) -> CheckConfig:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{source}: not valid TOML: {error}") from None
     return parse_config(data, source)
+
+
+def config_reads(config: CheckConfig) -> list:
+    """Every file ``eqcheck check`` reads: the config itself and each model's files (report paths may not
+    name one)."""
+    from eqcheck.models.sources import check_reads
+    from eqcheck.report.targets import ReadFile
+
+    reads = [ReadFile(config.source, "the config")]
+    for entry in config.models:
+        options = {**config.defaults, **entry.options}
+        reads += check_reads(entry.model, options.get("inputs"), options.get("weights"))
+    return reads
 
 
 def resolve_options(entry: ModelEntry, defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict:

@@ -21,6 +21,7 @@ from eqcheck.models.base import ModelRunner
 from eqcheck.result import Candidate, TensorCheck
 from eqcheck.structure import scan, total_stride
 from eqcheck.tolerance import Tolerance
+from eqcheck.validation import check_memory
 
 Progress = Callable[[str, int, int], None]
 
@@ -142,6 +143,10 @@ def measure(
     spatial_size = tuple(x.shape[-2:]) if x.ndim >= 3 else None
     ctx = SamplingContext(rng=rng, samples=samples, set_size=set_size, spatial_size=spatial_size, stride=stride)
     elements = group.testing_elements(ctx)
+    if all(g.is_identity for g in elements):
+        raise UsageError(f"{group.spec} has no element but the identity to test on inputs of shape {list(x.shape)}: "
+                         f"the check would pass whatever the model does")
+    check_memory(sum(a.nbytes for a in feeds.values()), len(elements) + 2, "the inputs")
 
     batches = [feeds, other_feeds] + [
         transform_feeds(group, g, feeds, input_actions, order, zero_fill) for g in elements
@@ -149,6 +154,9 @@ def measure(
     report = (lambda done, total: progress("forward passes", done, total)) if progress else None
     outputs, passes = run_many(runner, batches, max_batch=max_batch, progress=report)
     reference = outputs[0][output_index]
+    if reference.ndim == 0:
+        raise UsageError(f"output {runner.output_names[output_index]!r} is a single number (shape []): eqcheck "
+                         f"compares outputs sample by sample; return one value per sample (shape [B] or [B, 1])")
     transformed = [o[output_index] for o in outputs[2:]]
     output_spread = spread(reference, outputs[1][output_index])
     floors = interpolation_floors(group, elements, x, order)

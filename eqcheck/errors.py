@@ -5,6 +5,8 @@ EXIT_EQUIVARIANT = 0
 EXIT_NOT_EQUIVARIANT = 1
 EXIT_USAGE = 2
 EXIT_MODEL = 3
+#: a real Ctrl-C (128 + SIGINT, as shells report it)
+EXIT_INTERRUPTED = 130
 
 
 class EqcheckError(Exception):

@@ -1,7 +1,9 @@
 """Inputs for a check: shapes from the model or the user, seeded Gaussian or smooth data, or a file."""
 from __future__ import annotations
 
+import math
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -75,48 +77,145 @@ def smooth(x: np.ndarray, rng_cutoff: float = 0.25) -> np.ndarray:
     return filtered / scale
 
 
-def generate(shape: tuple[int, ...], dtype: str, rng: np.random.Generator, smooth_spatial: bool) -> np.ndarray:
-    """Seeded standard normal data (smooth when asked and the tensor has spatial axes); zeros for integers."""
-    if not dtype.startswith("float") and dtype != "bfloat16":
-        return np.zeros(shape, dtype=dtype)
+def is_integer_dtype(dtype: str) -> bool:
+    return dtype.startswith(("int", "uint"))
+
+
+def generate(shape: tuple[int, ...], dtype: str, rng: np.random.Generator, smooth_spatial: bool,
+             index_range: int | None = None) -> np.ndarray:
+    """Seeded standard normal data (smooth when asked and the tensor has spatial axes); for integer inputs,
+    uniform indices below ``index_range`` (the size of the table they index); random booleans."""
+    if dtype == "bool":
+        return rng.integers(0, 2, shape).astype(bool)
+    if is_integer_dtype(dtype):
+        if index_range is None or index_range < 1:
+            raise UsageError(f"an integer input of shape {list(shape)} ({dtype}) whose range the model does not "
+                             f"say: give real values with --input FILE.npz")
+        return rng.integers(0, index_range, shape).astype(dtype)
     data = rng.standard_normal(shape)
     if smooth_spatial and len(shape) >= 3:
         data = smooth(data)
     return data.astype(np.float32 if dtype == "bfloat16" else dtype)
 
 
+def input_bytes(shapes: dict[str, tuple[int, ...]], dtypes: dict[str, str]) -> int:
+    """Bytes of one copy of every input (bfloat16 is fed as float32)."""
+    total = 0
+    for name, shape in shapes.items():
+        dtype = "float32" if dtypes[name] == "bfloat16" else dtypes[name]
+        total += math.prod(shape) * np.dtype(dtype).itemsize
+    return total
+
+
+def check_values(name: str, array: np.ndarray, source: str) -> None:
+    """Given inputs must be real, finite numbers with a non-empty batch: anything else is an input
+    problem, never the model's error."""
+    where = f"input {name!r} from {source}"
+    kind = array.dtype.kind
+    if kind == "c":
+        raise UsageError(f"{where} holds complex values: model inputs are real (give the real and imaginary "
+                         f"parts as channels)")
+    if kind not in "biuf":
+        raise UsageError(f"{where} holds {array.dtype} values, not numbers")
+    if array.ndim == 0:
+        raise UsageError(f"{where} is a single number: an input needs its axes (a batch first)")
+    if 0 in array.shape:
+        raise UsageError(f"{where} is empty (shape {list(array.shape)})")
+    if kind == "f" and not np.isfinite(array).all():
+        nan, inf = int(np.isnan(array).sum()), int(np.isinf(array).sum())
+        raise UsageError(f"{where} holds {nan} NaN and {inf} infinite values: inputs must be finite (the model "
+                         f"would be blamed for them)")
+
+
+def cast_input(name: str, array: np.ndarray, dtype: str, source: str) -> np.ndarray:
+    """``array`` in the dtype the model takes; values that the cast would change are refused."""
+    check_values(name, array, source)
+    target = "float32" if dtype == "bfloat16" else dtype
+    if is_integer_dtype(target) and array.dtype.kind == "f":
+        if not np.array_equal(array, np.round(array)):
+            raise UsageError(f"input {name!r} from {source} holds fractions, the model takes {dtype}")
+    try:
+        return array.astype(target, copy=False)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"input {name!r} from {source}: cannot be fed as {dtype} ({error})") from None
+
+
+def _npy(path: Path) -> np.ndarray:
+    """A ``.npy`` file: its header read first (memory-mapped), so that a huge array is refused, not loaded."""
+    from eqcheck.validation import check_memory
+
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as error:  # object arrays, bad headers
+        raise UsageError(f"input file {path} cannot be read without pickle ({_first(error)})") from None
+    check_memory(mapped.nbytes, 1, f"input file {path}")
+    return np.array(mapped)
+
+
+def _npz(path: Path) -> dict[str, np.ndarray]:
+    """A ``.npz`` file: every member a ``.npy`` (a zip of anything else is not one), read without pickle."""
+    from eqcheck.validation import check_memory
+
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+    others = [m.filename for m in members if not m.filename.endswith(".npy")]
+    if others:
+        raise UsageError(f"input file {path} is a zip archive but not a .npz: it holds {others[0]!r} (a PyTorch "
+                         f"file? eqcheck reads arrays saved with numpy.save or numpy.savez)")
+    check_memory(sum(m.file_size for m in members), 1, f"input file {path}")
+    arrays = {}
+    with np.load(path, allow_pickle=False) as loaded:
+        for key in loaded.keys():
+            try:
+                arrays[key] = loaded[key]
+            except ValueError as error:
+                raise UsageError(f"input file {path}: array {key!r} cannot be read without pickle "
+                                 f"({_first(error)})") from None
+    return arrays
+
+
+def _first(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def load_input_file(path: str | Path, specs: list[InputSpec]) -> dict[str, np.ndarray]:
-    """Arrays from ``.npy`` (the first input) or ``.npz`` (by input name, else key ``input``, else the first)."""
+    """Arrays from ``.npy`` (the first input) or ``.npz`` (by input name, else key ``input``, else the first),
+    read without pickle, checked (``check_values``) and cast to the dtypes the model takes."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"input file not found: {path}")
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except Exception as error:
         with path.open("rb") as handle:
             magic = handle.read(6)
-        if not magic.startswith((b"\x93NUMPY", b"PK\x03\x04")):  # neither .npy nor .npz (a zip)
-            raise UsageError(f"input file {path} is neither .npy nor .npz (numpy.save and numpy.savez write them)") from None
-        raise UsageError(f"could not read input file {path}: {str(error).splitlines()[0] if str(error) else error!r}") from None
-    if isinstance(loaded, np.ndarray):
-        arrays = {specs[0].name: loaded}
-    else:
-        with loaded:
-            keys = list(loaded.keys())
-            if not keys:
-                raise UsageError(f"input file {path} holds no array")
-            arrays = {}
-            for index, spec in enumerate(specs):
-                key = spec.name if spec.name in keys else ("input" if "input" in keys and index == 0 else None)
-                if key is None and index == 0:
-                    key = keys[0]
-                if key is None:
-                    raise UsageError(f"input file {path} has no array named {spec.name!r} (has: {', '.join(keys)})")
-                arrays[spec.name] = loaded[key]
+        if magic.startswith(b"\x93NUMPY"):
+            arrays = {specs[0].name: _npy(path)}
+        elif magic.startswith(b"PK\x03\x04"):
+            loaded = _npz(path)
+            arrays = _by_input_name(loaded, specs, path)
+        else:
+            raise UsageError(f"input file {path} is neither .npy nor .npz (numpy.save and numpy.savez write them)")
+    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        raise UsageError(f"could not read input file {path}: {_first(error)}") from None
     for spec in specs:
         array = arrays[spec.name]
         if spec.shape is not None and len(spec.shape) != array.ndim:
             raise ShapeError(f"input {spec.name!r} has rank {len(spec.shape)} ({_show(spec.shape)}), "
                              f"the array in {path} has shape {list(array.shape)}")
-        arrays[spec.name] = array.astype(spec.dtype if spec.dtype != "bfloat16" else "float32", copy=False)
+        arrays[spec.name] = cast_input(spec.name, array, spec.dtype, str(path))
+    return arrays
+
+
+def _by_input_name(loaded: dict[str, np.ndarray], specs: list[InputSpec], path: Path) -> dict[str, np.ndarray]:
+    keys = list(loaded)
+    if not keys:
+        raise UsageError(f"input file {path} holds no array")
+    arrays = {}
+    for index, spec in enumerate(specs):
+        key = spec.name if spec.name in keys else ("input" if "input" in keys and index == 0 else None)
+        if key is None and index == 0:
+            key = keys[0]
+        if key is None:
+            raise UsageError(f"input file {path} has no array named {spec.name!r} (has: {', '.join(keys)})")
+        arrays[spec.name] = loaded[key]
     return arrays

@@ -143,7 +143,7 @@ def test_precedence_flags_then_entry_then_defaults() -> None:
      "tol must be a number, not True"),
     ("[tool.eqcheck]\ngroup = 'p4'\n[[tool.eqcheck.models]]\npath = 'a.onnx'\nexpect = 'maybe'",
      "expect must be \"pass\" or \"fail\", not 'maybe'"),
-    ("[tool.eqcheck]\ngroup = 'p4'\n[[tool.eqcheck.models]]\npath = 'a.onnx'\ntol = 1\ntolerance = 2",
+    ("[tool.eqcheck]\ngroup = 'p4'\n[[tool.eqcheck.models]]\npath = 'a.onnx'\ntol = 0.1\ntolerance = 0.2",
      "tol and tolerance are the same option"),
     ("[tool.eqcheck]\ngroup = 'p4'\n[[tool.eqcheck.models]]\npath = 'a.onnx'\ninput = 'a'\ninput_file = 'b'",
      "input and input_file are the same option"),
@@ -233,13 +233,17 @@ def test_check_fails_and_names_z2cnn(capsys, tmp_path, monkeypatch) -> None:
 
 
 def test_flags_override_the_entry_and_the_entry_overrides_the_defaults(capsys, tmp_path) -> None:
-    config = project(tmp_path, TWO_MODELS.replace('group = "p4"', 'group = "p4"\ntol = 10.0'), "p4cnn", "z2cnn")
+    # p4cnn's errors are about 1.7e-06: a tolerance of 1e-9 fails it, 1e-5 passes it
+    text = ('[tool.eqcheck]\ngroup = "p4"\ntol = 1e-9\n\n[[tool.eqcheck.models]]\npath = "models/p4cnn.onnx"\n'
+            'name = "a"\n\n[[tool.eqcheck.models]]\npath = "models/p4cnn.onnx"\nname = "b"\n')
+    config = project(tmp_path, text, "p4cnn")
     code, out, _ = run(capsys, "check", "--config", config, "-q", "--no-per-layer")
-    assert code == EXIT_EQUIVARIANT and out.startswith("PASS  2 models checked")  # the defaults' tol = 10
-    config.write_text(config.read_text() + "tol = 1e-5\n")  # on the z2cnn entry
-    assert run(capsys, "check", "--config", config, "-q", "--no-per-layer")[0] == EXIT_NOT_EQUIVARIANT
-    code, out, _ = run(capsys, "check", "--config", config, "-q", "--no-per-layer", "--tol", "10")
-    assert code == EXIT_EQUIVARIANT  # the flag beats the entry
+    assert code == EXIT_NOT_EQUIVARIANT and out.startswith("FAIL  2 of 2 models")  # the defaults' tol
+    config.write_text(config.read_text() + "tol = 1e-5\n")  # on entry b
+    code, out, _ = run(capsys, "check", "--config", config, "-q", "--no-per-layer")
+    assert code == EXIT_NOT_EQUIVARIANT and out.startswith("FAIL  1 of 2 models not equivariant: a")
+    code, out, _ = run(capsys, "check", "--config", config, "-q", "--no-per-layer", "--tol", "1e-5")
+    assert code == EXIT_EQUIVARIANT  # the flag beats the entry and the defaults
 
 
 def test_known_failure_passes_the_gate(capsys, tmp_path) -> None:
@@ -420,7 +424,7 @@ def test_reports_are_ordinary_files_not_private_ones(tmp_path) -> None:
     import os
     import stat
 
-    from eqcheck.report.outputs import write_atomically
+    from eqcheck.report.targets import write_report as write_atomically
 
     mask = os.umask(0o022)
     try:

@@ -29,13 +29,17 @@ def _split(spec: str) -> tuple[str, list[str], dict[str, str]]:
     return name, flags, options
 
 
-def _int_option(options: dict[str, str], key: str, spec: str) -> int | None:
+#: the most elements a group spec may ask for (cN, dN, so2:N), as for ``--samples``
+MAX_ELEMENTS = 360
+
+
+def _int_option(options: dict[str, str], key: str, spec: str, low: int = 0) -> int | None:
     if key not in options:
         return None
-    try:
-        return int(options.pop(key))
-    except ValueError:
-        raise GroupSpecError(f"group spec {spec!r}: {key} must be an integer") from None
+    text = options.pop(key)
+    if not re.fullmatch(r"-?\d{1,12}", text) or int(text) < low:
+        raise GroupSpecError(f"group spec {spec!r}: {key} must be an integer of at least {low}")
+    return int(text)
 
 
 def _reject_leftovers(spec: str, flags: list[str], options: dict[str, str]) -> None:
@@ -59,15 +63,18 @@ def parse_group(spec: str | Group) -> Group:
     match = re.fullmatch(r"([cd])(\d+)", name)
     if match:
         n = int(match.group(2))
-        if not 1 <= n <= 360:
-            raise GroupSpecError(f"group spec {spec!r}: N must be between 1 and 360")
+        if not 1 <= n <= MAX_ELEMENTS:
+            raise GroupSpecError(f"group spec {spec!r}: N must be between 1 and {MAX_ELEMENTS}")
         _reject_leftovers(spec, flags, options)
         return FiniteRotationGroup(name=name, n=n, mirrors=match.group(1) == "d")
     if name == "so2":
         order = _int_option(options, "order", spec)
         angles = None
-        if flags and flags[0].isdigit():
+        if flags and re.fullmatch(r"\d{1,12}", flags[0]):
             angles = int(flags.pop(0))
+            if not 1 <= angles <= MAX_ELEMENTS:
+                raise GroupSpecError(f"group spec {spec!r}: the number of angles must be between 1 and "
+                                     f"{MAX_ELEMENTS}")
         _reject_leftovers(spec, flags, options)
         if order is not None and not 0 <= order <= 5:
             raise GroupSpecError(f"group spec {spec!r}: spline order must be 0..5")

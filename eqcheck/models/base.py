@@ -35,6 +35,11 @@ class ModelRunner(ABC):
     def close(self) -> None:
         """Release what the runner holds (sessions, GPU memory)."""
 
+    def index_range(self, name: str) -> int | None:
+        """For an integer input that indexes a table (an embedding), the table's length; None when the
+        model does not say."""
+        return None
+
 
 def first_line(error: BaseException) -> str:
     """The line of an exception's text that says what went wrong, for one clear error line.

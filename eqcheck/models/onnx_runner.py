@@ -73,6 +73,27 @@ class OnnxRunner(ModelRunner):
         self.scans: dict[tuple, tuple] = {}
         self.batch_dynamic = all(spec.shape and spec.shape[0] is None for spec in self.inputs)
 
+    def index_range(self, name: str) -> int | None:
+        """The rows of the table an integer input gathers from (``Gather(table, input)`` on an initializer,
+        as an exported embedding is); read from the graph only when an integer input asks."""
+        import onnx
+
+        source = self.source
+        try:
+            model = (onnx.load_from_string(source) if isinstance(source, bytes)
+                     else onnx.load(str(source), load_external_data=False))
+        except Exception:
+            return None
+        tables = {t.name: tuple(t.dims) for t in model.graph.initializer}
+        for node in model.graph.node:
+            if node.op_type == "Gather" and len(node.input) == 2 and node.input[1] == name \
+                    and node.input[0] in tables:
+                axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+                dims = tables[node.input[0]]
+                if -len(dims) <= axis < len(dims):
+                    return int(dims[axis])
+        return None
+
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         try:
             return [np.asarray(o) for o in self.session.run(None, feeds)]

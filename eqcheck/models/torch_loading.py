@@ -1,9 +1,14 @@
 """Turn a PyTorch file or a ``file.py:attr`` / ``package.module:attr`` spec into a TorchRunner."""
 from __future__ import annotations
 
+import contextlib
 import importlib
-import inspect
 import importlib.util
+import inspect
+import io
+import json
+import logging
+import os
 import sys
 import warnings
 import zipfile
@@ -35,11 +40,90 @@ def module_inputs(module) -> list[InputSpec]:
     return [InputSpec(n, None) for n in names]
 
 
+def _unsafe_globals(data: bytes) -> list[str]:
+    """What unpickling ``data`` (a ``torch.save`` zip or a raw pickle) would import beyond weights."""
+    import torch
+    from torch import _weights_only_unpickler
+
+    if data.startswith(b"PK\x03\x04"):
+        try:
+            return torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(data))
+        except Exception:
+            return []  # not a torch.save archive: torch.load refuses it whatever the mode
+    safe = set(_weights_only_unpickler._get_allowed_globals())
+    try:
+        return sorted(set(_weights_only_unpickler.get_globals_in_pkl(io.BytesIO(data))) - safe)
+    except Exception:
+        return ["(a pickle that cannot be read without running it)"]
+
+
+def _pickled_members(archive: zipfile.ZipFile) -> set[str]:
+    """Members torch.export.load unpickles: ``.pt``/``.pkl`` files (sample inputs, legacy weights and
+    constants) and those its payload configs mark ``use_pickle``."""
+    names = set(archive.namelist())
+    pickled = {n for n in names if n.endswith((".pt", ".pkl"))}
+    for config in (n for n in names if n.endswith("_config.json")):
+        try:
+            entries = json.loads(archive.read(config)).get("config", {})
+        except (ValueError, AttributeError):
+            continue  # torch.export.load refuses a damaged config itself
+        folder = config.rsplit("/", 1)[0]
+        for entry in entries.values() if isinstance(entries, dict) else ():
+            if isinstance(entry, dict) and entry.get("use_pickle") and isinstance(entry.get("path_name"), str):
+                pickled.add(f"{folder}/{entry['path_name']}")
+    return pickled & names
+
+
+def refuse_pickled_code(path: Path) -> None:
+    """A ``.pt2`` archive may hold pickles (sample inputs, constants, weights) that torch.export.load would
+    unpickle with ``weights_only=False``; any that would import code is refused, naming what it imports."""
+    from torch.export.pt2_archive.constants import OPAQUE_OBJ_FILENAME_PREFIX
+
+    unsafe: dict[str, list[str]] = {}
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            if Path(name).name.startswith(OPAQUE_OBJ_FILENAME_PREFIX):
+                unsafe[name] = ["an opaque Python object (plain pickle)"]
+        for name in sorted(_pickled_members(archive)):
+            found = _unsafe_globals(archive.read(name))
+            if found:
+                unsafe[name] = found
+    if unsafe:
+        name, found = next(iter(unsafe.items()))
+        shown = ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
+        raise ModelLoadError(f"{path}: {name} is a pickle that would import and run code ({shown}); eqcheck "
+                             f"does not unpickle code (re-export the model without it)")
+
+
+@contextlib.contextmanager
+def _safe_torch_load():
+    """torch.load forced to ``weights_only=True`` whatever its caller asks, and torch's log lines
+    (tracebacks of its fallbacks) kept off the terminal."""
+    previous = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+        if previous is None:
+            os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = previous
+
+
 def load_exported_program(path: Path, **options) -> TorchRunner:
+    """A ``torch.export.save`` archive, loaded without unpickling code (``refuse_pickled_code``)."""
     import torch
 
     try:
-        program = torch.export.load(str(path))
+        refuse_pickled_code(path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ModelLoadError(f"could not load exported program {path}: {first_line(error)}") from None
+    try:
+        with _safe_torch_load(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.load(str(path))
     except Exception as error:
         raise ModelLoadError(f"could not load exported program {path}: {first_line(error)}") from None
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
@@ -47,9 +131,23 @@ def load_exported_program(path: Path, **options) -> TorchRunner:
     for name in program.graph_signature.user_inputs:
         value = placeholders[name].meta.get("val")
         shape = tuple(d if isinstance(d, int) else None for d in value.shape) if value is not None else None
-        inputs.append(InputSpec(name, shape))
+        dtype = str(value.dtype).replace("torch.", "") if value is not None else "float32"
+        inputs.append(InputSpec(name, shape, dtype))
     batch_dynamic = all(s.shape is None or s.shape[0] is None for s in inputs)
-    return TorchRunner(program.module(), str(path), "pt2", inputs, batch_dynamic=batch_dynamic, **options)
+    return TorchRunner(program.module(), str(path), "pt2", inputs, batch_dynamic=batch_dynamic,
+                       index_ranges=embedding_ranges(program.graph, set(placeholders)), **options)
+
+
+def embedding_ranges(graph, names: set[str]) -> dict[str, int]:
+    """Integer inputs that index an embedding table (``aten.embedding(weight, input)``): the table's rows."""
+    ranges = {}
+    for node in graph.nodes:
+        if node.op == "call_function" and "embedding" in str(node.target) and len(node.args) >= 2:
+            weight, indices = node.args[0], node.args[1]
+            value = getattr(weight, "meta", {}).get("val")
+            if getattr(indices, "name", None) in names and value is not None and value.ndim == 2:
+                ranges[indices.name] = int(value.shape[0])
+    return ranges
 
 
 def load_torchscript(path: Path, **options) -> TorchRunner:
@@ -94,8 +192,19 @@ def load_pickle(path: Path, unsafe_load: bool, **options) -> TorchRunner:
     return TorchRunner(module, str(path), "pytorch", module_inputs(module), **options)
 
 
+@contextlib.contextmanager
+def _no_bytecode_files():
+    """Importing a user's file writes no ``__pycache__`` beside it: a check leaves no file behind."""
+    previous = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = previous
+
+
 def import_attribute(spec: str):
-    """``path/to/file.py:attr`` or ``package.module:attr``: the attribute, imported."""
+    """``path/to/file.py:attr`` or ``package.module:attr``: the attribute, imported (which runs that code)."""
     target, _, attr = spec.rpartition(":")
     if target.endswith(".py"):
         path = Path(target)
@@ -106,14 +215,16 @@ def import_attribute(spec: str):
         module = importlib.util.module_from_spec(module_spec)
         sys.path.insert(0, str(path.parent.resolve()))
         try:
-            module_spec.loader.exec_module(module)
+            with _no_bytecode_files():
+                module_spec.loader.exec_module(module)
         except Exception as error:
             raise ModelLoadError(f"could not import {path}: {type(error).__name__}: {first_line(error)}") from None
         finally:
             sys.path.pop(0)
     else:
         try:
-            module = importlib.import_module(target)
+            with _no_bytecode_files():
+                module = importlib.import_module(target)
         except Exception as error:
             raise ModelLoadError(f"could not import {target}: {type(error).__name__}: {first_line(error)}") from None
     if not hasattr(module, attr):

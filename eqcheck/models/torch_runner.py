@@ -55,7 +55,8 @@ class TorchRunner(ModelRunner):
 
     def __init__(self, module, description: str, fmt: str, inputs: list[InputSpec], *,
                  device: str = "cpu", dtype: str | None = None, batch_dynamic: bool = True,
-                 allow_tf32: bool = False, train_mode: bool = False) -> None:
+                 allow_tf32: bool = False, train_mode: bool = False,
+                 index_ranges: dict[str, int] | None = None) -> None:
         import torch
 
         self.description = description
@@ -92,6 +93,10 @@ class TorchRunner(ModelRunner):
         self.inputs = [InputSpec(s.name, s.shape, model_dtype if s.dtype.startswith("float") else s.dtype)
                        for s in inputs]
         self.output_names = ["output"]
+        self.index_ranges = dict(index_ranges or {})
+
+    def index_range(self, name: str) -> int | None:
+        return self.index_ranges.get(name)
 
     def _precision(self):
         """Strict fp32 on GPUs unless TF32 is asked for: TF32 convolutions make exact models look 1e-3 off."""

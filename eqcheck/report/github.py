@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from eqcheck.report.inert import markdown_code, markdown_text, printable
 from eqcheck.report.text import fmt, verdict_line
 from eqcheck.result import VerificationResult
 
@@ -23,8 +24,10 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def command(kind: str, title: str, message: str) -> str:
-    return f"::{kind} title={escape_property(title)}::{escape_data(message)}"
+def command(kind: str, title: str, *lines: str) -> str:
+    """One workflow command; each line made printable first, so only our own line breaks reach GitHub."""
+    message = "\n".join(printable(line) for line in lines)
+    return f"::{kind} title={escape_property(printable(title))}::{escape_data(message)}"
 
 
 def _first_failing_layer(result: VerificationResult, name: str) -> str | None:
@@ -34,8 +37,7 @@ def _first_failing_layer(result: VerificationResult, name: str) -> str | None:
     causes = [d.message for d in result.diagnoses if d.layer == layer.name and d.severity == "cause"]
     message = (f"{layer.name} ({layer.op}) makes the error: local rel error {fmt(layer.local_rel_error)} "
                f"> tol {fmt(result.tolerance)}")
-    return command("error", f"eqcheck: first failing layer of {name}",
-                   "\n".join([message, *(f"why: {c}" for c in causes)]))
+    return command("error", f"eqcheck: first failing layer of {name}", message, *(f"why: {c}" for c in causes))
 
 
 def annotations(result: VerificationResult, name: str | None = None) -> list[str]:
@@ -61,31 +63,27 @@ def check_annotations(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict) -
             lines.append(command("error", f"eqcheck: {name} could not be checked", outcome.error or ""))
         elif status == UNEXPECTED_PASS:
             lines.append(command("error", f"eqcheck: {name} passed but is expected to fail",
-                                 verdict_line(outcome.result) + '\nremove expect = "fail" from its entry'))
+                                 verdict_line(outcome.result), 'remove expect = "fail" from its entry'))
         elif status == KNOWN_FAILURE:
             lines.append(command("notice", f"eqcheck: {name} is a known failure", verdict_line(outcome.result)))
     return lines
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def step_summary(result: VerificationResult) -> str:
     """Markdown: the verdict, the element table, the first failing layer and its causes."""
-    lines = [f"### eqcheck: {'PASS' if result.passed else 'FAIL'} `{result.run.model}` under "
-             f"`{result.run.group}`", "", _cell(verdict_line(result)), "",
+    lines = [f"### eqcheck: {'PASS' if result.passed else 'FAIL'} {markdown_code(result.run.model)} under "
+             f"{markdown_code(result.run.group)}", "", markdown_text(verdict_line(result)), "",
              "| element | rel error | max abs error | rel/spread | result |", "|---|---:|---:|---:|---|"]
     for e in result.output.elements:
         status = "NaN/Inf" if e.nonfinite else ("ok" if e.passed else "**FAIL**")
-        lines.append(f"| {_cell(e.element)}{'' if e.exact else ' ~'} | {fmt(e.rel_error)} | "
+        lines.append(f"| {markdown_text(e.element)}{'' if e.exact else ' ~'} | {fmt(e.rel_error)} | "
                      f"{fmt(e.max_abs_error)} | {fmt(e.spread_ratio)} | {status} |")
     layer = next((row for row in result.layers if row.name == result.first_failing_layer), None)
     if layer is not None:
-        lines += ["", f"First failing layer: `{layer.name}` ({layer.op}), local rel error "
+        lines += ["", f"First failing layer: {markdown_code(layer.name)} ({markdown_text(layer.op)}), local rel error "
                       f"{fmt(layer.local_rel_error)} (tol {fmt(result.tolerance)})"]
     causes = [d.message for d in result.diagnoses if d.severity == "cause"]
-    lines += [""] * bool(causes) + [f"- why: {_cell(c)}" for c in causes]
+    lines += [""] * bool(causes) + [f"- why: {markdown_text(c)}" for c in causes]
     return "\n".join(lines) + "\n\n"
 
 
@@ -94,18 +92,19 @@ def check_step_summary(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict) 
     from eqcheck.gate import KNOWN_FAILURE, PASSED
     from eqcheck.report.summary import STATUS_LABELS, check_verdict_line
 
-    lines = [f"### eqcheck check: {'PASS' if verdict.passed else 'FAIL'}", "", _cell(check_verdict_line(verdict)),
+    lines = [f"### eqcheck check: {'PASS' if verdict.passed else 'FAIL'}", "", markdown_text(check_verdict_line(verdict)),
              "", "| model | group | output | max rel error | tol | first failing layer | result |",
              "|---|---|---|---:|---:|---|---|"]
     for outcome, status in zip(outcomes, verdict.statuses):
         result = outcome.result
         label = STATUS_LABELS[status]
         if result is None:
-            lines.append(f"| `{_cell(outcome.entry.name)}` | {_cell(outcome.group)} | - | - | - | - | "
-                         f"**{label}**: {_cell(outcome.error or '')} |")
+            lines.append(f"| {markdown_code(outcome.entry.name)} | {markdown_text(outcome.group)} | - | - | - | - | "
+                         f"**{label}**: {markdown_text(outcome.error or '')} |")
             continue
-        layer = f"`{_cell(result.first_failing_layer)}`" if result.first_failing_layer else "-"
+        layer = markdown_code(result.first_failing_layer) if result.first_failing_layer else "-"
         label = label if status in (PASSED, KNOWN_FAILURE) else f"**{label}**"
-        lines.append(f"| `{_cell(outcome.entry.name)}` | {_cell(outcome.group)} | {result.output.representation} "
+        lines.append(f"| {markdown_code(outcome.entry.name)} | {markdown_text(outcome.group)} | "
+                     f"{markdown_text(result.output.representation)} "
                      f"| {fmt(result.output.max_rel_error)} | {fmt(result.tolerance)} | {layer} | {label} |")
     return "\n".join(lines) + "\n\n"

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from html import escape
 from importlib.resources import files
 from string import Template
 from typing import TYPE_CHECKING
 
+from eqcheck.report.inert import html_text as escape
 from eqcheck.report.html_chart import LogScale, heat_color, heat_map, layer_chart
 from eqcheck.metrics import worst
 from eqcheck.report.text import action_text, fmt, passes, verdict_line

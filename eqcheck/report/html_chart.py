@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from html import escape
-
+from eqcheck.report.inert import html_text as escape
 from eqcheck.report.text import fmt
 from eqcheck.result import LayerResult, VerificationResult
 

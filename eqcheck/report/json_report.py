@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
-from eqcheck.result import (
-    Candidate, Diagnosis, ElementResult, LayerResult, RunInfo, TensorCheck, VerificationResult,
-)
+from eqcheck.result import Diagnosis, LayerResult, RunInfo, TensorCheck, VerificationResult
 
 if TYPE_CHECKING:
     from eqcheck.checks import ModelOutcome
@@ -95,46 +94,112 @@ def dumps_check(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict) -> str:
     return json.dumps(check_to_dict(outcomes, verdict), indent=2)
 
 
-def _float(value) -> float:
+class FormatError(ValueError):
+    """A JSON file that is not an eqcheck result; the message names the field."""
+
+
+def _number(value, where: str) -> float:
     """A number as written by _finite (null, from results written before, is NaN)."""
     if value is None:
         return math.nan
-    return NONFINITE[value] if isinstance(value, str) else float(value)
+    if isinstance(value, str) and value in NONFINITE:
+        return NONFINITE[value]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FormatError(f"{where} must be a number, not {_kind(value)}")
+    return float(value)
 
 
-def _optional(value) -> float | None:
-    return None if value is None else _float(value)
+def _kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _value(hint, value, where: str):
+    """``value`` read as the annotated type ``hint`` (str, int, float, bool, X | None, tuple[T, ...],
+    dict[str, T], a result dataclass)."""
+    if hint is float:
+        return _number(value, where)
+    if hint in (str, int, bool):
+        valid = isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
+        if not valid:
+            raise FormatError(f"{where} must be {_KINDS[hint]}, not {_kind(value)}")
+        return value
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _value(inner, value, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise FormatError(f"{where} must be a list, not {_kind(value)}")
+        return tuple(_value(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise FormatError(f"{where} must be an object, not {_kind(value)}")
+        return {k: _value(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if is_dataclass(hint):
+        return _build(hint, value, where)
+    raise TypeError(f"no reader for {hint!r}")  # pragma: no cover - a result field of a new type
+
+
+_KINDS = {str: "a string", int: "an integer", bool: "true or false"}
+
+
+def _build(cls, data, where: str):
+    """A result dataclass from its JSON object: every field checked against its annotation, unknown keys
+    (from newer writers) ignored."""
+    if not isinstance(data, dict):
+        raise FormatError(f"{where} must be an object, not {_kind(data)}")
+    hints = get_type_hints(cls)
+    values = {}
+    for f in fields(cls):
+        if f.name in data:
+            values[f.name] = _value(hints[f.name], data[f.name], f"{where}.{f.name}")
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise FormatError(f"missing field {where}.{f.name}")
+    return cls(**values)
+
+
+def _field(data: dict, key: str, where: str = ""):
+    if not isinstance(data, dict):
+        raise FormatError(f"{where or 'the file'} must be an object, not {_kind(data)}")
+    if key not in data:
+        raise FormatError(f"missing field {where + '.' if where else ''}{key}")
+    return data[key]
 
 
 def from_dict(data: dict[str, Any]) -> VerificationResult:
-    """Rebuild a result from its JSON form (``eqcheck report`` re-renders saved runs)."""
-    if data.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"unsupported result format_version {data.get('format_version')!r}")
-    out = data["output"]
-    output = TensorCheck(
-        name=out["name"], shape=tuple(out["shape"]), representation=out["representation"],
-        elements=tuple(ElementResult(**{**e, "rel_error": _float(e["rel_error"]),
-                                        "max_abs_error": _float(e["max_abs_error"]),
-                                        "interpolation_floor": _optional(e.get("interpolation_floor")),
-                                        "spread_ratio": _optional(e.get("spread_ratio"))})
-                       for e in out["elements"]),
-        max_rel_error=_float(out["max_rel_error"]), spread=_float(out["spread"]), passed=out["passed"],
-        representation_source=out["representation_source"],
-        candidates=tuple(Candidate(c["representation"], _float(c["max_rel_error"])) for c in out["candidates"]),
-    )
-    run = data["run"]
-    run_info = RunInfo(model=data["model"]["path"], model_format=data["model"]["format"], group=data["group"],
-                       **{**run, "inputs": {k: tuple(v) for k, v in run["inputs"].items()},
-                          "notes": tuple(run["notes"])})
+    """Rebuild a result from its JSON form (``eqcheck report`` re-renders saved runs); a file that is not one
+    raises FormatError naming the field."""
+    version = _field(data, "format_version")
+    if version != FORMAT_VERSION:
+        raise FormatError(f"unsupported result format_version {version!r}")
+    model = _field(data, "model")
+    run = _field(data, "run")
+    if not isinstance(run, dict):
+        raise FormatError(f"run must be an object, not {_kind(run)}")
+    run_info = _build(RunInfo, {**run, "model": _field(model, "path", "model"),
+                                "model_format": _field(model, "format", "model"),
+                                "group": _field(data, "group")}, "run")
+    top = _build(_TopLevel, data, "result")
     return VerificationResult(
-        run=run_info, tolerance=data["tolerance"], approximate_tolerance=data["approximate_tolerance"],
-        output=output, passed=data["passed"], non_determinism=_float(data["non_determinism"]),
-        diagnoses=tuple(Diagnosis(**d) for d in data["diagnoses"]),
-        layers=tuple(LayerResult(**{**layer, "shape": tuple(layer["shape"]),
-                                    "max_rel_error": _float(layer["max_rel_error"]),
-                                    "local_rel_error": _optional(layer["local_rel_error"]),
-                                    "representation_margin": _optional(layer.get("representation_margin")),
-                                    "element_errors": tuple(_float(v) for v in layer.get("element_errors", ()))})
-                     for layer in data["layers"]),
-        first_failing_layer=data["first_failing_layer"], elapsed_s=data.get("elapsed_s", 0.0),
+        run=run_info, tolerance=top.tolerance, approximate_tolerance=top.approximate_tolerance,
+        output=_build(TensorCheck, _field(data, "output"), "output"), passed=top.passed,
+        non_determinism=top.non_determinism, diagnoses=top.diagnoses, layers=top.layers,
+        first_failing_layer=top.first_failing_layer, elapsed_s=top.elapsed_s,
     )
+
+
+@dataclass(frozen=True)
+class _TopLevel:
+    """The top-level fields of a result file besides model, run and output."""
+
+    tolerance: float
+    approximate_tolerance: float
+    passed: bool
+    non_determinism: float
+    diagnoses: tuple[Diagnosis, ...] = ()
+    layers: tuple[LayerResult, ...] = ()
+    first_failing_layer: str | None = None
+    elapsed_s: float = 0.0

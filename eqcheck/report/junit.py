@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from eqcheck.report.inert import printable
 from eqcheck.report.text import fmt, verdict_line
 from eqcheck.result import ElementResult, LayerResult, VerificationResult
 from eqcheck.tolerance import MAX_SPREAD_RATIO
@@ -19,12 +20,19 @@ if TYPE_CHECKING:
     from eqcheck.checks import ModelOutcome
     from eqcheck.gate import CheckVerdict
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+#: what XML 1.0 cannot hold besides the control characters (which ``printable`` escapes)
+_NOT_XML = re.compile("[\ufffe\uffff\ud800-\udfff]")
 
 
 def _clean(text: str) -> str:
-    """XML 1.0 cannot hold most control characters, escaped or not."""
-    return _CONTROL.sub("?", text)
+    """One line: XML 1.0 cannot hold most control characters, escaped or not, and CI viewers print
+    messages raw, so every control character is shown escaped."""
+    return _NOT_XML.sub("?", printable(text))
+
+
+def _lines(lines: str | Sequence[str]) -> str:
+    """A failure's text: each line cleaned, joined by our own line breaks."""
+    return "\n".join(map(_clean, [lines] if isinstance(lines, str) else lines))
 
 
 def _element_failure(result: VerificationResult, element: ElementResult) -> tuple[str, str]:
@@ -45,17 +53,17 @@ def _element_failure(result: VerificationResult, element: ElementResult) -> tupl
     return message, details
 
 
-def _layer_failure(result: VerificationResult, layer: LayerResult) -> tuple[str, str]:
+def _layer_failure(result: VerificationResult, layer: LayerResult) -> tuple[str, list[str]]:
     first = " (first failing layer)" if layer.name == result.first_failing_layer else ""
     message = f"local rel error {fmt(layer.local_rel_error)} > tol {fmt(result.tolerance)}{first}"
     details = (f"layer {layer.name} ({layer.op}) {list(layer.shape)} as {layer.representation}: local rel error "
                f"{fmt(layer.local_rel_error)} (the layer on an exact input), cumulative rel error "
                f"{fmt(layer.max_rel_error)}, tolerance {fmt(result.tolerance)}")
     causes = [d.message for d in result.diagnoses if d.layer == layer.name and d.severity == "cause"]
-    return message, "\n".join([details, *(f"why: {c}" for c in causes)])
+    return message, [details, *(f"why: {c}" for c in causes)]
 
 
-def _testcase(suite: ET.Element, classname: str, name: str, failure: tuple[str, str] | None,
+def _testcase(suite: ET.Element, classname: str, name: str, failure: tuple[str, str | list[str]] | None,
               known_failure: bool) -> None:
     case = ET.SubElement(suite, "testcase", {"classname": _clean(classname), "name": _clean(name)})
     if failure is None:
@@ -65,7 +73,7 @@ def _testcase(suite: ET.Element, classname: str, name: str, failure: tuple[str, 
         ET.SubElement(case, "skipped", {"message": _clean(f'known failure (expect = "fail"): {message}')})
     else:
         ET.SubElement(case, "failure", {"message": _clean(message), "type": "not-equivariant"}).text = \
-            _clean(details)
+            _lines(details)
 
 
 def _properties(suite: ET.Element, result: VerificationResult) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, TextIO
 
 from eqcheck.errors import UsageError
+from eqcheck.report.inert import printable
+from eqcheck.report.targets import ReadFile, check_targets, write_report
 from eqcheck.result import VerificationResult
 
 if TYPE_CHECKING:
@@ -19,44 +20,6 @@ if TYPE_CHECKING:
 
     from eqcheck.checks import ModelOutcome
     from eqcheck.gate import CheckVerdict
-
-
-def write_atomically(path: str | Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename: nothing half-written is left behind."""
-    path = check_writable(path)
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror}") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; a report is an ordinary file
-        os.replace(temporary, path)
-    except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path}: {error.strerror}") from None
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def check_writable(path: str | Path) -> Path:
-    """Fail before any work is done when a report cannot be written at ``path``."""
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"cannot write {path}: it is a folder")
-    if not path.parent.is_dir():
-        raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise UsageError(f"cannot write {path}: folder {path.parent} is not writable")
-    return path
 
 
 def make_console(file) -> "Console":
@@ -72,24 +35,28 @@ def make_console(file) -> "Console":
 
 
 def read_result(path: str | Path) -> VerificationResult:
-    """A result saved with ``--json``; a file that is not one is a usage error."""
+    """A result saved with ``--json``; a file that is not one is a usage error naming the field."""
     import json
 
-    from eqcheck.report.json_report import from_dict
+    from eqcheck.report.json_report import FormatError, from_dict
 
+    shown = printable(path)
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UsageError(f"{path} does not exist") from None
+        raise UsageError(f"{shown} does not exist") from None
+    except IsADirectoryError:
+        raise UsageError(f"{shown} is a folder, not a JSON result") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+        raise UsageError(f"cannot read {shown}: {getattr(error, 'strerror', None) or error}") from None
     except json.JSONDecodeError as error:
-        raise UsageError(f"{path} is not JSON: {error}") from None
+        raise UsageError(f"{shown} is not JSON: {error}") from None
+    except RecursionError:
+        raise UsageError(f"{shown} is not an eqcheck JSON result (nested too deeply)") from None
     try:
         return from_dict(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        detail = f"missing field {error}" if isinstance(error, KeyError) else str(error)
-        raise UsageError(f"{path} is not an eqcheck JSON result ({detail})") from None
+    except FormatError as error:
+        raise UsageError(f"{shown} is not an eqcheck JSON result: {printable(error)}") from None
 
 
 def html_renderer() -> ModuleType:
@@ -103,11 +70,10 @@ def html_renderer() -> ModuleType:
 
 
 def check_outputs(*, json_path: str | None = None, html_path: str | None = None,
-                  junit_path: str | None = None) -> None:
-    """Fail before any work is done: every report path writable, the HTML renderer there."""
-    for path in (json_path, html_path, junit_path):
-        if path not in (None, "-"):
-            check_writable(path)
+                  junit_path: str | None = None, reads: Iterable[ReadFile] = ()) -> None:
+    """Fail before any work is done: every report path safe to write (``targets.check_targets``), the HTML
+    renderer there."""
+    check_targets({"--json": json_path, "--html": html_path, "--junit": junit_path}, reads)
     if html_path is not None:
         html_renderer()
 
@@ -129,15 +95,8 @@ def write_github(annotations: Sequence[str], summary: str, stream: TextIO) -> No
             with open(path, "a", encoding="utf-8") as summary_file:
                 summary_file.write(summary)
         except OSError as error:
-            sys.stderr.write(f"eqcheck: warning: cannot append to $GITHUB_STEP_SUMMARY ({path}): {error.strerror}\n")
-
-
-def _write_json(path: str, text: str) -> None:
-    """``-``: standard output (the terminal report then goes to stderr); else the file, atomically."""
-    if path == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        write_atomically(path, text + "\n")
+            sys.stderr.write(f"eqcheck: warning: cannot append to $GITHUB_STEP_SUMMARY ({printable(path)}): "
+                             f"{error.strerror}\n")
 
 
 def write_reports(result: VerificationResult, *, json_path: str | None = None, html_path: str | None = None,
@@ -148,11 +107,11 @@ def write_reports(result: VerificationResult, *, json_path: str | None = None, h
     stream = sys.stderr if json_path == "-" else sys.stdout
     terminal.render(result, make_console(stream), quiet=quiet)
     if json_path is not None:
-        _write_json(json_path, json_report.dumps(result))
+        write_report(json_path, json_report.dumps(result) + "\n")
     if html_path is not None:
-        write_atomically(html_path, html_renderer().render(result))
+        write_report(html_path, html_renderer().render(result))
     if junit_path is not None:
-        write_atomically(junit_path, junit.render(result))
+        write_report(junit_path, junit.render(result))
     write_github(github.annotations(result), github.step_summary(result), stream)
 
 
@@ -173,13 +132,13 @@ def write_check_reports(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict,
                 console.print()
     for outcome, status in zip(outcomes, verdict.statuses):
         if status == ERROR:
-            sys.stderr.write(f"eqcheck: error: {outcome.entry.name}: {outcome.error}\n")
+            sys.stderr.write(f"eqcheck: error: {printable(outcome.entry.name)}: {printable(outcome.error)}\n")
     summary.render(outcomes, verdict, console, quiet=quiet)
     if json_path is not None:
-        _write_json(json_path, json_report.dumps_check(outcomes, verdict))
+        write_report(json_path, json_report.dumps_check(outcomes, verdict) + "\n")
     if html_path is not None:
-        write_atomically(html_path, html_renderer().render_check(outcomes, verdict))
+        write_report(html_path, html_renderer().render_check(outcomes, verdict))
     if junit_path is not None:
-        write_atomically(junit_path, junit.render_checks(outcomes, verdict))
+        write_report(junit_path, junit.render_checks(outcomes, verdict))
     write_github(github.check_annotations(outcomes, verdict), github.check_step_summary(outcomes, verdict),
                  stream)

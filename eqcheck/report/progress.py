@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
+from eqcheck.report.inert import printable
+
 #: seconds before the bar appears: a quick check prints its report and nothing else
 DELAY_S = 0.5
 
@@ -21,7 +23,7 @@ class ProgressBar:
 
         from eqcheck.report.outputs import make_console
 
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
                                  MofNCompleteColumn(), TimeElapsedColumn(), console=make_console(stream),
                                  transient=True, redirect_stdout=False, redirect_stderr=False)
         self.task = self.progress.add_task(description, total=None)
@@ -33,6 +35,7 @@ class ProgressBar:
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         """One step of ``stage``; a total of 0 means the stage has started and has no count yet."""
+        stage = printable(stage)  # a config entry's name may hold control characters
         if total > 0:
             self.progress.update(self.task, description=stage, completed=done, total=total)
         else:  # rich keeps a task's total when given None: a fresh task is an indeterminate one

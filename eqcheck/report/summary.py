@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from eqcheck.gate import ERROR, FAILED, KNOWN_FAILURE, PASSED, UNEXPECTED_PASS, CheckVerdict
+from eqcheck.report.inert import terminal_text
 from eqcheck.report.text import fmt
 
 if TYPE_CHECKING:
@@ -57,7 +58,8 @@ def render(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict, console: Con
                              overflow="fold")
         table.add_column("result", no_wrap=True)
         for outcome, status in zip(outcomes, verdict.statuses):
-            table.add_row(*_row(outcome, status), Text(STATUS_LABELS[status], style=STATUS_STYLES[status]))
+            table.add_row(*map(terminal_text, _row(outcome, status)),
+                          Text(STATUS_LABELS[status], style=STATUS_STYLES[status]))
         console.print(table)
         console.print()
-    console.print(Text(check_verdict_line(verdict), style="bold green" if verdict.passed else "bold red"))
+    console.print(terminal_text(check_verdict_line(verdict), "bold green" if verdict.passed else "bold red"))

@@ -6,6 +6,7 @@ from rich.table import Table
 from rich.text import Text
 
 from eqcheck.metrics import worst
+from eqcheck.report.inert import terminal_text as plain
 from eqcheck.report.text import action_text, fmt, passes, verdict_line
 from eqcheck.result import VerificationResult
 
@@ -15,15 +16,15 @@ def _header(result: VerificationResult) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row("model", f"{run.model} ({run.model_format})")
-    grid.add_row("group", run.group)
+    grid.add_row("model", plain(f"{run.model} ({run.model_format})"))
+    grid.add_row("group", plain(run.group))
     for name, shape in run.inputs.items():
-        grid.add_row("input", f"{name} {list(shape)} as {run.input_actions.get(name, '?')} ({run.input_source})")
+        grid.add_row("input", plain(f"{name} {list(shape)} as {run.input_actions.get(name, '?')} ({run.input_source})"))
     output = result.output
     chosen = {"auto": " (chosen automatically)",
               "auto-default": " (no action explains it: the default for its shape)"}.get(output.representation_source, "")
-    grid.add_row("output", f"{output.name} {list(output.shape)} as {output.representation}{chosen}")
-    grid.add_row("dtype", f"{run.dtype} on {run.device}, seed {run.seed}, {passes(run.forward_passes)}")
+    grid.add_row("output", plain(f"{output.name} {list(output.shape)} as {output.representation}{chosen}"))
+    grid.add_row("dtype", plain(f"{run.dtype} on {run.device}, seed {run.seed}, {passes(run.forward_passes)}"))
     grid.add_row("tolerance", f"{fmt(result.tolerance)} (exact elements), "
                               f"{fmt(result.approximate_tolerance)} (interpolated)")
     grid.add_row("spread", f"{fmt(output.spread)} (output change between unrelated inputs)")
@@ -45,7 +46,7 @@ def _elements(result: VerificationResult) -> Table:
         status = Text("ok", style="green") if e.passed else Text("FAIL", style="bold red")
         if e.nonfinite:
             status = Text("NaN/Inf", style="bold red")
-        row = [e.element + ("" if e.exact else " ~"), fmt(e.rel_error), fmt(e.max_abs_error), fmt(e.spread_ratio)]
+        row = [plain(e.element + ("" if e.exact else " ~")), fmt(e.rel_error), fmt(e.max_abs_error), fmt(e.spread_ratio)]
         if interpolated:
             row.append(fmt(e.interpolation_floor))
         table.add_row(*row, status)
@@ -113,7 +114,8 @@ def _layers(result: VerificationResult) -> Table:
             flag = Text("-", style="dim")  # no local error separated: nothing to say about the layer itself
         else:
             flag = Text("ok", style="green" if layer.cumulative_passed else "dim")
-        table.add_row(layer.name, layer.op, "x".join(str(d) for d in layer.shape), action_text(layer),
+        table.add_row(plain(layer.name), plain(layer.op), "x".join(str(d) for d in layer.shape),
+                      plain(action_text(layer)),
                       fmt(layer.max_rel_error), fmt(layer.local_rel_error), flag)
     return table
 
@@ -122,7 +124,7 @@ def render(result: VerificationResult, console: Console, quiet: bool = False) ->
     """Print the report; ``quiet`` prints the verdict line only."""
     style = "bold green" if result.passed else "bold red"
     if quiet:
-        console.print(Text(verdict_line(result), style=style))
+        console.print(plain(verdict_line(result), style))
         return
     console.print(_header(result))
     console.print()
@@ -131,15 +133,15 @@ def render(result: VerificationResult, console: Console, quiet: bool = False) ->
     if result.layers:
         console.print(_layers(result))
         console.print()
-    console.print(Text(verdict_line(result), style=style))
+    console.print(plain(verdict_line(result), style))
     causes = [d for d in result.diagnoses if d.severity == "cause"]
     notes = [d for d in result.diagnoses if d.severity != "cause"]
     for diagnosis in causes[:MAX_CAUSES]:
-        console.print(Text(f"  why: {diagnosis.message}", style="red"))
+        console.print(plain(f"  why: {diagnosis.message}", "red"))
     if len(causes) > MAX_CAUSES:
         console.print(Text(f"  why: ... {len(causes) - MAX_CAUSES} more (the JSON and HTML reports list them all)",
                            style="red"))
     for diagnosis in notes:
-        console.print(Text(f"  note: {diagnosis.message}", style="dim"))
+        console.print(plain(f"  note: {diagnosis.message}", "dim"))
     for note in result.run.notes:
-        console.print(Text(f"  note: {note}", style="dim"))
+        console.print(plain(f"  note: {note}", "dim"))

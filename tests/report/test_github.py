@@ -47,7 +47,10 @@ def hand_built(passed: bool = False, model: str = "models/broken.onnx") -> Verif
 def test_escaping_follows_the_workflow_command_rules() -> None:
     assert github.escape_data("50% a\nb\r") == "50%25 a%0Ab%0D"
     assert github.escape_property("a: b, c%") == "a%3A b%2C c%25"
-    assert github.command("error", "t: x", "m: y\nz") == "::error title=t%3A x::m: y%0Az"
+    assert github.command("error", "t: x", "m: y", "z") == "::error title=t%3A x::m: y%0Az"
+    # a line break inside one line's text came from data: shown escaped, never a line of the message
+    assert github.command("error", "t\n::x", "a\n::set-env name=X::1") == \
+        "::error title=t\\n%3A%3Ax::a\\n::set-env name=X::1"
 
 
 def test_passing_model_has_no_annotation() -> None:
@@ -70,10 +73,10 @@ def test_failing_model_annotates_its_verdict_and_first_failing_layer() -> None:
 def test_step_summary_is_markdown_with_the_elements_and_the_first_failing_layer() -> None:
     text = github.step_summary(hand_built(model="a|b.onnx"))
     lines = text.splitlines()
-    assert lines[0] == "### eqcheck: FAIL `a|b.onnx` under `p4`"
+    assert lines[0] == "### eqcheck: FAIL <code>a&#124;b.onnx</code> under <code>p4</code>"
     assert "| rot90 | 8.00e-01 | 1.60e+00 | 9.00e-01 | **FAIL** |" in lines
     assert "| rot45 ~ | 1.00e-02 | 2.00e-02 | 1.00e-02 | ok |" in lines
-    assert "First failing layer: `/Conv_2` (Conv), local rel error 5.00e-01 (tol 1.00e-05)" in lines
+    assert "First failing layer: <code>/Conv_2</code> (Conv), local rel error 5.00e-01 (tol 1.00e-05)" in lines
     assert any(line.startswith("FAIL  a\\|b.onnx is not equivariant") for line in lines)
     assert text.endswith("\n\n")  # appended summaries stay apart
     assert_gold("eqcheck_github_summary.md", text)
@@ -95,8 +98,8 @@ def test_check_annotations_name_each_model_that_broke_the_gate() -> None:
                       "error title=eqcheck%3A fixed passed but is expected to fail",
                       "error title=eqcheck%3A gone could not be checked"]
     summary = github.check_step_summary(outcomes, verdict)
-    assert "| `bad` | p4 | invariant | 8.00e-01 | 1.00e-05 | `/Conv_2` | **FAIL** |" in summary
-    assert "| `gone` | p4 | - | - | - | - | **ERROR**: model file not found: gone |" in summary
+    assert "| <code>bad</code> | p4 | invariant | 8.00e-01 | 1.00e-05 | <code>/Conv_2</code> | **FAIL** |" in summary
+    assert "| <code>gone</code> | p4 | - | - | - | - | **ERROR**: model file not found: gone |" in summary
     assert_gold("eqcheck_github_check_summary.md", summary)
 
 
