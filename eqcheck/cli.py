@@ -4,7 +4,9 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -193,14 +195,28 @@ def main(argv: list[str] | None = None) -> int:
     global _arguments
     _arguments = None if argv is None else list(argv)
     debug = bool(os.environ.get("EQCHECK_DEBUG"))
+    interrupted: list[int] = []
+
+    def on_interrupt(signum, frame):  # typer turns Ctrl-C into a silent exit 130: remember it was one
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
     with warnings.catch_warnings():
         if not (debug or sys.warnoptions):
             warnings.simplefilter("ignore")
             logging.disable(logging.CRITICAL)
         try:
-            return _main(argv, debug)
+            code = _main(argv, debug)
         finally:
             logging.disable(logging.NOTSET)
+            if in_main_thread:
+                signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+    if interrupted:
+        typer.echo("eqcheck: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    return code
 
 
 def _error(text: str) -> None:
@@ -215,8 +231,7 @@ def _main(argv: list[str] | None, debug: bool) -> int:
     except EqcheckError as error:
         _error(error.message)
         return error.exit_code
-    except KeyboardInterrupt:
-        typer.echo("eqcheck: interrupted", err=True)
+    except KeyboardInterrupt:  # main() says so
         return EXIT_INTERRUPTED
     except Exception as error:  # never a traceback on the terminal; EQCHECK_DEBUG=1 shows it
         if _is(error, "Exit"):
@@ -227,8 +242,7 @@ def _main(argv: list[str] | None, debug: bool) -> int:
         if _is(error, "UsageError"):
             _error(error.format_message())
             return EXIT_USAGE
-        if _is(error, "Abort"):  # click turns Ctrl-C into Abort
-            typer.echo("eqcheck: interrupted", err=True)
+        if _is(error, "Abort"):  # click (without typer's wrapper) turns Ctrl-C into Abort; main() says so
             return EXIT_INTERRUPTED
         if debug:
             raise

@@ -1,8 +1,8 @@
 """A model's code runs inside a guard: whatever it raises ends that model's check with one line (exit 3),
 what it prints is kept out of the report's stream, and a time limit bounds it.
 
-A model can raise ``SystemExit(0)`` or ``KeyboardInterrupt`` to end a Python program as if all went well;
-here both become a ModelRunError, so the gate's exit code comes from a verdict or an error, never from
+A model can raise ``SystemExit(0)`` (or call ``os._exit(0)``) or ``KeyboardInterrupt`` to end a Python
+program as if all went well; here each becomes a ModelRunError, so the gate's exit code comes from a verdict or an error, never from
 the model. A real Ctrl-C (SIGINT while the guard runs) still stops the run: it is re-raised.
 
 The time limit is enforced in two steps: SIGALRM raises inside Python code at the deadline; a model stuck
@@ -27,7 +27,9 @@ from eqcheck.report.inert import printable
 #: the time limit of a check from the command line and the config (0 turns it off)
 DEFAULT_TIMEOUT_S = 600.0
 #: seconds past the deadline before a model stuck in native code is stopped with the process
-HARD_STOP_GRACE_S = 10.0
+HARD_STOP_GRACE_S = 5.0
+#: the process exit that the guard keeps for itself (a model's ``os._exit`` raises SystemExit instead)
+_real_exit = os._exit
 
 
 class _Deadline(BaseException):
@@ -67,7 +69,12 @@ def _hard_stop(description: str, timeout: float, done: threading.Event) -> None:
     sys.__stderr__.write(f"eqcheck: error: {printable(description)}: the check did not finish within "
                          f"{timeout:g} s (--timeout) and the model does not return; stopped\n")
     sys.__stderr__.flush()
-    os._exit(EXIT_MODEL)
+    _real_exit(EXIT_MODEL)
+
+
+def _exit_as_exception(code: int = 0) -> None:
+    """``os._exit`` while a model's code runs: a SystemExit, so that it cannot end eqcheck with its code."""
+    raise SystemExit(code)
 
 
 @contextmanager
@@ -82,6 +89,8 @@ def guarded(description: str, timeout: float | None = None) -> Iterator[GuardRep
 
     def on_interrupt(signum, frame):  # a real Ctrl-C: remembered, so that it is not taken for the model's
         report.interrupted = True
+        if callable(previous_int):  # the command line's handler remembers it too
+            previous_int(signum, frame)
         raise KeyboardInterrupt
 
     def on_alarm(signum, frame):
@@ -98,6 +107,7 @@ def guarded(description: str, timeout: float | None = None) -> Iterator[GuardRep
     captured = io.StringIO()
     streams = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = captured
+    os._exit = _exit_as_exception
     try:
         yield report
     except _Deadline:
@@ -115,6 +125,7 @@ def guarded(description: str, timeout: float | None = None) -> Iterator[GuardRep
     except BaseException as error:  # GeneratorExit and the like, from model code
         raise ModelRunError(f"the model's code raised {type(error).__name__}") from None
     finally:
+        os._exit = _real_exit
         done.set()
         if alarm_set:
             signal.setitimer(signal.ITIMER_REAL, 0)

@@ -199,6 +199,7 @@ def load_input_file(path: str | Path, specs: list[InputSpec]) -> dict[str, np.nd
         raise UsageError(f"could not read input file {path}: {_first(error)}") from None
     for spec in specs:
         array = arrays[spec.name]
+        check_values(spec.name, array, str(path))
         if spec.shape is not None and len(spec.shape) != array.ndim:
             raise ShapeError(f"input {spec.name!r} has rank {len(spec.shape)} ({_show(spec.shape)}), "
                              f"the array in {path} has shape {list(array.shape)}")

@@ -127,6 +127,15 @@ def exported(tmp_path_factory) -> SimpleNamespace:
 
 
 @pytest.fixture
+def plain_terminal(monkeypatch):
+    """A wide, colourless, non-terminal console outside GitHub Actions (ask for it, or autouse it)."""
+    monkeypatch.setenv("COLUMNS", "250")
+    for name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "EQCHECK_DEBUG", "GITHUB_ACTIONS",
+                 "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
 def sample():
     """Path of a committed sample ONNX model by name."""
     def path(name: str) -> str:

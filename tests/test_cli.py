@@ -16,12 +16,8 @@ ANSI = re.compile(r"\x1b\[")
 
 
 @pytest.fixture(autouse=True)
-def plain_terminal(monkeypatch):
-    """A wide, colourless, non-terminal console unless a test asks otherwise."""
-    monkeypatch.setenv("COLUMNS", "250")
-    for name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "EQCHECK_DEBUG", "GITHUB_ACTIONS",
-                 "GITHUB_STEP_SUMMARY"):
-        monkeypatch.delenv(name, raising=False)
+def _plain_terminal(plain_terminal) -> None:
+    """Every test here reads the output as a CI log would (tests/conftest.py: plain_terminal)."""
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

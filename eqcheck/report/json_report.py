@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
+from dataclasses import MISSING, asdict, fields, is_dataclass
 from types import UnionType
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
-from eqcheck.result import Diagnosis, LayerResult, RunInfo, TensorCheck, VerificationResult
+from eqcheck.result import VerificationResult
 
 if TYPE_CHECKING:
     from eqcheck.checks import ModelOutcome
@@ -147,17 +147,18 @@ _KINDS = {str: "a string", int: "an integer", bool: "true or false"}
 
 
 def _build(cls, data, where: str):
-    """A result dataclass from its JSON object: every field checked against its annotation, unknown keys
-    (from newer writers) ignored."""
+    """A result dataclass from its JSON object (at ``where``, "" for the top): every field checked against
+    its annotation, unknown keys (from newer writers) ignored."""
     if not isinstance(data, dict):
-        raise FormatError(f"{where} must be an object, not {_kind(data)}")
+        raise FormatError(f"{where or 'the file'} must be an object, not {_kind(data)}")
     hints = get_type_hints(cls)
     values = {}
     for f in fields(cls):
+        name = f"{where}.{f.name}" if where else f.name
         if f.name in data:
-            values[f.name] = _value(hints[f.name], data[f.name], f"{where}.{f.name}")
+            values[f.name] = _value(hints[f.name], data[f.name], name)
         elif f.default is MISSING and f.default_factory is MISSING:
-            raise FormatError(f"missing field {where}.{f.name}")
+            raise FormatError(f"missing field {name}")
     return cls(**values)
 
 
@@ -175,31 +176,9 @@ def from_dict(data: dict[str, Any]) -> VerificationResult:
     version = _field(data, "format_version")
     if version != FORMAT_VERSION:
         raise FormatError(f"unsupported result format_version {version!r}")
-    model = _field(data, "model")
-    run = _field(data, "run")
+    model, run = _field(data, "model"), _field(data, "run")
     if not isinstance(run, dict):
         raise FormatError(f"run must be an object, not {_kind(run)}")
-    run_info = _build(RunInfo, {**run, "model": _field(model, "path", "model"),
-                                "model_format": _field(model, "format", "model"),
-                                "group": _field(data, "group")}, "run")
-    top = _build(_TopLevel, data, "result")
-    return VerificationResult(
-        run=run_info, tolerance=top.tolerance, approximate_tolerance=top.approximate_tolerance,
-        output=_build(TensorCheck, _field(data, "output"), "output"), passed=top.passed,
-        non_determinism=top.non_determinism, diagnoses=top.diagnoses, layers=top.layers,
-        first_failing_layer=top.first_failing_layer, elapsed_s=top.elapsed_s,
-    )
-
-
-@dataclass(frozen=True)
-class _TopLevel:
-    """The top-level fields of a result file besides model, run and output."""
-
-    tolerance: float
-    approximate_tolerance: float
-    passed: bool
-    non_determinism: float
-    diagnoses: tuple[Diagnosis, ...] = ()
-    layers: tuple[LayerResult, ...] = ()
-    first_failing_layer: str | None = None
-    elapsed_s: float = 0.0
+    run = {**run, "model": _field(model, "path", "model"), "model_format": _field(model, "format", "model"),
+           "group": _field(data, "group")}
+    return _build(VerificationResult, {**data, "run": run}, "")
