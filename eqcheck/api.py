@@ -50,7 +50,7 @@ def _given_inputs(inputs, runner) -> dict[str, np.ndarray] | None:
     missing = [spec.name for spec in runner.inputs if spec.name not in inputs]
     if missing:
         raise UsageError(f"inputs: no array for input {missing[0]!r}")
-    return {spec.name: cast_input(spec.name, np.asarray(inputs[spec.name]), spec.dtype, "the arrays given")
+    return {spec.name: cast_input(spec.name, np.asarray(inputs[spec.name]), spec, "the arrays given")
             for spec in runner.inputs}
 
 
@@ -130,7 +130,8 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
         shapes = ({k: v.shape for k, v in given.items()} if given is not None
                   else resolve_shapes(runner.inputs, _named_shapes(input_shape), batch_size))
         names = [spec.name for spec in runner.inputs]
-        dtypes = {spec.name: spec.dtype for spec in runner.inputs}
+        dtypes = ({name: str(x.dtype) for name, x in given.items()} if given is not None
+                  else {spec.name: spec.dtype for spec in runner.inputs})
         # the reference, the unrelated input and at least one transformed copy, before any is allocated
         check_memory(input_bytes(shapes, dtypes), 3, "the input " + ", ".join(
             f"{name} {list(shape)}" for name, shape in shapes.items()))

@@ -248,7 +248,14 @@ def _main(argv: list[str] | None, debug: bool) -> int:
             raise
         _error(f"internal error: {type(error).__name__}: {error} (set EQCHECK_DEBUG=1 for the traceback)")
         return EXIT_MODEL
-    except BaseException as error:  # SystemExit or the like that escaped every guard: never a silent exit 0
+    except SystemExit as error:  # click's own (a closed stdout: exit 1) pass; exit 0 comes from a verdict only
+        if isinstance(error.code, int) and error.code != 0:
+            return error.code
+        if debug:
+            raise
+        _error(f"internal error: SystemExit({error.code!r}) ended the run (set EQCHECK_DEBUG=1 for the traceback)")
+        return EXIT_MODEL
+    except BaseException as error:  # anything else that escaped every guard: never a silent exit 0
         if debug:
             raise
         _error(f"internal error: {type(error).__name__}({error}) ended the run (set EQCHECK_DEBUG=1 for the "

@@ -28,16 +28,16 @@ class Geometry:
     def mask(self, element: Element, rep: Representation, shape: tuple[int, ...]) -> np.ndarray | None:
         if not rep.spatial or len(shape) < 3:
             return None
-        h, w = shape[-2:]
         if not element.exact:
-            return central_disk(h, w)
+            return central_disk(*shape[-2:])
         if self.zero_fill and self.margin is not None:
-            shift = (element.shift[0] // self.stride, element.shift[1] // self.stride)
-            mask = interior_mask(h, w, self.margin, shift)
+            sizes = tuple(shape[-len(element.shift):])
+            shift = tuple(t // self.stride for t in element.shift)
+            mask = interior_mask(sizes, self.margin, shift)
             if not mask.any():
                 raise UsageError(f"nothing is left to compare for {element.label}: the model's reach "
-                                 f"({self.margin} px from each edge) covers the {h}x{w} output; use a larger "
-                                 f"input (--input-shape) or set translation:interior:margin=M")
+                                 f"({self.margin} px from each edge) covers the {'x'.join(map(str, sizes))} "
+                                 f"output; use a larger input (--input-shape) or set translation:interior:margin=M")
             return mask
         return None
 

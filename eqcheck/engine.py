@@ -76,25 +76,26 @@ def probe_geometry(runner: ModelRunner, group: Group, feeds: dict[str, np.ndarra
     pixels R or more from an edge see only the image.
     """
     x = feeds[first]
+    rank = group.spatial_rank(x.ndim)
     impulse = x.copy()
-    impulse[..., 0, 0] += 10.0 * (float(np.abs(x).max()) or 1.0)
+    impulse[(..., *(0,) * rank)] += 10.0 * (float(np.abs(x).max()) or 1.0)
     outputs, _ = run_many(runner, [feeds, {**feeds, first: impulse}])
     base, moved = outputs[0][output_index], outputs[1][output_index]
     if x.ndim < 3:
         return 1, None
-    if base.ndim < 3:  # an invariant output: the stride can only be read from the model's layers
+    if base.ndim < 2 + rank:  # an invariant output: the stride can only be read from the model's layers
         ops = scan(runner, feeds, {name: v.shape for name, v in feeds.items()})
         return total_stride(ops, x.shape[-1]), None
     stride = max(x.shape[-1] // max(base.shape[-1], 1), 1) if x.shape[-1] % max(base.shape[-1], 1) == 0 else 1
-    change = np.abs(moved.astype(np.float64) - base).reshape(-1, *base.shape[-2:]).max(axis=0)
+    sizes = base.shape[-rank:]
+    change = np.abs(moved.astype(np.float64) - base).reshape(-1, *sizes).max(axis=0)
     if getattr(group, "margin", None) is not None:
         return stride, group.margin
     if change.max() == 0:
         return stride, 0
-    rows, cols = np.nonzero(change > 1e-6 * change.max())
-    height, width = change.shape
+    reached = np.nonzero(change > 1e-6 * change.max())
     # distance from the impulse's corner, counted round the far edges too (circular padding wraps)
-    reach = max(np.minimum(rows, height - rows).max(), np.minimum(cols, width - cols).max())
+    reach = max(np.minimum(index, size - index).max() for index, size in zip(reached, sizes))
     return stride, int(reach)
 
 
@@ -140,7 +141,7 @@ def measure(
     stride, margin, output_index = 1, None, select_output(runner, output_name)
     if group.name == "translation" or getattr(group, "shifts", False):
         stride, margin = probe_geometry(runner, group, feeds, first, output_index)
-    spatial_size = tuple(x.shape[-2:]) if x.ndim >= 3 else None
+    spatial_size = tuple(x.shape[-group.spatial_rank(x.ndim):]) if x.ndim >= 3 else None
     ctx = SamplingContext(rng=rng, samples=samples, set_size=set_size, spatial_size=spatial_size, stride=stride)
     elements = group.testing_elements(ctx)
     if all(g.is_identity for g in elements):

@@ -9,15 +9,25 @@ from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
 
 
+def split_declaration(option: str, value: str, names: list[str]) -> tuple[str | None, str]:
+    """``NAME=TYPE`` split at the ``=`` whose left side is one of ``names`` (a type may hold ``=`` too, as
+    ``set:axis=2``); ``(None, TYPE)`` for a bare type."""
+    for index, char in enumerate(value):
+        if char == "=" and value[:index] in names:
+            return value[:index], value[index + 1:]
+    head, sep, _ = value.partition("=")
+    if sep and ":" not in head:  # NAME=TYPE with a name the model does not have
+        raise UsageError(f"{option} names no {'input' if option == '--act' else 'output'} of the model: {head!r} "
+                         f"({'inputs' if option == '--act' else 'outputs'}: {', '.join(names)})")
+    return None, value
+
+
 def parse_declarations(values: list[str] | None, input_names: list[str]) -> dict[str, str]:
     """``--act NAME=TYPE`` values (a bare ``TYPE`` names the first input)."""
     declared = {}
     for value in values or []:
-        name, sep, spec = value.rpartition("=")
-        name = name if sep else input_names[0]
-        if name not in input_names:
-            raise UsageError(f"--act names no input of the model: {name!r} (inputs: {', '.join(input_names)})")
-        declared[name] = spec
+        name, spec = split_declaration("--act", value, input_names)
+        declared[name or input_names[0]] = spec
     return declared
 
 

@@ -127,9 +127,13 @@ def check_values(name: str, array: np.ndarray, source: str) -> None:
                          f"would be blamed for them)")
 
 
-def cast_input(name: str, array: np.ndarray, dtype: str, source: str) -> np.ndarray:
-    """``array`` in the dtype the model takes; values that the cast would change are refused."""
+def cast_input(name: str, array: np.ndarray, spec: InputSpec, source: str) -> np.ndarray:
+    """``array`` in the dtype the model takes (integers kept as they are where the model does not say its
+    dtype); values that the cast would change are refused."""
     check_values(name, array, source)
+    dtype = spec.dtype
+    if not spec.dtype_known and array.dtype.kind in "biu":
+        return array
     target = "float32" if dtype == "bfloat16" else dtype
     if is_integer_dtype(target) and array.dtype.kind == "f":
         if not np.array_equal(array, np.round(array)):
@@ -203,7 +207,7 @@ def load_input_file(path: str | Path, specs: list[InputSpec]) -> dict[str, np.nd
         if spec.shape is not None and len(spec.shape) != array.ndim:
             raise ShapeError(f"input {spec.name!r} has rank {len(spec.shape)} ({_show(spec.shape)}), "
                              f"the array in {path} has shape {list(array.shape)}")
-        arrays[spec.name] = cast_input(spec.name, array, spec.dtype, str(path))
+        arrays[spec.name] = cast_input(spec.name, array, spec, str(path))
     return arrays
 
 

@@ -1,4 +1,5 @@
-"""The spatial part of an action on the last two axes: flip, rotate about the centre, shift."""
+"""The spatial part of an action: flip and rotate the last two axes about the centre, shift the last
+one, two or three (a signal, an image, a voxel grid)."""
 from __future__ import annotations
 
 import math
@@ -41,13 +42,15 @@ def rotate_interpolated(x: np.ndarray, angle: float, order: int = 3) -> np.ndarr
     return rotated.astype(x.dtype, copy=False)
 
 
-def shift_zero_fill(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """Like ``np.roll`` on the last two axes, but what leaves the image is dropped and zeros come in."""
+def shift_zero_fill(x: np.ndarray, offsets: tuple[int, ...]) -> np.ndarray:
+    """Like ``np.roll`` on the last ``len(offsets)`` axes, but what leaves the grid is dropped and zeros
+    come in."""
     out = np.zeros_like(x)
-    h, w = x.shape[-2:]
-    src_y, dst_y = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-    src_x, dst_x = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-    out[..., dst_y, dst_x] = x[..., src_y, src_x]
+    source, target = [], []
+    for size, t in zip(x.shape[-len(offsets):], offsets):
+        source.append(slice(0, size - t) if t >= 0 else slice(-t, size))
+        target.append(slice(t, size) if t >= 0 else slice(0, size + t))
+    out[(..., *target)] = x[(..., *source)]
     return out
 
 
@@ -59,7 +62,7 @@ def apply_spatial(
     zero_fill: bool = False,
     order: int = 3,
 ) -> np.ndarray:
-    """Flip, then rotate, then shift the last two axes of ``x``.
+    """Flip, then rotate the last two axes of ``x``, then shift its last ``len(element.shift)`` axes.
 
     ``stride`` is how many input pixels one pixel of ``x`` spans: a shift of the input by ``t`` moves a
     feature map of total stride S by ``t / S`` (the testing shifts are multiples of S).
@@ -70,9 +73,10 @@ def apply_spatial(
         x = rotate_interpolated(x[..., ::-1] if element.flip else x, element.angle, order)
     else:
         x = turn(element, x)
-    dy, dx = (s // stride for s in element.shift)
-    if dy or dx:
-        x = shift_zero_fill(x, dy, dx) if zero_fill else np.roll(x, (dy, dx), axis=(-2, -1))
+    offsets = tuple(s // stride for s in element.shift)
+    if any(offsets) and x.ndim >= len(offsets):
+        axes = tuple(range(-len(offsets), 0))
+        x = shift_zero_fill(x, offsets) if zero_fill else np.roll(x, offsets, axis=axes)
     return np.ascontiguousarray(x)
 
 
@@ -96,8 +100,9 @@ def soft_disk_window(height: int, width: int) -> np.ndarray:
     return 0.5 * (1 + np.cos(np.pi * t))
 
 
-def interior_mask(height: int, width: int, margin: int, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Pixels where a zero-fill shift by ``shift`` commutes with a zero-padded model of reach ``margin``.
+def interior_mask(sizes: tuple[int, ...], margin: int, shift: tuple[int, ...]) -> np.ndarray:
+    """Pixels where a zero-fill shift by ``shift`` commutes with a zero-padded model of reach ``margin``
+    (over the last ``len(sizes)`` axes).
 
     Shifting by t > 0 along an axis zero-fills the first t pixels (which hidden layers with biases do
     not treat as padding) and drops content at the far end: ``margin`` pixels beside both are
@@ -110,6 +115,6 @@ def interior_mask(height: int, width: int, margin: int, shift: tuple[int, int] =
             return slice(margin, size + t - margin)
         return slice(0, size)
 
-    mask = np.zeros((height, width), dtype=bool)
-    mask[valid(height, shift[0]), valid(width, shift[1])] = True
+    mask = np.zeros(sizes, dtype=bool)
+    mask[tuple(valid(size, t) for size, t in zip(sizes, shift))] = True
     return mask

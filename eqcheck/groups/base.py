@@ -17,7 +17,8 @@ class SamplingContext:
     rng: np.random.Generator
     samples: int = 8
     set_size: int | None = None
-    spatial_size: tuple[int, int] | None = None
+    #: the sizes of the axes the group moves (the last two of an image; translations: as many as the input has)
+    spatial_size: tuple[int, ...] | None = None
     stride: int = 1
 
 
@@ -56,6 +57,11 @@ class Group(ABC):
     @abstractmethod
     def identity(self, ctx: SamplingContext | None = None) -> Element:
         """The neutral element."""
+
+    def spatial_rank(self, ndim: int) -> int:
+        """How many trailing axes of a batch-first input of rank ``ndim`` the group moves: rotations and
+        mirrors the last two (an image's); translations override (signals, voxel grids)."""
+        return 2
 
     @property
     def needs_smooth_inputs(self) -> bool:

@@ -16,7 +16,8 @@ class Element:
     - ``angle``: rotation in radians, counter-clockwise as displayed; ``quarter_turns`` is set when the
       angle is a multiple of 90 degrees, so that the action is an exact ``rot90`` and never interpolates;
     - ``flip``: mirror X -> -X, applied first;
-    - ``shift``: translation (dy, dx) in input pixels, applied last;
+    - ``shift``: translation in input pixels of the last ``len(shift)`` axes ((dy, dx) on an image, (dx,) on
+      a signal, (dz, dy, dx) on a voxel grid), applied last;
     - ``permutation``: new[i] = old[permutation[i]] along a set axis.
     """
 
@@ -24,7 +25,7 @@ class Element:
     angle: float = 0.0
     quarter_turns: int | None = 0
     flip: bool = False
-    shift: tuple[int, int] = (0, 0)
+    shift: tuple[int, ...] = (0, 0)
     point: PointElement | None = None
     permutation: tuple[int, ...] | None = None
 
@@ -36,7 +37,12 @@ class Element:
     @property
     def is_identity(self) -> bool:
         perm_identity = self.permutation is None or all(i == p for i, p in enumerate(self.permutation))
-        return (self.quarter_turns == 0 and not self.flip and self.shift == (0, 0) and perm_identity)
+        return self.quarter_turns == 0 and not self.flip and not self.shifts and perm_identity
+
+    @property
+    def shifts(self) -> bool:
+        """True when the element translates."""
+        return any(self.shift)
 
 
 def quarter_turns_of(angle: float) -> int | None:

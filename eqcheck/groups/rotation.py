@@ -12,16 +12,17 @@ from eqcheck.groups.point import PointElement, PointGroup
 EXHAUSTIVE_ORDER = 16
 
 
-def element_label(angle: float, flip: bool, shift: tuple[int, int] = (0, 0)) -> str:
-    """``e``, ``rot90``, ``flip``, ``rot90*flip`` (flip first, then rotate), ``+shift(dy,dx)``."""
+def element_label(angle: float, flip: bool, shift: tuple[int, ...] = (0, 0)) -> str:
+    """``e``, ``rot90``, ``flip``, ``rot90*flip`` (flip first, then rotate), ``+shift(dy,dx)`` (one offset per
+    moved axis)."""
     parts = []
     if abs(angle) % (2 * math.pi) > 1e-12 and abs(abs(angle) % (2 * math.pi) - 2 * math.pi) > 1e-12:
         parts.append(format_angle(angle))
     if flip:
         parts.append("flip")
     label = "*".join(parts)
-    if shift != (0, 0):
-        label = (label + "+" if label else "") + f"shift({shift[0]},{shift[1]})"
+    if any(shift):
+        label = (label + "+" if label else "") + f"shift({','.join(str(v) for v in shift)})"
     return label or "e"
 
 

@@ -1,4 +1,5 @@
-"""2-D translations: circular shifts (exact for circular padding) or zero-fill shifts seen in the interior."""
+"""Translations of a signal, an image or a voxel grid: circular shifts (exact for circular padding) or
+zero-fill shifts seen in the interior."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ MODES = ("circular", "interior")
 
 @dataclass(frozen=True)
 class TranslationGroup(Group):
-    """Integer shifts (dy, dx). ``interior`` compares only pixels at least ``margin`` from every edge."""
+    """Integer shifts of the last 1, 2 or 3 axes (``[B, C, L]``, ``[B, C, H, W]``, ``[B, C, D, H, W]``).
+    ``interior`` compares only pixels at least ``margin`` from every edge."""
 
     mode: str = "circular"
     margin: int | None = None
@@ -23,8 +25,8 @@ class TranslationGroup(Group):
     @property
     def summary(self) -> str:  # type: ignore[override]
         if self.mode == "circular":
-            return "2-D circular shifts (exact for circular padding)"
-        return "2-D zero-fill shifts compared away from the border (margin given or probed)"
+            return "circular shifts of signals, images and voxel grids (exact for circular padding)"
+        return "zero-fill shifts compared away from the border (margin given or probed)"
 
     @property
     def spec(self) -> str:
@@ -35,29 +37,35 @@ class TranslationGroup(Group):
             parts.append(f"margin={self.margin}")
         return ":".join(parts)
 
-    def shift(self, dy: int, dx: int) -> Element:
-        return Element(label=element_label(0.0, False, (dy, dx)), shift=(int(dy), int(dx)))
+    def spatial_rank(self, ndim: int) -> int:
+        """The axes after batch and channels: 1 for ``[B, C, L]`` (and ``[B, L]``), 2 for images, 3 for voxels."""
+        return min(max(ndim - 2, 1), 3)
+
+    def shift(self, *offsets: int) -> Element:
+        offsets = tuple(int(v) for v in offsets)
+        return Element(label=element_label(0.0, False, offsets), shift=offsets)
 
     def testing_elements(self, ctx: SamplingContext) -> list[Element]:
-        """Shifts up to a quarter of the image, multiples of the model's total stride."""
-        size = min(ctx.spatial_size) if ctx.spatial_size else 8
-        reach = max(size // 4 // ctx.stride, 1)
-        elements = [self.identity()]
-        seen = {(0, 0)}
+        """Shifts up to a quarter of the size on every moved axis, multiples of the model's total stride."""
+        sizes = ctx.spatial_size or (8, 8)
+        reach = max(min(sizes) // 4 // ctx.stride, 1)
+        identity = self.shift(*(0,) * len(sizes))
+        elements = [identity]
+        seen = {identity.shift}
         for _ in range(ctx.samples * 4):
             if len(elements) > ctx.samples:
                 break
-            dy, dx = (int(v) * ctx.stride for v in ctx.rng.integers(-reach, reach + 1, 2))
-            if (dy, dx) not in seen:
-                seen.add((dy, dx))
-                elements.append(self.shift(dy, dx))
+            offsets = tuple(int(v) * ctx.stride for v in ctx.rng.integers(-reach, reach + 1, len(sizes)))
+            if offsets not in seen:
+                seen.add(offsets)
+                elements.append(self.shift(*offsets))
         return elements
 
     def compose(self, a: Element, b: Element) -> Element:
-        return self.shift(a.shift[0] + b.shift[0], a.shift[1] + b.shift[1])
+        return self.shift(*(x + y for x, y in zip(a.shift, b.shift)))
 
     def inverse(self, a: Element) -> Element:
-        return self.shift(-a.shift[0], -a.shift[1])
+        return self.shift(*(-x for x in a.shift))
 
     def identity(self, ctx: SamplingContext | None = None) -> Element:
-        return self.shift(0, 0)
+        return self.shift(*(0,) * (len(ctx.spatial_size) if ctx and ctx.spatial_size else 2))

@@ -32,7 +32,7 @@ def parse_layer_types(values: Mapping[str, str] | Sequence[str] | None) -> dict[
         return dict(values)
     parsed = {}
     for value in values:
-        name, sep, spec = value.rpartition("=")
+        name, sep, spec = value.partition("=")  # a type may hold "=" (set:axis=2), a layer name does not
         if not sep or not name or not spec:
             raise UsageError(f"--layer-type {value!r}: expected NAME=TYPE")
         parsed[name] = spec

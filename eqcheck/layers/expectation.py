@@ -176,4 +176,4 @@ class Expectation:
 
     def _turns(self, element: Element) -> bool:
         """Whether ``element`` moves the reference by flips and quarter turns only (a view)."""
-        return element.quarter_turns is not None and element.shift == (0, 0) and self.reference.ndim >= 2
+        return element.quarter_turns is not None and not element.shifts and self.reference.ndim >= 2

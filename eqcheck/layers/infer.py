@@ -213,11 +213,11 @@ def scoring_elements(group: Group, elements: list[Element]) -> list[int]:
     pg = group.point_group
     if pg is not None:
         gens = set(pg.generators())
-        picked = [i for i in exact if elements[i].point in gens and elements[i].shift == (0, 0)]
+        picked = [i for i in exact if elements[i].point in gens and not elements[i].shifts]
         rotations = [i for i in exact if elements[i].point is not None and not elements[i].point.flip]
         if not any(not elements[i].point.flip for i in picked) and rotations:
             picked.append(rotations[0])
-        shifted = [i for i in exact if elements[i].shift != (0, 0)]
+        shifted = [i for i in exact if elements[i].shifts]
         picked += shifted[:1]
         if picked:
             return sorted(set(picked))

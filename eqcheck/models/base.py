@@ -9,11 +9,14 @@ import numpy as np
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One model input; ``None`` in ``shape`` marks a dynamic (or unknown) axis."""
+    """One model input; ``None`` in ``shape`` marks a dynamic (or unknown) axis. ``dtype_known`` is False
+    where the model does not say (a Python module): generated data is then ``dtype``, given integer data
+    keeps its own dtype (token indices stay integers)."""
 
     name: str
     shape: tuple[int | None, ...] | None
     dtype: str = "float32"
+    dtype_known: bool = True
 
 
 class ModelRunner(ABC):

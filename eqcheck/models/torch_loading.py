@@ -36,8 +36,8 @@ def module_inputs(module) -> list[InputSpec]:
     names = positional_input_names(module)
     shapes = declared_input_shapes(module)
     if shapes is not None and len(shapes) == len(names):
-        return [InputSpec(n, s) for n, s in zip(names, shapes)]
-    return [InputSpec(n, None) for n in names]
+        return [InputSpec(n, s, dtype_known=False) for n, s in zip(names, shapes)]
+    return [InputSpec(n, None, dtype_known=False) for n in names]
 
 
 def _unsafe_globals(data: bytes) -> list[str]:
@@ -160,7 +160,8 @@ def load_torchscript(path: Path, **options) -> TorchRunner:
     except Exception as error:
         raise ModelLoadError(f"could not load TorchScript model {path}: {first_line(error)}") from None
     args = [a.name for a in module.forward.schema.arguments[1:] if not a.has_default_value()]
-    runner = TorchRunner(module, str(path), "torchscript", [InputSpec(a, None) for a in args or ["input"]],
+    runner = TorchRunner(module, str(path), "torchscript",
+                         [InputSpec(a, None, dtype_known=False) for a in args or ["input"]],
                          **options)
     return runner
 

@@ -90,8 +90,8 @@ class TorchRunner(ModelRunner):
         self.module = module
         param = next(iter(module.parameters()), None) if hasattr(module, "parameters") else None
         model_dtype = dtype or (str(param.dtype).replace("torch.", "") if param is not None else "float32")
-        self.inputs = [InputSpec(s.name, s.shape, model_dtype if s.dtype.startswith("float") else s.dtype)
-                       for s in inputs]
+        self.inputs = [InputSpec(s.name, s.shape, model_dtype if s.dtype.startswith("float") else s.dtype,
+                                 s.dtype_known) for s in inputs]
         self.output_names = ["output"]
         self.index_ranges = dict(index_ranges or {})
 

@@ -126,7 +126,7 @@ def test_unknown_types_are_usage_errors():
 
 
 def test_interior_mask_skips_the_zero_filled_band_and_the_far_edge():
-    mask = interior_mask(10, 10, margin=2, shift=(3, 0))
+    mask = interior_mask((10, 10), margin=2, shift=(3, 0))
     rows = np.nonzero(mask.any(axis=1))[0]
     assert rows.min() == 5 and rows.max() == 7
     assert mask[5].all()
