@@ -167,7 +167,8 @@ def measure(
         candidates = candidate_representations(group, reference.shape, set_size, getattr(group, "axis", 1))
         source = "auto"
     else:
-        rep = parse_representation(output_type, reference.shape, group_convention(group))
+        rep = parse_representation(output_type, reference.shape, group_convention(group),
+                                   field_group=group.field_group)
         reason = rep.fits(group, reference.shape, set_size)
         if reason:
             raise UsageError(f"--output-type {output_type}: {reason}")

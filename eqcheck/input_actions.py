@@ -49,7 +49,7 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]],
     for index, name in enumerate(names):
         shape = shapes[name]
         if name in declared:
-            rep = parse_representation(declared[name], shape, group_convention(group))
+            rep = parse_representation(declared[name], shape, group_convention(group), field_group=group.field_group)
             reason = rep.fits(group, shape, set_size)
             if reason:
                 raise UsageError(f"--act {name}={declared[name]}: {reason}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 from eqcheck.actions.representations import (
     LAYOUTS, GraphAction, ImageAction, RegularFieldAction, Representation, SetAction,
 )
+from eqcheck.actions.fields import FieldTypeAction
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
+from eqcheck.reps import parse_sum
 
 TYPE_NAMES = ("invariant", "image", "regular", "set", "graph")
 
@@ -27,11 +29,15 @@ def regular_spec(layout: str, convention: str, orientation: str, default: str = 
 
 
 def parse_representation(spec: str, shape: tuple[int, ...] | None = None,
-                         default_convention: str = "escnn", spec_convention: str | None = None) -> Representation:
+                         default_convention: str = "escnn", spec_convention: str | None = None,
+                         field_group=None) -> Representation:
     """The action a type spec names. ``regular`` without a layout takes 5d for rank-5 tensors, and
     without an element order ``default_convention`` (a user's spec: the group's, ``p4m:groupy`` ->
     GrouPy's). The spec it carries names the order where it is not ``spec_convention`` (the group's;
-    by default ``default_convention``)."""
+    by default ``default_convention``). Any other spec is a steerable field type of ``field_group`` (the
+    group's, ``eqcheck.reps``): ``vector``, ``irrep(1)``, ``2*regular+irrep(1,1)+trivial``, ``3*regular@c8``."""
+    if any(mark in spec for mark in "(+*@") or spec.strip().lower() in ("vector", "quotient"):
+        return field_type(spec, field_group)
     name, *options = spec.strip().lower().split(":")
     if name in ("invariant", "trivial"):
         return Representation()
@@ -59,7 +65,14 @@ def parse_representation(spec: str, shape: tuple[int, ...] | None = None,
         return SetAction(spec="set" if axis == 1 else f"set:axis={axis}", axis=axis)
     if name == "graph":
         return GraphAction()
-    raise UsageError(f"unknown type {spec!r} (one of: {', '.join(TYPE_NAMES)})")
+    raise UsageError(f"unknown type {spec!r} (one of: {', '.join(TYPE_NAMES)}, or a field type such as vector, "
+                     f"irrep(1), 2*regular+irrep(1)+trivial, 3*regular@c8)")
+
+
+def field_type(spec: str, field_group) -> FieldTypeAction:
+    """A steerable field type of ``field_group`` (or of the group its spec names after ``@``)."""
+    rep = parse_sum(spec, field_group)
+    return FieldTypeAction(spec=rep.spec, rep=rep)
 
 
 def regular_candidates(group: Group, shape: tuple[int, ...]) -> list[Representation]:

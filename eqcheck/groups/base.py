@@ -58,6 +58,16 @@ class Group(ABC):
     def identity(self, ctx: SamplingContext | None = None) -> Element:
         """The neutral element."""
 
+    @property
+    def field_group(self):
+        """The group (``eqcheck.reps.FieldGroup``) whose representations act on the channels of this group's
+        fields, or None where channels are not acted on (translations, permutations)."""
+        return None
+
+    def generator_elements(self) -> list[Element]:
+        """Elements that generate the part of the group acting on channels (none by default)."""
+        return []
+
     def spatial_rank(self, ndim: int) -> int:
         """How many trailing axes of a batch-first input of rank ``ndim`` the group moves: rotations and
         mirrors the last two (an image's); translations override (signals, voxel grids)."""

@@ -66,6 +66,16 @@ class FiniteRotationGroup(Group):
     def needs_smooth_inputs(self) -> bool:
         return any(not e.exact for e in map(self.from_point, self.point_group.elements))
 
+    @property
+    def field_group(self):
+        from eqcheck.reps import FieldGroup
+
+        return FieldGroup("d" if self.mirrors else "c", self.n)
+
+    def generator_elements(self) -> list[Element]:
+        """The rotation by 2*pi/N (and the mirror): what a field type must be defined on."""
+        return [self.from_point(p) for p in self.point_group.generators()]
+
     def from_point(self, p: PointElement, shift: tuple[int, int] = (0, 0)) -> Element:
         angle = p.angle
         return Element(
@@ -131,6 +141,16 @@ class SO2(Group):
     @property
     def needs_smooth_inputs(self) -> bool:
         return True
+
+    @property
+    def field_group(self):
+        from eqcheck.reps import FieldGroup
+
+        return FieldGroup("so2")
+
+    def generator_elements(self) -> list[Element]:
+        """A rotation by an angle no finite group holds: a field type must be one of SO(2)'s."""
+        return [self.rotation(1.0)]
 
     def rotation(self, angle: float) -> Element:
         angle = float(angle) % (2 * math.pi)

@@ -74,7 +74,7 @@ def layer_candidates(group: Group, shape: tuple[int, ...], set_size: int | None)
     return candidates
 
 
-def parse_layer_type(spec: str, shape: tuple[int, ...], convention: str = "escnn") -> Representation:
+def parse_layer_type(spec: str, shape: tuple[int, ...], convention: str = "escnn", field_group=None) -> Representation:
     """A ``--layer-type`` value: any output type spec (``regular`` in the group's ``convention``), or
     ``set:axes=A,B``."""
     name, _, option = spec.strip().lower().partition(":")
@@ -84,4 +84,4 @@ def parse_layer_type(spec: str, shape: tuple[int, ...], convention: str = "escnn
         except ValueError:
             raise UsageError(f"--layer-type {spec!r}: axes must be integers (set:axes=2,3)") from None
         return SetAxesAction(spec=f"set:axes={','.join(map(str, axes))}", axes=axes)
-    return parse_representation(spec, shape, convention)
+    return parse_representation(spec, shape, convention, field_group=field_group)

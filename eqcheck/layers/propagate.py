@@ -126,7 +126,8 @@ class LayerAnalysis:
             return None
         try:
             # eqcheck.nn layers compute escnn's order, whatever order the group's ``regular`` means
-            rep = parse_representation(spec, tuple(shape), "escnn", group_convention(self.group))
+            rep = parse_representation(spec, tuple(shape), "escnn", group_convention(self.group),
+                                       field_group=self.group.field_group)
         except UsageError:
             return None
         return rep if rep.fits(self.group, tuple(shape), self.set_size) is None else None
@@ -135,7 +136,7 @@ class LayerAnalysis:
         for pattern, spec in self.layer_types.items():
             if fnmatch.fnmatchcase(site.name, pattern) or (site.tensor and fnmatch.fnmatchcase(site.tensor, pattern)):
                 self.used_types.add(pattern)
-                rep = parse_layer_type(spec, tuple(shape), group_convention(self.group))
+                rep = parse_layer_type(spec, tuple(shape), group_convention(self.group), self.group.field_group)
                 reason = rep.fits(self.group, tuple(shape), self.set_size)
                 if reason:
                     raise UsageError(f"--layer-type {pattern}={spec}: {reason}")
