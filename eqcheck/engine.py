@@ -13,6 +13,7 @@ from eqcheck.actions.representations import Representation, apply_representation
 from eqcheck.actions.spatial import apply_spatial, central_disk
 from eqcheck.batching import run_many
 from eqcheck.compare import Geometry, element_errors
+from eqcheck.discovery import discover
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group, SamplingContext
 from eqcheck.groups.element import Element
@@ -179,6 +180,17 @@ def measure(
                                  output_spread, floors)
         scored.append((worst(r.rel_error for r in results), rep, results))
     (best_error, best_rep, best_results), source = choose_representation(group, reference.shape, scored, source)
+    if source != "given" and not all(r.passed for r in best_results):
+        # no named type explains the output: its channel representation, found from the data (discovery.py)
+        found = discover(group, elements, reference, transformed, tolerance.exact)
+        if found is not None:
+            results = element_errors(group, found, elements, reference, transformed, geometry, tolerance,
+                                     output_spread, floors)
+            scored.append((worst(r.rel_error for r in results), found, results))
+            # kept where it explains every exact element and beats every named type: what fails then
+            # (interpolated angles) is the model's error under that type
+            if all(r.passed for r in results if r.exact) and scored[-1][0] < best_error:
+                (best_error, best_rep, best_results), source = scored[-1], "found"
     identity = next((r for g, r in zip(elements, best_results) if g.is_identity), None)
     output = TensorCheck(
         name=runner.output_names[output_index] if output_index < len(runner.output_names) else "output",

@@ -206,6 +206,49 @@ def find_permutation(expect: Expectation, elements: list[Element], observed: lis
     return Choice(rep, error, None, "found") if error < FOUND_MAX_ERROR else None
 
 
+def find_matrices(expect: Expectation, elements: list[Element], observed: list[np.ndarray]) -> Choice | None:
+    """Per generator, the orthogonal channel matrix that best explains the data (Procrustes, as the output's
+    discovery), kept only when the matrices generate a representation of the point group (the relations
+    hold) that explains every element: steerable fields (irreps, vectors, quotients) of a hidden tensor."""
+    from eqcheck.discovery import (
+        MIN_SAMPLES_PER_CHANNEL, RELATION_TOLERANCE, FoundFieldAction, name_representation, procrustes,
+    )
+
+    group, x = expect.group, expect.reference
+    pg = group.point_group
+    if pg is None or x.ndim != 4 or not all(e.exact for e in elements):
+        return None
+    channels = x.shape[1]
+    if not 2 <= channels <= MAX_ASSIGNMENT_CHANNELS or x[:, 0].size < MIN_SAMPLES_PER_CHANNEL * channels:
+        return None
+    by_point = {e.point: (e, seen) for e, seen in zip(elements, observed) if e.point is not None}
+    if not all(s in by_point for s in pg.generators()):
+        return None
+    generators = {}
+    for s in pg.generators():
+        element, seen = by_point[s]
+        generators[s] = procrustes(channel_matrix(seen), channel_matrix(expect.moved(element)))
+    table = {pg.identity: np.eye(channels)}
+    queue = [pg.identity]
+    while queue:
+        a = queue.pop()
+        for s, matrix in generators.items():
+            b, product = pg.compose(s, a), generators[s] @ table[a]
+            if b in table:
+                if np.abs(table[b] - product).max() > RELATION_TOLERANCE:
+                    return None
+            else:
+                table[b] = product
+                queue.append(b)
+    matrices = {group.from_point(p).label: m for p, m in table.items()}
+    name = name_representation(group, [group.from_point(p) for p in table], matrices)
+    if name is None:
+        return None
+    rep = FoundFieldAction(spec=name, matrices=matrices)
+    error = score(expect, rep, elements, observed)
+    return Choice(rep, error, None, "found") if error < FOUND_MAX_ERROR else None
+
+
 def scoring_elements(group: Group, elements: list[Element]) -> list[int]:
     """Indices of the few exact elements that tell candidates apart: the point group's generators where
     they act exactly, else the first exact non-identity elements."""

@@ -16,7 +16,7 @@ from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
 from eqcheck.layers.expectation import Expectation, fast_rel
-from eqcheck.layers.infer import CLEAR_MARGIN, Choice, choose, find_permutation, scoring_elements
+from eqcheck.layers.infer import CLEAR_MARGIN, Choice, choose, find_matrices, find_permutation, scoring_elements
 from eqcheck.layers.layer_actions import layer_candidates, parse_layer_type
 from eqcheck.layers.local import TensorErrors, spread64, tensor_errors, tensor_geometry, transformed_input
 from eqcheck.layers.trace import LayerTracer, Site, run_groups, to_batch_first
@@ -166,7 +166,7 @@ class LayerAnalysis:
         choice = choose(view.expect, self.candidates(shape), elements, observed,
                         first=kept)  # most layers keep their input's action: score it first
         if choice.error > self.tolerance.exact and inputs_exact:
-            found = find_permutation(view.expect, elements, observed)
+            found = find_permutation(view.expect, elements, observed) or find_matrices(view.expect, elements, observed)
             if found is not None and found.error < 0.5 * choice.error:
                 choice = Choice(found.rep, found.error, (choice.error + 1e-12) / (found.error + 1e-12), "found")
         if choice.error > self.tolerance.exact and choice.source == "auto" and kept is not None:

@@ -22,7 +22,8 @@ def _header(result: VerificationResult) -> Table:
         grid.add_row("input", plain(f"{name} {list(shape)} as {run.input_actions.get(name, '?')} ({run.input_source})"))
     output = result.output
     chosen = {"auto": " (chosen automatically)",
-              "auto-default": " (no action explains it: the default for its shape)"}.get(output.representation_source, "")
+              "auto-default": " (no action explains it: the default for its shape)",
+              "found": " (found from the data: its channels' representation, named by its irreps)"}.get(output.representation_source, "")
     grid.add_row("output", plain(f"{output.name} {list(output.shape)} as {output.representation}{chosen}"))
     grid.add_row("dtype", plain(f"{run.dtype} on {run.device}, seed {run.seed}, {passes(run.forward_passes)}"))
     grid.add_row("tolerance", f"{fmt(result.tolerance)} (exact elements), "

@@ -103,17 +103,18 @@ def character_name(terms: list[tuple[int, Rep]], group: FieldGroup) -> str:
     """``2*irrep(1)+trivial`` (largest fields first), ``3*regular`` where the multiplicities are those of
     copies of the regular representation (each irrep as often as its dimension)."""
     counts = {rep.spec: m for m, rep in terms}
-    if group.finite:
+    reps = {rep.spec: rep for _, rep in terms}
+    names = []
+    if group.finite:  # as many copies of the regular representation as the multiplicities hold, named so
         identity = group.elements()[0]
         regular = {rep.spec: m for m, rep in decompose({g: float(group.order if g == identity else 0)
                                                          for g in group.elements()}, group)}
-        if set(counts) == set(regular):
-            copies = {counts[name] / regular[name] for name in regular}
-            if len(copies) == 1 and float(next(iter(copies))).is_integer():
-                m = int(next(iter(copies)))
-                return "regular" if m == 1 else f"{m}*regular"
-    ordered = sorted(terms, key=lambda t: (-t[1].dim, _short(t[1].spec)))
-    names = [_short(rep.spec) if m == 1 else f"{m}*{_short(rep.spec)}" for m, rep in ordered]
+        copies = min(counts.get(name, 0) // m for name, m in regular.items())
+        if copies:
+            names.append("regular" if copies == 1 else f"{copies}*regular")
+            counts = {name: m - copies * regular.get(name, 0) for name, m in counts.items()}
+    ordered = sorted((name for name, m in counts.items() if m), key=lambda n: (-reps[n].dim, _short(n)))
+    names += [_short(name) if counts[name] == 1 else f"{counts[name]}*{_short(name)}" for name in ordered]
     return "+".join(names)
 
 

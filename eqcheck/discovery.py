@@ -1,0 +1,139 @@
+"""Discovering how a tensor's channels transform, from the data: for each tested element g, the orthogonal
+matrix M_g that best maps the spatially moved output ``S_g f(x)`` to ``f(g.x)`` (Procrustes), fitted on
+half the samples and held to the other half, accepted only as a representation (M_gh = M_g M_h on the
+tested elements), and named by its character (its decomposition into the group's irreps).
+
+A fitted M_g has C^2 degrees of freedom against C values per sample: it is only fitted where the samples
+outnumber the channels many times over (``MIN_SAMPLES_PER_CHANNEL``), so that a tensor that is not
+equivariant is never explained by it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from eqcheck.actions.fields import mix_channels
+from eqcheck.actions.representations import Representation, _spatial_fits
+from eqcheck.actions.spatial import apply_spatial, central_disk
+from eqcheck.groups.base import Group
+from eqcheck.groups.element import Element
+from eqcheck.reps import character_name, decompose
+
+#: samples (batch items x pixels) per channel below which no matrix is fitted
+MIN_SAMPLES_PER_CHANNEL = 4
+#: the held-out error may exceed the fitted one by this factor (and the tolerance) before the fit is refused
+HELD_OUT_FACTOR = 10.0
+#: M_gh against M_g M_h: relations that hold to this are a representation
+RELATION_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class FoundFieldAction(Representation):
+    """Channels mixed by matrices found from the data, one per tested element (by label)."""
+
+    spec: str = "found"
+    spatial: bool = True
+    matrices: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def __hash__(self) -> int:
+        return hash((self.spec, tuple(self.matrices)))
+
+    def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
+        mixed = mix_channels(self.matrices[element.label], None, x)
+        if x.ndim >= 4:
+            mixed = apply_spatial(element, mixed, stride=stride, zero_fill=zero_fill, order=order)
+        return mixed
+
+    def fits(self, group: Group, shape, set_size=None):
+        size = len(next(iter(self.matrices.values()))) if self.matrices else 0
+        if len(shape) < 2 or shape[1] != size:
+            return f"found for {size} channels, the tensor has shape {list(shape)}"
+        return _spatial_fits(group, shape, 4) if len(shape) >= 4 else None
+
+
+def _samples(x: np.ndarray) -> np.ndarray:
+    """``[C, N]``: channels against samples (batch items and pixels)."""
+    return np.moveaxis(np.asarray(x, dtype=np.float64), 1, 0).reshape(x.shape[1], -1)
+
+
+def procrustes(target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """The orthogonal M minimising ||target - M source||."""
+    u, _, vt = np.linalg.svd(target @ source.T)
+    return u @ vt
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    norm = np.linalg.norm(b)
+    return float(np.linalg.norm(a - b) / norm) if norm > 0 else (0.0 if np.linalg.norm(a) == 0 else np.inf)
+
+
+def discover(group: Group, elements: list[Element], reference: np.ndarray, transformed: list[np.ndarray],
+             tolerance: float) -> FoundFieldAction | None:
+    """The channel representation of an output ``[B, C]`` or ``[B, C, H, W]`` found from the data, or None
+    when the data cannot decide it or no representation explains it."""
+    field_group = group.field_group
+    if field_group is None or reference.ndim not in (2, 4) or reference.shape[1] < 2:
+        return None
+    if reference.ndim == 4 and reference.shape[-1] != reference.shape[-2]:
+        return None
+    pairs = [(g, y) for g, y in zip(elements, transformed) if not g.shifts]
+    exact = [g for g, _ in pairs if g.exact]
+    if len(pairs) < len(elements) or not exact or not np.isfinite(reference).all():
+        return None
+    channels = reference.shape[1]
+    if reference[:, 0].size < 2 * MIN_SAMPLES_PER_CHANNEL * channels:
+        return None
+    matrices = {}
+    for g, y in pairs:
+        moved = apply_spatial(g, reference)
+        if not g.exact and reference.ndim == 4:  # interpolated: the disk that comparisons use
+            mask = central_disk(*reference.shape[-2:])
+            moved, y = moved[..., mask], y[..., mask]
+        source, target = _samples(moved), _samples(y)
+        half = source.shape[1] // 2
+        m = procrustes(target[:, :half], source[:, :half])
+        fitted, held_out = _rel(m @ source[:, :half], target[:, :half]), _rel(m @ source[:, half:], target[:, half:])
+        if not held_out <= max(HELD_OUT_FACTOR * fitted, tolerance):
+            return None
+        matrices[g.label] = m
+    if not _is_representation(group, exact, matrices):
+        return None
+    name = name_representation(group, exact, matrices)
+    return FoundFieldAction(spec=name, matrices=matrices) if name else None
+
+
+def _is_representation(group: Group, elements: list[Element], matrices: dict) -> bool:
+    """M_gh = M_g M_h wherever g h is among the tested elements (an exhaustive finite group: all pairs)."""
+    by_label = {g.label: g for g in elements}
+    for a in elements:
+        for b in elements:
+            product = group.compose(a, b).label
+            if product in by_label:
+                if np.abs(matrices[product] - matrices[a.label] @ matrices[b.label]).max() > RELATION_TOLERANCE:
+                    return False
+    return True
+
+
+def name_representation(group: Group, elements: list[Element], matrices: dict) -> str | None:
+    """The decomposition into irreps of the field group restricted to the tested exact elements: by its
+    character where every element of a finite group was tested, else ``found`` with the channel count."""
+    field_group = group.field_group
+    if field_group.finite:
+        labels = {field_group.label(g): g.label for g in elements}
+        if len(labels) == field_group.order and None not in labels:
+            characters = {label: float(np.trace(matrices[name])) for label, name in labels.items()}
+            terms = decompose(characters, field_group)
+            if terms is None:
+                return None
+            return character_name(terms, field_group)
+    from eqcheck.reps import FieldGroup
+
+    c4 = FieldGroup("c", 4)  # so2 checks its right angles exactly: name the restriction to C4
+    labels = {c4.label(g): g.label for g in elements if c4.label(g) is not None and not g.flip}
+    if len(labels) == 4:
+        terms = decompose({label: float(np.trace(matrices[name])) for label, name in labels.items()}, c4)
+        if terms is None:
+            return None
+        return f"{character_name(terms, c4)} of C4"
+    return f"found({len(next(iter(matrices.values())))})"

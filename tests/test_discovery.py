@@ -1,0 +1,143 @@
+"""Output types found from the data: escnn's steerable outputs pass unannotated and are named by their
+irreps; declared field types agree; plain models never pass under a discovered type."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import eqcheck
+from eqcheck.errors import EXIT_EQUIVARIANT, EXIT_NOT_EQUIVARIANT
+
+DATA = Path(__file__).parent / "data" / "escnn"
+REFERENCE = json.loads((DATA / "reference.json").read_text())["models"]
+#: what each escnn output decomposes into, under the group it is checked with
+NAMES = {"c4_vector": "2*irrep(1)", "d4_mixed": "regular+irrep(1,1)+trivial", "d4_geometric_vector": "2*irrep(1,1)",
+         "c8_quotient": "4*irrep(2)+4*trivial", "c8_regular": "6*regular", "d4_axis0_regular": "2*regular",
+         "d4_axis0_mixed": "irrep(1,1)+trivial"}
+
+
+@pytest.mark.parametrize("entry", REFERENCE, ids=[e["model"] for e in REFERENCE])
+def test_escnn_steerable_outputs_pass_unannotated_and_are_named(entry) -> None:
+    result = eqcheck.verify(str(DATA / entry["model"]), entry["group"])
+    output = result.output
+    assert result.passed, output.representation
+    assert output.representation_source == "found"
+    assert output.representation == NAMES[entry["model"][:-5]]
+    # escnn's own transform gives the same order of error at the exact elements
+    assert output.max_rel_error < 1e-5 and entry["escnn_max_rel_error_exact"] < 1e-5
+    assert result.first_failing_layer is None and all(layer.passed for layer in result.layers)
+
+
+@pytest.mark.parametrize("model, group, declared", [
+    ("c4_vector", "p4", "2*irrep(1)"), ("d4_geometric_vector", "p4m", "2*vector"),
+    ("d4_mixed", "p4m", "trivial+irrep(1,1)+regular"), ("c8_quotient", "p4", "2*quotient(2)@c8"),
+    ("c8_regular", "p4", "3*regular@c8"), ("d4_axis0_mixed", "p4m", "irrep(1,1)@d4:axis=0+trivial@d4:axis=0"),
+])
+def test_declared_escnn_types_pass_in_escnn_basis(model, group, declared) -> None:
+    if declared.count("@") > 1:  # one group per sum
+        declared = declared.replace("@d4:axis=0", "") + "@d4:axis=0"
+    result = eqcheck.verify(str(DATA / f"{model}.onnx"), group, output_type=declared, per_layer=False)
+    assert result.passed and result.output.representation_source == "given"
+    assert result.output.max_rel_error < 1e-5
+
+
+def test_a_declared_type_in_the_wrong_basis_fails() -> None:
+    """escnn's irrep(1,1) of D4 is not the geometric vector (CONVENTIONS section 7): declared as vector, it fails."""
+    result = eqcheck.verify(str(DATA / "d4_mixed.onnx"), "p4m", output_type="trivial+vector+regular", per_layer=False)
+    assert not result.passed and result.output.max_rel_error > 0.1
+
+
+def _plain_feature_map():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 4, 3, padding=1))
+    model.example_input_shape = (2, 1, 17, 17)
+    return model.eval()
+
+
+def _gradient_field():
+    """The gradient of a blurred image: a vector field (x along columns, y up), exactly equivariant."""
+    import torch
+
+    class Gradient(torch.nn.Module):
+        example_input_shape = (2, 1, 17, 17)
+
+        def forward(self, x):
+            blur = torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=True)
+            padded = torch.nn.functional.pad(blur, (1, 1, 1, 1))
+            gx = (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]) / 2
+            gy = (padded[..., :-2, 1:-1] - padded[..., 2:, 1:-1]) / 2  # y up: rows run down
+            return torch.cat([gx, gy, blur], dim=1)
+
+    return Gradient()
+
+
+def test_a_hand_written_vector_field_is_found_and_declared() -> None:
+    found = eqcheck.verify(_gradient_field(), "p4m")
+    assert found.passed and found.output.representation == "irrep(1,1)+trivial"
+    declared = eqcheck.verify(_gradient_field(), "p4m", output_type="vector+trivial", per_layer=False)
+    assert declared.passed and declared.output.max_rel_error < 1e-6
+
+
+@pytest.mark.parametrize("group", ["p4", "p4m"])
+def test_a_plain_cnn_feature_map_is_never_explained_by_a_fitted_type(group) -> None:
+    result = eqcheck.verify(_plain_feature_map(), group)
+    assert not result.passed
+    assert result.output.representation_source != "found"
+    assert result.output.max_rel_error > 0.1
+    assert result.first_failing_layer is not None
+
+
+def test_one_plain_channel_among_equivariant_ones_is_not_explained() -> None:
+    import torch
+
+    gradient, plain = _gradient_field(), _plain_feature_map()
+
+    class Mixed(torch.nn.Module):
+        example_input_shape = (2, 1, 17, 17)
+
+        def forward(self, x):
+            return torch.cat([gradient(x), plain(x)[:, :1]], dim=1)
+
+    result = eqcheck.verify(Mixed(), "p4")
+    assert not result.passed and result.output.representation_source != "found"
+
+
+def test_two_samples_of_a_vector_output_cannot_decide_its_type() -> None:
+    """A [2, 2] output has 4 numbers against a 2x2 matrix per element: no type is fitted from so little."""
+    import torch
+
+    class PooledGradient(torch.nn.Module):
+        example_input_shape = (2, 1, 17, 17)
+
+        def forward(self, x):
+            field = _gradient_field()(x)[:, :2]
+            return (field * x).mean(dim=(2, 3))  # a vector: sum of x-weighted gradients
+
+    result = eqcheck.verify(PooledGradient(), "p4", per_layer=False)
+    assert result.output.representation_source != "found"
+    declared = eqcheck.verify(PooledGradient(), "p4", output_type="irrep(1)", per_layer=False)
+    assert declared.passed
+
+
+def test_the_found_type_reads_back_from_json(tmp_path) -> None:
+    from eqcheck.report.json_report import dumps
+    from eqcheck.report.outputs import read_result
+
+    result = eqcheck.verify(str(DATA / "c4_vector.onnx"), "p4", per_layer=False)
+    path = tmp_path / "r.json"
+    path.write_text(dumps(result))
+    assert read_result(path).output.representation == "2*irrep(1)"
+
+
+def test_interpolated_angles_of_an_so2_vector_field() -> None:
+    result = eqcheck.verify(_gradient_field(), "so2", per_layer=False, samples=6)
+    exact = [e for e in result.output.elements if e.exact]
+    assert all(e.passed for e in exact)
+    assert result.output.representation.endswith("of C4") or result.output.representation_source == "given"
+    assert np.isfinite(result.output.max_rel_error)
