@@ -76,7 +76,7 @@ def verify(
     input_shape: ShapeArg = None,
     inputs=None,
     act: Mapping[str, str] | Sequence[str] | None = None,
-    output_type: str = "auto",
+    output_type: str | Sequence[str] | Mapping[str, str] = "auto",
     output: str | None = None,
     tol: float | None = None,
     approx_tol: float | None = None,
@@ -166,7 +166,8 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
                 runner, group, feeds, other, actions, measurement.elements, tolerance, measurement.geometry,
                 set_size=set_size, layer_types=layer_types, max_batch=max_batch, progress=progress)
         diagnoses = measured_diagnoses(group, measurement, tolerance, runner.device)
-        if not measurement.output.passed:
+        passed = all(o.passed for o in measurement.outputs)
+        if not passed:
             diagnoses = (layer_causes or structural_diagnoses(group, scan(runner, feeds, shapes), True)) + diagnoses
         else:
             diagnoses = [replace(d, severity="note") for d in layer_causes] + diagnoses
@@ -193,8 +194,8 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
         run=run,
         tolerance=tolerance.exact,
         approximate_tolerance=tolerance.approximate,
-        output=measurement.output,
-        passed=measurement.output.passed,
+        outputs=measurement.outputs,
+        passed=passed,
         non_determinism=measurement.non_determinism,
         diagnoses=tuple(diagnoses),
         layers=layers,

@@ -54,8 +54,11 @@ def verify(
     input_shape: Optional[list[str]] = typer.Option(None, "--input-shape", help="B,C,H,W or NAME=B,C,H,W"),
     input_file: Optional[Path] = typer.Option(None, "--input", help="real inputs: .npy, or .npz (key 'input' or by input name)"),
     act: Optional[list[str]] = typer.Option(None, "--act", help="declare an input's action: NAME=TYPE"),
-    output_type: str = typer.Option("auto", "--output-type", help="auto|invariant|image|regular[:layout]|set|graph"),
-    output: Optional[str] = typer.Option(None, "--output", help="which model output to check (default: the first)"),
+    output_type: Optional[list[str]] = typer.Option(
+        None, "--output-type", help="an output's type, TYPE (the first output) or NAME=TYPE, repeatable: auto, "
+                                    "invariant, image, regular[:layout], set, graph, or a field type such as vector, "
+                                    "irrep(1), 2*regular+irrep(1,1)+trivial, 3*regular@c8"),
+    output: Optional[str] = typer.Option(None, "--output", help="check this output only (default: every output)"),
     tol: Optional[float] = typer.Option(None, "--tol", help="tolerance on rel error for exact elements (default per dtype)"),
     approx_tol: Optional[float] = typer.Option(None, "--approx-tol", help="tolerance for interpolated rotations"),
     seed: int = typer.Option(0, "--seed", help="seed for inputs and sampled elements"),
@@ -89,7 +92,7 @@ def verify(
                   reads=check_reads(model, input_file, weights, [p for p in reports if p]))
     with progress_bar(quiet) as progress:
         result = run_verify(
-            model, group, input_shape=input_shape, inputs=input_file, act=act, output_type=output_type,
+            model, group, input_shape=input_shape, inputs=input_file, act=act, output_type=output_type or "auto",
             output=output, tol=tol, approx_tol=approx_tol, seed=seed, samples=samples, batch_size=batch_size,
             dtype=dtype, device=device, weights=str(weights) if weights else None, unsafe_load=unsafe_load,
             allow_tf32=tf32, train_mode=train_mode, max_batch=max_batch, per_layer=per_layer,
@@ -123,7 +126,8 @@ def check(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with [tool.eqcheck] (default: the "
                                                                   "nearest pyproject.toml)"),
     group: Optional[str] = typer.Option(None, "--group", "-g", help="check every model against this group"),
-    output_type: Optional[str] = typer.Option(None, "--output-type", help="override every model's output type"),
+    output_type: Optional[list[str]] = typer.Option(None, "--output-type", help="override every model's output "
+                                                                                 "types (TYPE or NAME=TYPE)"),
     tol: Optional[float] = typer.Option(None, "--tol", help="override every model's tolerance"),
     approx_tol: Optional[float] = typer.Option(None, "--approx-tol", help="tolerance for interpolated rotations"),
     seed: Optional[int] = typer.Option(None, "--seed", help="seed for inputs and sampled elements"),
@@ -153,7 +157,7 @@ def check(
     check_outputs(json_path=json_path, html_path=html_path, junit_path=junit_path)
     settings = load_config(config)
     check_outputs(json_path=json_path, html_path=html_path, junit_path=junit_path, reads=config_reads(settings))
-    overrides = dict(group=group, output_type=output_type, tol=tol, approx_tol=approx_tol, seed=seed,
+    overrides = dict(group=group, output_type=output_type or None, tol=tol, approx_tol=approx_tol, seed=seed,
                      samples=samples, max_batch=max_batch, dtype=dtype, device=device, per_layer=per_layer,
                      timeout=timeout)
     with progress_bar(quiet) as progress:

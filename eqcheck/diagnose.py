@@ -27,10 +27,11 @@ def structural_diagnoses(group: Group, ops: list[WindowOp], failed: bool) -> lis
 
 def measured_diagnoses(group: Group, measurement: Measurement, tolerance: Tolerance,
                        device: str) -> list[Diagnosis]:
-    output = measurement.output
     found = []
-    if any(e.nonfinite for e in output.elements):
-        found.append(Diagnosis("nonfinite", "the model produced NaN or Inf outputs"))
+    several = len(measurement.outputs) > 1
+    for output in measurement.outputs:
+        found += _output_diagnoses(output, f"output {output.name!r}: " if several else "", tolerance,
+                                   measurement.geometry.order)
     if measurement.non_determinism > 0:
         severe = measurement.non_determinism > tolerance.exact
         found.append(Diagnosis(
@@ -39,11 +40,23 @@ def measured_diagnoses(group: Group, measurement: Measurement, tolerance: Tolera
             f"deterministic (dropout or sampling in train mode, or non-deterministic kernels)",
             severity="cause" if severe else "note",
         ))
+    if device.startswith("cuda"):
+        found.append(Diagnosis("precision", "run on a GPU with TF32 off (strict float32); TF32 convolutions "
+                                            "would raise an exact model's error to about 1e-3", severity="note"))
+    for note in measurement.notes:
+        found.append(Diagnosis("geometry", note, severity="note"))
+    return found
+
+
+def _output_diagnoses(output, prefix: str, tolerance: Tolerance, order: int) -> list[Diagnosis]:
+    found = []
+    if any(e.nonfinite for e in output.elements):
+        found.append(Diagnosis("nonfinite", f"{prefix}the model produced NaN or Inf outputs"))
     if output.spread < 100 * tolerance.exact and output.spread == output.spread:
         found.append(Diagnosis(
             "insensitive-output",
-            f"the output hardly depends on the input (spread {output.spread:.2e}): a small error says little; "
-            f"read rel/spread",
+            f"{prefix}the output hardly depends on the input (spread {output.spread:.2e}): a small error says "
+            f"little; read rel/spread",
             severity="note",
         ))
     exact = [e for e in output.elements if e.exact]
@@ -52,18 +65,13 @@ def measured_diagnoses(group: Group, measurement: Measurement, tolerance: Tolera
         floor = max((e.interpolation_floor or 0.0) for e in approximate)
         found.append(Diagnosis(
             "interpolation",
-            f"{len(approximate)} angle(s) off the right angles need interpolation (spline order "
-            f"{measurement.geometry.order}): smooth inputs, central disk, interpolation floor up to {floor:.1e}",
+            f"{prefix}{len(approximate)} angle(s) off the right angles need interpolation (spline order "
+            f"{order}): smooth inputs, central disk, interpolation floor up to {floor:.1e}",
             severity="note",
         ))
         if all(e.passed for e in exact) and not all(e.passed for e in approximate):
             found.append(Diagnosis("interpolated-only",
-                                   "exact at every right angle; only interpolated angles fail"))
+                                   f"{prefix}exact at every right angle; only interpolated angles fail"))
     if exact and not all(e.passed for e in exact) and approximate:
-        found.append(Diagnosis("not-c4", "the model is not even equivariant to rotations by 90 degrees"))
-    if device.startswith("cuda"):
-        found.append(Diagnosis("precision", "run on a GPU with TF32 off (strict float32); TF32 convolutions "
-                                            "would raise an exact model's error to about 1e-3", severity="note"))
-    for note in measurement.notes:
-        found.append(Diagnosis("geometry", note, severity="note"))
+        found.append(Diagnosis("not-c4", f"{prefix}the model is not even equivariant to rotations by 90 degrees"))
     return found

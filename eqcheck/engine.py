@@ -1,7 +1,7 @@
 """The check: transform inputs, run the model as few times as possible, measure, and return one result."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +31,7 @@ Progress = Callable[[str, int, int], None]
 class Measurement:
     """What the engine measured, before diagnosis: the output check and the facts behind it."""
 
-    output: TensorCheck
+    outputs: tuple[TensorCheck, ...]
     elements: list[Element]
     non_determinism: float
     forward_passes: int
@@ -39,13 +39,32 @@ class Measurement:
     notes: list[str] = field(default_factory=list)
 
 
-def select_output(runner: ModelRunner, name: str | None) -> int:
-    """The index of the output to check: the first, or the one named."""
+def select_outputs(names: list[str], name: str | None) -> list[int]:
+    """The outputs to check: every one, or the one named (``--output``)."""
     if name is None:
-        return 0
-    if name not in runner.output_names:
-        raise UsageError(f"the model has no output {name!r} (outputs: {', '.join(runner.output_names)})")
-    return runner.output_names.index(name)
+        return list(range(len(names)))
+    if name not in names:
+        raise UsageError(f"the model has no output {name!r} (outputs: {', '.join(names)})")
+    return [names.index(name)]
+
+
+def output_types(declared, names: list[str]) -> dict[str, str]:
+    """``--output-type`` values: ``TYPE`` (the first output; every output of a model with one) or
+    ``NAME=TYPE``; a mapping of names to types is taken as it is. Outputs not named are ``auto``."""
+    from eqcheck.input_actions import split_declaration
+
+    if declared is None or declared == "auto":
+        return {}
+    if isinstance(declared, Mapping):
+        unknown = [n for n in declared if n not in names]
+        if unknown:
+            raise UsageError(f"--output-type names no output of the model: {unknown[0]!r} (outputs: {', '.join(names)})")
+        return dict(declared)
+    types = {}
+    for value in [declared] if isinstance(declared, str) else list(declared):
+        name, spec = split_declaration("--output-type", value, names)
+        types[name or names[0]] = spec
+    return {name: spec for name, spec in types.items() if spec != "auto"}
 
 
 def transform_feeds(group: Group, element: Element, feeds: dict[str, np.ndarray],
@@ -139,9 +158,9 @@ def measure(
     x = feeds[first]
     zero_fill = getattr(group, "mode", "circular") == "interior"
     order = getattr(group, "order", 3)
-    stride, margin, output_index = 1, None, select_output(runner, output_name)
+    stride, margin = 1, None
     if group.name == "translation" or getattr(group, "shifts", False):
-        stride, margin = probe_geometry(runner, group, feeds, first, output_index)
+        stride, margin = probe_geometry(runner, group, feeds, first, 0)
     spatial_size = tuple(x.shape[-group.spatial_rank(x.ndim):]) if x.ndim >= 3 else None
     ctx = SamplingContext(rng=rng, samples=samples, set_size=set_size, spatial_size=spatial_size, stride=stride)
     elements = group.testing_elements(ctx)
@@ -155,24 +174,42 @@ def measure(
     ]
     report = (lambda done, total: progress("forward passes", done, total)) if progress else None
     outputs, passes = run_many(runner, batches, max_batch=max_batch, progress=report)
-    reference = outputs[0][output_index]
-    if reference.ndim == 0:
-        raise UsageError(f"output {runner.output_names[output_index]!r} is a single number (shape []): eqcheck "
-                         f"compares outputs sample by sample; return one value per sample (shape [B] or [B, 1])")
-    transformed = [o[output_index] for o in outputs[2:]]
-    output_spread = spread(reference, outputs[1][output_index])
+    names = list(runner.output_names)
+    declared = output_types(output_type, names)
     floors = interpolation_floors(group, elements, x, order)
     geometry = Geometry(stride=stride, zero_fill=zero_fill, margin=margin, order=order)
+    checks, identity_errors = [], []
+    for index in select_outputs(names, output_name):
+        check = check_output(group, names[index], [o[index] for o in outputs], elements, geometry, tolerance,
+                             floors, set_size, declared.get(names[index]))
+        checks.append(check)
+        identity_errors += [r.rel_error for g, r in zip(elements, check.elements) if g.is_identity]
+    notes = [f"total stride {stride}: shifts are multiples of {stride}"] if stride > 1 else []
+    if margin is not None and zero_fill:
+        notes.append(f"interior comparison: the model reaches {margin} pixel(s) in from the border; "
+                     f"those pixels and the zero-filled band are left out")
+    return Measurement(outputs=tuple(checks), elements=elements, non_determinism=max((e for e in identity_errors if e == e), default=0.0),
+                       forward_passes=passes, geometry=geometry, notes=notes)
 
-    if output_type == "auto":
+
+def check_output(group: Group, name: str, values: list[np.ndarray], elements: list[Element], geometry: Geometry,
+                 tolerance: Tolerance, floors: dict[str, float], set_size: int | None,
+                 declared: str | None) -> TensorCheck:
+    """One output: its values for the reference, the unrelated input and each transformed input, checked
+    under its declared type or every candidate (and the type found from the data, discovery.py)."""
+    reference, transformed = values[0], values[2:]
+    if reference.ndim == 0:
+        raise UsageError(f"output {name!r} is a single number (shape []): eqcheck compares outputs sample by "
+                         f"sample; return one value per sample (shape [B] or [B, 1])")
+    output_spread = spread(reference, values[1])
+    if declared is None:
         candidates = candidate_representations(group, reference.shape, set_size, getattr(group, "axis", 1))
         source = "auto"
     else:
-        rep = parse_representation(output_type, reference.shape, group_convention(group),
-                                   field_group=group.field_group)
+        rep = parse_representation(declared, reference.shape, group_convention(group), field_group=group.field_group)
         reason = rep.fits(group, reference.shape, set_size)
         if reason:
-            raise UsageError(f"--output-type {output_type}: {reason}")
+            raise UsageError(f"--output-type {name}={declared}: {reason}")
         candidates, source = [rep], "given"
     scored = []
     for rep in candidates:
@@ -180,7 +217,7 @@ def measure(
                                  output_spread, floors)
         scored.append((worst(r.rel_error for r in results), rep, results))
     (best_error, best_rep, best_results), source = choose_representation(group, reference.shape, scored, source)
-    if source != "given" and not all(r.passed for r in best_results):
+    if source != "given" and not all(r.passed for r in best_results) and reference.dtype.kind == "f":
         # no named type explains the output: its channel representation, found from the data (discovery.py)
         found = discover(group, elements, reference, transformed, tolerance.exact)
         if found is not None:
@@ -191,9 +228,8 @@ def measure(
             # (interpolated angles) is the model's error under that type
             if all(r.passed for r in results if r.exact) and scored[-1][0] < best_error:
                 (best_error, best_rep, best_results), source = scored[-1], "found"
-    identity = next((r for g, r in zip(elements, best_results) if g.is_identity), None)
-    output = TensorCheck(
-        name=runner.output_names[output_index] if output_index < len(runner.output_names) else "output",
+    return TensorCheck(
+        name=name,
         shape=tuple(int(d) for d in reference.shape),
         representation=best_rep.spec,
         elements=best_results,
@@ -203,10 +239,3 @@ def measure(
         representation_source=source,
         candidates=tuple(Candidate(rep.spec, err) for err, rep, _ in sorted(scored, key=lambda s: s[0])),
     )
-    notes = [f"total stride {stride}: shifts are multiples of {stride}"] if stride > 1 else []
-    if margin is not None and zero_fill:
-        notes.append(f"interior comparison: the model reaches {margin} pixel(s) in from the border; "
-                     f"those pixels and the zero-filled band are left out")
-    return Measurement(output=output, elements=elements,
-                       non_determinism=identity.rel_error if identity else 0.0,
-                       forward_passes=passes, geometry=geometry, notes=notes)

@@ -114,13 +114,19 @@ class VerificationResult:
     run: RunInfo
     tolerance: float
     approximate_tolerance: float
-    output: TensorCheck
+    #: every checked output of the model, in the model's order; the model passes only if all do
+    outputs: tuple[TensorCheck, ...]
     passed: bool
     non_determinism: float
     diagnoses: tuple[Diagnosis, ...] = ()
     layers: tuple[LayerResult, ...] = ()
     first_failing_layer: str | None = None
     elapsed_s: float = 0.0
+
+    @property
+    def output(self) -> TensorCheck:
+        """The headline output: the first that fails, else the first."""
+        return next((o for o in self.outputs if not o.passed), self.outputs[0])
 
     @property
     def worst_elements(self) -> list[ElementResult]:

@@ -143,9 +143,9 @@ def test_json_report_file(capsys, tmp_path, sample) -> None:
     code, out, _ = run(capsys, "verify", sample("z2cnn"), "--group", "p4", "-q", "--json", path)
     assert code == EXIT_NOT_EQUIVARIANT and out.startswith("FAIL")
     data = json.loads(path.read_text())
-    assert data["format_version"] == 1
+    assert data["format_version"] == 2
     assert data["passed"] is False and data["group"] == "p4" and data["tolerance"] == 1e-5
-    output = data["output"]
+    output = data["outputs"][0]
     assert output["representation"] == "invariant"
     elements = output["elements"]
     assert [e["element"] for e in elements] == ["e", "rot90", "rot180", "rot270"]
@@ -163,7 +163,7 @@ def test_json_to_stdout_is_parseable(capsys, sample) -> None:
     code, out, err = run(capsys, "verify", sample("p4cnn"), "--group", "p4", "--json", "-")
     assert code == EXIT_EQUIVARIANT
     data = json.loads(out)  # the terminal report went to stderr
-    assert data["passed"] is True and data["output"]["max_rel_error"] < 1e-5
+    assert data["passed"] is True and data["outputs"][0]["max_rel_error"] < 1e-5
     assert "PASS" in err
 
 

@@ -52,9 +52,9 @@ def test_nan_and_inf_are_written_as_strings_and_read_back() -> None:
     assert math.isnan(result.output.elements[1].rel_error)
     text = dumps(result)
     data = strict_loads(text)  # refuses the NaN / Infinity constants json.dumps would write otherwise
-    element = data["output"]["elements"][1]
+    element = data["outputs"][0]["elements"][1]
     assert element["rel_error"] == "nan" and element["nonfinite"] is True and element["passed"] is False
-    assert data["output"]["max_rel_error"] == "inf"  # NaN counts as infinite
+    assert data["outputs"][0]["max_rel_error"] == "inf"  # NaN counts as infinite
     text_again, again = round_trip(result)
     assert text_again == again
     back = from_dict(data)
@@ -70,7 +70,7 @@ def test_an_infinite_error_stays_infinite(sample) -> None:
     output = replace(result.output, max_rel_error=math.inf,
                      elements=(replace(result.output.elements[1], rel_error=math.inf),) + result.output.elements[2:])
     layers = (replace(result.layers[0], max_rel_error=math.inf, local_rel_error=-math.inf),) + result.layers[1:]
-    broken = replace(result, output=output, layers=layers)
+    broken = replace(result, outputs=(output,), layers=layers)
     back = from_dict(strict_loads(dumps(broken)))
     assert back.output.max_rel_error == math.inf and back.output.elements[0].rel_error == math.inf
     assert back.layers[0].max_rel_error == math.inf and back.layers[0].local_rel_error == -math.inf
@@ -80,19 +80,19 @@ def test_an_infinite_error_stays_infinite(sample) -> None:
 def test_results_written_with_null_numbers_still_read() -> None:
     result = eqcheck.verify(NaNModel(), "p4", input_shape=(2, 1, 9, 9))
     data = strict_loads(dumps(result))
-    data["output"]["elements"][1]["rel_error"] = None  # how format 1 wrote NaN before
+    data["outputs"][0]["elements"][1]["rel_error"] = None  # how format 1 wrote NaN before
     assert math.isnan(from_dict(data).output.elements[1].rel_error)
 
 
 def test_json_fields(sample) -> None:
     result = eqcheck.verify(sample("p4cnn_broken"), "p4", seed=3)
     data = strict_loads(dumps(result))
-    assert data["format_version"] == FORMAT_VERSION == 1
+    assert data["format_version"] == FORMAT_VERSION == 2
     assert data["passed"] is False and data["group"] == "p4" and data["tolerance"] == 1e-5
     assert data["model"] == {"path": sample("p4cnn_broken"), "format": "onnx"}
     assert data["run"]["seed"] == 3 and data["run"]["inputs"] == {"input": [2, 1, 28, 28]}
-    assert data["output"]["max_rel_error"] == result.output.max_rel_error
-    assert [e["rel_error"] for e in data["output"]["elements"]] == [e.rel_error for e in result.output.elements]
+    assert data["outputs"][0]["max_rel_error"] == result.output.max_rel_error
+    assert [e["rel_error"] for e in data["outputs"][0]["elements"]] == [e.rel_error for e in result.output.elements]
     assert data["first_failing_layer"] == "/conv4_broken_plain/plain_conv2d/Conv"
     assert [layer["name"] for layer in data["layers"]] == [layer.name for layer in result.layers]
     assert [layer["passed"] for layer in data["layers"]].count(False) >= 1

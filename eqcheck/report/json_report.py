@@ -1,6 +1,10 @@
 """The JSON report and its reader. ``format_version`` changes whenever a field changes meaning.
 
-Format history:
+Format history (the reader takes every version):
+  2: every output is checked: ``outputs`` (a list, in the model's order, each entry with the fields
+     ``output`` had) replaces ``output``; ``passed`` is true only if every output passed. An output's
+     ``representation_source`` may be "found" (its channel representation found from the data,
+     named by its irreps).
   1: first version: passed, group, tolerance, run, output {representation, max_rel_error, elements}, layers.
      Additions since (no field changed meaning, readers of 1 keep working): layers[] filled by the
      per-layer analysis, each with representation_source, representation_margin and cumulative_passed
@@ -25,7 +29,9 @@ if TYPE_CHECKING:
     from eqcheck.checks import ModelOutcome
     from eqcheck.gate import CheckVerdict
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: the versions ``from_dict`` reads
+READABLE_VERSIONS = (1, 2)
 
 
 #: how the numbers JSON has no literal for are written (and read back)
@@ -44,7 +50,6 @@ def _finite(value):
 
 
 def to_dict(result: VerificationResult) -> dict[str, Any]:
-    output = asdict(result.output)
     return _finite({
         "format_version": FORMAT_VERSION,
         "eqcheck_version": result.run.eqcheck_version,
@@ -54,7 +59,7 @@ def to_dict(result: VerificationResult) -> dict[str, Any]:
         "approximate_tolerance": result.approximate_tolerance,
         "model": {"path": result.run.model, "format": result.run.model_format},
         "run": {k: v for k, v in asdict(result.run).items() if k not in ("model", "model_format", "group")},
-        "output": output,
+        "outputs": [asdict(o) for o in result.outputs],
         "non_determinism": result.non_determinism,
         "diagnoses": [asdict(d) for d in result.diagnoses],
         "layers": [asdict(layer) for layer in result.layers],
@@ -174,8 +179,14 @@ def from_dict(data: dict[str, Any]) -> VerificationResult:
     """Rebuild a result from its JSON form (``eqcheck report`` re-renders saved runs); a file that is not one
     raises FormatError naming the field."""
     version = _field(data, "format_version")
-    if version != FORMAT_VERSION:
-        raise FormatError(f"unsupported result format_version {version!r}")
+    if version not in READABLE_VERSIONS:
+        raise FormatError(f"unsupported result format_version {version!r} (this eqcheck reads "
+                          f"{', '.join(map(str, READABLE_VERSIONS))})")
+    if version == 1:  # one output, as "output"
+        data = {**data, "outputs": [_field(data, "output")]}
+    outputs = _field(data, "outputs")
+    if not isinstance(outputs, list) or not outputs:
+        raise FormatError("outputs must be a non-empty list")
     model, run = _field(data, "model"), _field(data, "run")
     if not isinstance(run, dict):
         raise FormatError(f"run must be an object, not {_kind(run)}")

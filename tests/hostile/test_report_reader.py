@@ -34,11 +34,12 @@ def damaged(data: dict, change) -> dict:
 
 
 CASES = [
-    (lambda d: d.__setitem__("output", 5), "output must be an object, not a number"),
+    (lambda d: d.__setitem__("outputs", 5), "outputs must be a non-empty list"),
+    (lambda d: d.__setitem__("outputs", [5]), "outputs[0] must be an object, not a number"),
     (lambda d: d.pop("run"), "missing field run"),
-    (lambda d: d["output"]["elements"][0].__setitem__("rel_error", "x"),
-     "output.elements[0].rel_error must be a number, not a string"),
-    (lambda d: d["output"]["elements"][0].pop("passed"), "missing field output.elements[0].passed"),
+    (lambda d: d["outputs"][0]["elements"][0].__setitem__("rel_error", "x"),
+     "outputs[0].elements[0].rel_error must be a number, not a string"),
+    (lambda d: d["outputs"][0]["elements"][0].pop("passed"), "missing field outputs[0].elements[0].passed"),
     (lambda d: d["run"].__setitem__("inputs", [1]), "run.inputs must be an object, not a list"),
     (lambda d: d["run"].__setitem__("seed", "0"), "run.seed must be an integer, not a string"),
     (lambda d: d.__setitem__("layers", {}), "layers must be a list, not an object"),
@@ -64,6 +65,15 @@ def test_files_that_are_no_result_are_usage_errors(capsys, tmp_path, text, messa
     path.write_text(text)
     code, _, err = run(capsys, "report", path)
     assert message in assert_one_error_line(err, code, EXIT_USAGE)
+
+
+def test_a_version_1_result_still_reads_back(capsys, tmp_path, saved) -> None:
+    old = {key: value for key, value in saved.items() if key != "outputs"}
+    old.update(format_version=1, output=saved["outputs"][0])
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(old))
+    code, out, _ = run(capsys, "report", path, "-q")
+    assert code == EXIT_EQUIVARIANT and out.startswith("PASS")
 
 
 def test_a_saved_result_still_reads_back(capsys, tmp_path, saved) -> None:

@@ -39,7 +39,7 @@ def hand_built(passed: bool = False, model: str = "models/broken.onnx") -> Verif
     diagnoses = () if passed else (
         Diagnosis("plain-layer", "/Conv_2 (Conv) is a plain layer: weights not tied by p4", layer="/Conv_2"),
         Diagnosis("small-spread", "the spread is small", severity="note"))
-    return VerificationResult(run=run, tolerance=1e-5, approximate_tolerance=0.05, output=output, passed=passed,
+    return VerificationResult(run=run, tolerance=1e-5, approximate_tolerance=0.05, outputs=(output,), passed=passed,
                               non_determinism=0.0, diagnoses=diagnoses, layers=layers,
                               first_failing_layer=None if passed else "/Conv_2", elapsed_s=0.1)
 

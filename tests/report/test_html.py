@@ -69,7 +69,7 @@ def broken() -> VerificationResult:
     return VerificationResult(
         run=_run("models/a&b <broken>.onnx", "p4",
                  "eqcheck verify 'models/a&b <broken>.onnx' --group p4 --json out.json"),
-        tolerance=1e-5, approximate_tolerance=5e-2, output=output, passed=False, non_determinism=0.0,
+        tolerance=1e-5, approximate_tolerance=5e-2, outputs=(output,), passed=False, non_determinism=0.0,
         diagnoses=(cause,), layers=layers, first_failing_layer=bad, elapsed_s=0.25)
 
 
@@ -91,7 +91,7 @@ def passing() -> VerificationResult:
     notes = ("per-layer errors use the 2 elements that act exactly on the grid",)
     return VerificationResult(
         run=_run("zoo/so2_inv.onnx", "so2", "eqcheck verify zoo/so2_inv.onnx --group so2", notes),
-        tolerance=1e-5, approximate_tolerance=5e-2, output=output, passed=True, non_determinism=0.0,
+        tolerance=1e-5, approximate_tolerance=5e-2, outputs=(output,), passed=True, non_determinism=0.0,
         diagnoses=(Diagnosis("interpolation", "1 angle(s) off the right angles need interpolation", "note"),),
         layers=layers, elapsed_s=0.5)
 
@@ -107,7 +107,7 @@ def nonfinite() -> VerificationResult:
     output = TensorCheck(name="output", shape=(2, 10, 4), representation="set", elements=elements,
                          max_rel_error=math.nan, spread=1.0, passed=False)
     return VerificationResult(run=_run("deepsets_nan.onnx", "perm", None), tolerance=1e-5,
-                              approximate_tolerance=5e-2, output=output, passed=False, non_determinism=0.0,
+                              approximate_tolerance=5e-2, outputs=(output,), passed=False, non_determinism=0.0,
                               layers=layers, first_failing_layer="/set1/Log", elapsed_s=0.1)
 
 
@@ -188,7 +188,7 @@ def test_verdict_and_numbers_come_from_the_result(broken_result) -> None:
         assert fmt(element.rel_error) in text and fmt(element.max_abs_error) in text
     assert "3 of 4" in text and fmt(broken_result.tolerance) in text
     # the card shows the result's own number, even one that disagrees with its elements: nothing is recomputed
-    odd = dataclasses.replace(broken_result, output=dataclasses.replace(broken_result.output, max_rel_error=0.123))
+    odd = dataclasses.replace(broken_result, outputs=(dataclasses.replace(broken_result.output, max_rel_error=0.123),))
     assert "1.23e-01" in render(odd) and "1.23e-01" not in page
 
 
@@ -316,5 +316,5 @@ def test_nan_counts_as_infinite_in_the_verdict_whatever_the_element_order() -> N
     result = nonfinite()
     e, nan_element, _ = result.output.elements
     for elements in ((nan_element, e), (e, nan_element)):  # max() over [nan, 0.0] alone would give nan
-        again = replace(result, output=replace(result.output, elements=elements))
+        again = replace(result, outputs=(replace(result.output, elements=elements),))
         assert "max rel error inf" in verdict_line(again)

@@ -57,7 +57,7 @@ def hand_built(passed: bool = False, model: str = "models/broken.onnx") -> Verif
                   device="cpu", samples=8, forward_passes=1, eqcheck_version="9.9.9", command="eqcheck verify")
     diagnoses = () if passed else (Diagnosis("plain-layer", "/Conv_2 (Conv) is a plain layer on an image",
                                              layer="/Conv_2"),)
-    return VerificationResult(run=run, tolerance=1e-5, approximate_tolerance=0.05, output=output, passed=passed,
+    return VerificationResult(run=run, tolerance=1e-5, approximate_tolerance=0.05, outputs=(output,), passed=passed,
                               non_determinism=0.0, diagnoses=diagnoses, layers=layers,
                               first_failing_layer=None if passed else "/Conv_2", elapsed_s=0.25)
 
@@ -97,7 +97,7 @@ def test_interpolated_and_nonfinite_elements_say_which_tolerance() -> None:
     result = hand_built()
     elements = (element("e", 0.0, True), element("rot30", 0.2, False, exact=False),
                 element("rot90", float("nan"), False, nonfinite=True))
-    result = replace(result, output=replace(result.output, elements=elements), layers=())
+    result = replace(result, outputs=(replace(result.output, elements=elements),), layers=())
     failures = [c.find("failure") for c in cases(junit.render(result))]
     assert failures[0] is None
     assert failures[1].get("message").startswith("rel error 2.00e-01, tol 5.00e-02 and at most 0.1 of the spread")
