@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from eqcheck.report.inert import markdown_code, markdown_text, printable
-from eqcheck.report.text import fmt, verdict_line
+from eqcheck.report.text import fmt, largest_error, output_types, verdict_line
 from eqcheck.result import VerificationResult
 
 if TYPE_CHECKING:
@@ -72,12 +72,15 @@ def check_annotations(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict) -
 def step_summary(result: VerificationResult) -> str:
     """Markdown: the verdict, the element table, the first failing layer and its causes."""
     lines = [f"### eqcheck: {'PASS' if result.passed else 'FAIL'} {markdown_code(result.run.model)} under "
-             f"{markdown_code(result.run.group)}", "", markdown_text(verdict_line(result)), "",
-             "| element | rel error | max abs error | rel/spread | result |", "|---|---:|---:|---:|---|"]
-    for e in result.output.elements:
-        status = "NaN/Inf" if e.nonfinite else ("ok" if e.passed else "**FAIL**")
-        lines.append(f"| {markdown_text(e.element)}{'' if e.exact else ' ~'} | {fmt(e.rel_error)} | "
-                     f"{fmt(e.max_abs_error)} | {fmt(e.spread_ratio)} | {status} |")
+             f"{markdown_code(result.run.group)}", "", markdown_text(verdict_line(result))]
+    for output in result.outputs:
+        if len(result.outputs) > 1:
+            lines += ["", f"Output {markdown_code(output.name)} as {markdown_text(output.representation)}"]
+        lines += ["", "| element | rel error | max abs error | rel/spread | result |", "|---|---:|---:|---:|---|"]
+        for e in output.elements:
+            status = "NaN/Inf" if e.nonfinite else ("ok" if e.passed else "**FAIL**")
+            lines.append(f"| {markdown_text(e.element)}{'' if e.exact else ' ~'} | {fmt(e.rel_error)} | "
+                         f"{fmt(e.max_abs_error)} | {fmt(e.spread_ratio)} | {status} |")
     layer = next((row for row in result.layers if row.name == result.first_failing_layer), None)
     if layer is not None:
         lines += ["", f"First failing layer: {markdown_code(layer.name)} ({markdown_text(layer.op)}), local rel error "
@@ -105,6 +108,6 @@ def check_step_summary(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict) 
         layer = markdown_code(result.first_failing_layer) if result.first_failing_layer else "-"
         label = label if status in (PASSED, KNOWN_FAILURE) else f"**{label}**"
         lines.append(f"| {markdown_code(outcome.entry.name)} | {markdown_text(outcome.group)} | "
-                     f"{markdown_text(result.output.representation)} "
-                     f"| {fmt(result.output.max_rel_error)} | {fmt(result.tolerance)} | {layer} | {label} |")
+                     f"{markdown_text(output_types(result))} "
+                     f"| {fmt(largest_error(result))} | {fmt(result.tolerance)} | {layer} | {label} |")
     return "\n".join(lines) + "\n\n"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from eqcheck.report.inert import html_text as escape
 from eqcheck.report.html_chart import LogScale, heat_color, heat_map, layer_chart
 from eqcheck.metrics import worst
-from eqcheck.report.text import action_text, fmt, passes, verdict_line
+from eqcheck.report.text import action_text, fmt, largest_error, passes, verdict_line
 from eqcheck.result import ElementResult, LayerResult, VerificationResult
 
 if TYPE_CHECKING:
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from eqcheck.gate import CheckVerdict
 
 CHOSEN = {"auto": "chosen automatically", "auto-default": "no action explains it: the default for its shape",
-          "declared": "declared", "given": "given"}
+          "declared": "declared", "given": "given",
+          "found": "found from the data: its channels' representation, named by its irreps"}
 
 
 def _template() -> Template:
@@ -36,7 +37,8 @@ def render(result: VerificationResult) -> str:
 
 def _body(result: VerificationResult) -> str:
     """The sections of one result's report."""
-    sections = [_header(result), _diagnoses(result), _run(result), _elements(result), _layers(result)]
+    sections = [_header(result), _diagnoses(result), _run(result),
+                *(_elements(result, output) for output in result.outputs), _layers(result)]
     return "\n".join(s for s in sections if s)
 
 
@@ -51,7 +53,7 @@ def render_check(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict) -> str
     for k, (outcome, status) in enumerate(zip(outcomes, verdict.statuses)):
         result, anchor = outcome.result, f"m{k}"
         bad = status not in (PASSED, KNOWN_FAILURE)
-        error = fmt(worst([result.output.max_rel_error])) if result else "-"
+        error = fmt(largest_error(result)) if result else "-"
         first = _breakable(result.first_failing_layer) if result and result.first_failing_layer else "-"
         rows.append(f'<tr><td><a href="#{anchor}">{escape(outcome.entry.name)}</a></td><td>{escape(outcome.group)}'
                     f'</td><td><span class="badge {"fail" if bad else "ok"}">{escape(STATUS_LABELS[status])}</span></td>'
@@ -81,17 +83,18 @@ def _breakable(name: str) -> str:
 
 
 def _header(result: VerificationResult) -> str:
-    run, output = result.run, result.output
+    run, output = result.run, result.output  # the headline output: the first that fails
     word, cls = ("PASS", "pass") if result.passed else ("FAIL", "fail")
     line = verdict_line(result).split("  ", 1)[-1]
-    failing = [e for e in output.elements if not e.passed]
+    failing = [e for o in result.outputs for e in o.elements if not e.passed]
+    total = sum(len(o.elements) for o in result.outputs)
     first = next((layer for layer in result.layers if layer.name == result.first_failing_layer), None)
     tolerances = f"tol {fmt(result.tolerance)}"
     if any(not e.exact for e in output.elements):
         tolerances += f", interpolated {fmt(result.approximate_tolerance)}"
     cards = [
-        _card("largest output error", fmt(worst([output.max_rel_error])), tolerances, bad=not output.passed),
-        _card("elements failing", f"{len(failing)} of {len(output.elements)}",
+        _card("largest output error", fmt(largest_error(result)), tolerances, bad=not result.passed),
+        _card("elements failing", f"{len(failing)} of {total}",
               ", ".join(escape(e.element) for e in failing[:6]) or "none", bad=bool(failing)),
         _card("first failing layer", _breakable(first.name) if first else "none",
               escape(first.op) if first else f"{len(result.layers)} layers checked", bad=first is not None),
@@ -131,8 +134,8 @@ def _bar(element: ElementResult, tolerance: float, scale: LogScale) -> str:
             f'</span><i style="left:{100 * scale.fraction(tolerance):.1f}%"></i></div>')
 
 
-def _elements(result: VerificationResult) -> str:
-    elements = result.output.elements
+def _elements(result: VerificationResult, output) -> str:
+    elements = output.elements
     interpolated = any(not e.exact for e in elements)
     tolerance = {True: result.tolerance, False: result.approximate_tolerance}
     scale = LogScale.around([e.rel_error for e in elements] + [result.approximate_tolerance] * interpolated,
@@ -148,11 +151,13 @@ def _elements(result: VerificationResult) -> str:
                  f'<td class="num">{fmt(e.max_abs_error)}</td>', f'<td class="num">{fmt(e.spread_ratio)}</td>']
         cells += [f'<td class="num">{fmt(e.interpolation_floor)}</td>'] * interpolated
         rows.append("<tr>" + "".join(cells) + f"<td>{_status(e.passed, e.nonfinite)}</td></tr>")
-    output = result.output
     caption = (f"{escape(output.name)} {list(output.shape)} as {escape(output.representation)}"
                + (" &middot; ~ interpolated rotation, checked against the interpolated tolerance"
                   if interpolated else ""))
-    return ('<section id="elements"><h2>Output, per group element</h2><table><thead><tr>'
+    several = len(result.outputs) > 1
+    title = f"Output {escape(output.name)}, per group element" if several else "Output, per group element"
+    anchor = f"elements-{result.outputs.index(output)}" if several and result.outputs.index(output) else "elements"
+    return (f'<section id="{anchor}"><h2>{title}</h2><table><thead><tr>'
             + "".join(h if h.startswith("<th") else f"<th>{h}</th>" for h in head)
             + "</tr></thead><tbody>\n" + "\n".join(rows) + f'</tbody></table><p class="caption">{caption}</p>'
             "</section>")
@@ -202,20 +207,22 @@ def _layers(result: VerificationResult) -> str:
 
 
 def _run(result: VerificationResult) -> str:
-    run, output = result.run, result.output
+    run = result.run
     rows = [("model", f"{run.model} ({run.model_format})"), ("group", run.group)]
     rows += [("input", f"{name} {list(shape)} as {run.input_actions.get(name, '?')} ({run.input_source})")
              for name, shape in run.inputs.items()]
-    chosen = CHOSEN.get(output.representation_source, output.representation_source)
-    rows += [("output", f"{output.name} {list(output.shape)} as {output.representation} ({chosen})")]
-    if output.candidates:
-        rows.append(("actions tried", ", ".join(f"{c.representation} {fmt(c.max_rel_error)}"
-                                                for c in output.candidates)))
+    for output in result.outputs:
+        chosen = CHOSEN.get(output.representation_source, output.representation_source)
+        rows += [("output", f"{output.name} {list(output.shape)} as {output.representation} ({chosen})")]
+        if output.candidates:
+            rows.append(("actions tried", ", ".join(f"{c.representation} {fmt(c.max_rel_error)}"
+                                                    for c in output.candidates)))
     rows += [("precision", f"{run.dtype} on {run.device}, seed {run.seed}"),
              ("samples", f"{run.samples}, {passes(run.forward_passes)}"),
              ("tolerance", f"{fmt(result.tolerance)} (exact elements), {fmt(result.approximate_tolerance)} "
                            "(interpolated)"),
-             ("spread", f"{fmt(output.spread)} (output change between unrelated inputs)"),
+             ("spread", f"{', '.join(fmt(o.spread) for o in result.outputs)} (output change between unrelated "
+                        f"inputs)"),
              ("non-determinism", fmt(result.non_determinism)),
              ("eqcheck", f"{run.eqcheck_version}, {result.elapsed_s:.2f} s")]
     command = escape(run.command) if run.command else "(not recorded: the result was made by the library)"

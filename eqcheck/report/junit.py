@@ -35,9 +35,9 @@ def _lines(lines: str | Sequence[str]) -> str:
     return "\n".join(map(_clean, [lines] if isinstance(lines, str) else lines))
 
 
-def _element_failure(result: VerificationResult, element: ElementResult) -> tuple[str, str]:
-    """(message, details) for a failing element."""
-    where = (f"output {result.output.name} {list(result.output.shape)} as {result.output.representation}, "
+def _element_failure(result: VerificationResult, output, element: ElementResult) -> tuple[str, str]:
+    """(message, details) for a failing element of one output."""
+    where = (f"output {output.name} {list(output.shape)} as {output.representation}, "
              f"group {result.run.group}, element {element.element}")
     tolerance = result.tolerance if element.exact else result.approximate_tolerance
     if element.nonfinite:
@@ -79,7 +79,7 @@ def _testcase(suite: ET.Element, classname: str, name: str, failure: tuple[str, 
 def _properties(suite: ET.Element, result: VerificationResult) -> None:
     run = result.run
     values = {"model": run.model, "format": run.model_format, "group": run.group,
-              "output": f"{result.output.name} as {result.output.representation}",
+              "output": ", ".join(f"{o.name} as {o.representation}" for o in result.outputs),
               "tolerance": fmt(result.tolerance), "approximate_tolerance": fmt(result.approximate_tolerance),
               "dtype": run.dtype, "device": run.device, "seed": str(run.seed),
               "first_failing_layer": result.first_failing_layer or "", "verdict": verdict_line(result),
@@ -102,9 +102,11 @@ def _result_suite(root: ET.Element, result: VerificationResult, name: str, known
                   unexpected_pass: bool = False) -> None:
     suite = ET.SubElement(root, "testsuite", {"name": _clean(name)})
     _properties(suite, result)
-    for element in result.output.elements:
-        failure = None if element.passed else _element_failure(result, element)
-        _testcase(suite, name, f"output {element.element}", failure, known_failure)
+    for output in result.outputs:
+        label = "output" if len(result.outputs) == 1 else f"output {output.name}"
+        for element in output.elements:
+            failure = None if element.passed else _element_failure(result, output, element)
+            _testcase(suite, name, f"{label} {element.element}", failure, known_failure)
     for layer in result.layers:
         failure = None if layer.passed else _layer_failure(result, layer)
         _testcase(suite, name, f"layer {layer.name}", failure, known_failure)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from eqcheck.gate import ERROR, FAILED, KNOWN_FAILURE, PASSED, UNEXPECTED_PASS, CheckVerdict
 from eqcheck.report.inert import terminal_text
-from eqcheck.report.text import fmt
+from eqcheck.report.text import fmt, largest_error, output_types
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -42,7 +42,7 @@ def _row(outcome: ModelOutcome, status: str) -> list[str]:
     result = outcome.result
     if result is None:
         return [outcome.entry.name, outcome.group, "-", "-", "-", "-"]
-    return [outcome.entry.name, outcome.group, result.output.representation, fmt(result.output.max_rel_error),
+    return [outcome.entry.name, outcome.group, output_types(result), fmt(largest_error(result)),
             fmt(result.tolerance), result.first_failing_layer or "-"]
 
 

@@ -20,22 +20,26 @@ def _header(result: VerificationResult) -> Table:
     grid.add_row("group", plain(run.group))
     for name, shape in run.inputs.items():
         grid.add_row("input", plain(f"{name} {list(shape)} as {run.input_actions.get(name, '?')} ({run.input_source})"))
-    output = result.output
-    chosen = {"auto": " (chosen automatically)",
-              "auto-default": " (no action explains it: the default for its shape)",
-              "found": " (found from the data: its channels' representation, named by its irreps)"}.get(output.representation_source, "")
-    grid.add_row("output", plain(f"{output.name} {list(output.shape)} as {output.representation}{chosen}"))
+    for output in result.outputs:
+        chosen = {"auto": " (chosen automatically)",
+                  "auto-default": " (no action explains it: the default for its shape)",
+                  "found": " (found from the data: its channels' representation, named by its irreps)"
+                  }.get(output.representation_source, "")
+        grid.add_row("output", plain(f"{output.name} {list(output.shape)} as {output.representation}{chosen}"))
     grid.add_row("dtype", plain(f"{run.dtype} on {run.device}, seed {run.seed}, {passes(run.forward_passes)}"))
     grid.add_row("tolerance", f"{fmt(result.tolerance)} (exact elements), "
                               f"{fmt(result.approximate_tolerance)} (interpolated)")
-    grid.add_row("spread", f"{fmt(output.spread)} (output change between unrelated inputs)")
+    spreads = ", ".join(fmt(o.spread) for o in result.outputs)
+    grid.add_row("spread", f"{spreads} (output change between unrelated inputs)")
     return grid
 
 
-def _elements(result: VerificationResult) -> Table:
-    elements = result.output.elements
+def _elements(result: VerificationResult, output) -> Table:
+    """One row per element of one output (titled with the output's name where the model has several)."""
+    elements = output.elements
     interpolated = any(not e.exact for e in elements)
-    table = Table(title=None, show_edge=False, header_style="bold")
+    title = plain(f"output {output.name}", "bold") if len(result.outputs) > 1 else None
+    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
     table.add_column("element")
     table.add_column("rel error", justify="right")
     table.add_column("max abs error", justify="right")
@@ -129,8 +133,9 @@ def render(result: VerificationResult, console: Console, quiet: bool = False) ->
         return
     console.print(_header(result))
     console.print()
-    console.print(_elements(result))
-    console.print()
+    for output in result.outputs:
+        console.print(_elements(result, output))
+        console.print()
     if result.layers:
         console.print(_layers(result))
         console.print()
