@@ -87,9 +87,9 @@ def verify(
     from eqcheck.report.outputs import check_outputs, write_reports
     from eqcheck.report.progress import progress_bar
 
-    reports = (json_path, html_path, junit_path)
     check_outputs(json_path=json_path, html_path=html_path, junit_path=junit_path,
-                  reads=check_reads(model, input_file, weights, [p for p in reports if p]))
+                  reads=check_reads(model, input_file, weights))
+    json_path, html_path, junit_path = map(_absolute, (json_path, html_path, junit_path))
     with progress_bar(quiet) as progress:
         result = run_verify(
             model, group, input_shape=input_shape, inputs=input_file, act=act, output_type=output_type or "auto",
@@ -116,6 +116,7 @@ def report(
     from eqcheck.report.targets import ReadFile
 
     check_outputs(html_path=html_path, junit_path=junit_path, reads=[ReadFile(result_path, "the result")])
+    html_path, junit_path = map(_absolute, (html_path, junit_path))
     result = read_result(result_path)
     write_reports(result, html_path=html_path, junit_path=junit_path, quiet=quiet)
     raise typer.Exit(exit_code(result))
@@ -157,6 +158,7 @@ def check(
     check_outputs(json_path=json_path, html_path=html_path, junit_path=junit_path)
     settings = load_config(config)
     check_outputs(json_path=json_path, html_path=html_path, junit_path=junit_path, reads=config_reads(settings))
+    json_path, html_path, junit_path = map(_absolute, (json_path, html_path, junit_path))
     overrides = dict(group=group, output_type=output_type or None, tol=tol, approx_tol=approx_tol, seed=seed,
                      samples=samples, max_batch=max_batch, dtype=dtype, device=device, per_layer=per_layer,
                      timeout=timeout)
@@ -176,6 +178,11 @@ def groups() -> None:
     width = max(len(spec) for spec, _ in REGISTRY)
     for spec, summary in REGISTRY:
         typer.echo(f"{spec:<{width}}  {summary}")
+
+
+def _absolute(path: str | None) -> str | None:
+    """A report path fixed before any model code runs (a factory may change the working folder)."""
+    return path if path in (None, "-") else os.path.abspath(path)
 
 
 #: the arguments of the running command (``main(argv)`` may be called in-process, not from sys.argv)
@@ -212,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("ignore")
             logging.disable(logging.CRITICAL)
         try:
-            code = _main(argv, debug)
+            code = _main(argv, debug, interrupted)
         finally:
             logging.disable(logging.NOTSET)
             if in_main_thread:
@@ -227,7 +234,7 @@ def _error(text: str) -> None:
     typer.echo(f"eqcheck: error: {printable(text)}", err=True)
 
 
-def _main(argv: list[str] | None, debug: bool) -> int:
+def _main(argv: list[str] | None, debug: bool, interrupted: list[int]) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="eqcheck", standalone_mode=False)
@@ -250,6 +257,8 @@ def _main(argv: list[str] | None, debug: bool) -> int:
             return EXIT_INTERRUPTED
         if debug:
             raise
+        if interrupted:  # what a Ctrl-C broke on its way (an import it stopped): main() says interrupted
+            return EXIT_INTERRUPTED
         _error(f"internal error: {type(error).__name__}: {error} (set EQCHECK_DEBUG=1 for the traceback)")
         return EXIT_MODEL
     except SystemExit as error:  # click's own (a closed stdout: exit 1) pass; exit 0 comes from a verdict only
@@ -268,4 +277,33 @@ def _main(argv: list[str] | None, debug: bool) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    """The console script: the exit code is main()'s, whatever exit handlers a model's code registered
+    (an ``atexit`` callback calling ``os._exit(0)`` would otherwise end the process with its code)."""
+    code = main()
+    _run_exit_handlers()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _run_exit_handlers() -> None:
+    """Python's and the libraries' exit handlers, run now with exits turned into exceptions and their
+    complaints kept off stderr."""
+    import atexit
+    import io
+
+    from eqcheck.guard import _exit_as_exception, _real_exit, posix_exit
+
+    streams = sys.stdout, sys.stderr
+    sys.stderr = io.StringIO()
+    os._exit = posix_exit.__dict__["_exit"] = _exit_as_exception
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:  # noqa: BLE001 - nothing an exit handler does changes the verdict
+        pass
+    finally:
+        os._exit = posix_exit.__dict__["_exit"] = _real_exit
+        sys.stdout, sys.stderr = streams

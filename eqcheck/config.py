@@ -48,12 +48,15 @@ def _is_str(value: Any) -> bool:
 
 def _is_shape(value: Any) -> bool:
     """``"2,1,28,28"``, ``[2, 1, 28, 28]``, ``["a=2,3", "b=2,4"]`` or ``{a = [2, 3]}``."""
+    def dims(v: Any) -> bool:
+        return isinstance(v, list) and bool(v) and all(_is_int(d) and d > 0 for d in v)
+
     if isinstance(value, str):
         return True
     if isinstance(value, list):
-        return bool(value) and (all(_is_int(v) for v in value) or all(isinstance(v, str) for v in value))
+        return dims(value) or (bool(value) and all(isinstance(v, str) for v in value))
     if isinstance(value, dict):
-        return all(isinstance(v, list) and all(_is_int(d) for d in v) for v in value.values())
+        return bool(value) and all(dims(v) for v in value.values())
     return False
 
 
@@ -68,7 +71,7 @@ def _is_declarations(value: Any) -> bool:
 #: also be written with underscores (input_shape)
 OPTION_KEYS: dict[str, tuple[str, Any, str]] = {
     "group": ("group", _is_str, "a group spec string"),
-    "input-shape": ("input_shape", _is_shape, 'a shape ("B,C,H,W", a list of ints, or NAME=shape strings)'),
+    "input-shape": ("input_shape", _is_shape, 'a shape ("B,C,H,W", a list of positive ints, or NAME=shape strings)'),
     "input": ("inputs", _is_str, "a path (.npy or .npz)"),
     "input-file": ("inputs", _is_str, "a path (.npy or .npz)"),
     "act": ("act", _is_declarations, 'NAME=TYPE strings or a table of NAME = "TYPE"'),
@@ -249,17 +252,16 @@ def load_config(path: str | Path | None = None) -> CheckConfig:
     return parse_config(data, source)
 
 
-def config_reads(config: CheckConfig) -> list:
+def config_reads(config: CheckConfig):
     """Every file ``eqcheck check`` reads: the config itself and each model's files (report paths may not
-    name one)."""
+    name one); a generator, as ``models.sources.check_reads``."""
     from eqcheck.models.sources import check_reads
     from eqcheck.report.targets import ReadFile
 
-    reads = [ReadFile(config.source, "the config")]
+    yield ReadFile(config.source, "the config")
     for entry in config.models:
         options = {**config.defaults, **entry.options}
-        reads += check_reads(entry.model, options.get("inputs"), options.get("weights"))
-    return reads
+        yield from check_reads(entry.model, options.get("inputs"), options.get("weights"))
 
 
 def resolve_options(entry: ModelEntry, defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict:

@@ -16,6 +16,7 @@ import io
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from eqcheck.report.inert import printable
 DEFAULT_TIMEOUT_S = 600.0
 #: seconds past the deadline before a model stuck in native code is stopped with the process
 HARD_STOP_GRACE_S = 5.0
+#: the module behind ``os`` (``posix`` here), whose ``_exit`` a model could call directly
+posix_exit = sys.modules[os.name] if os.name in sys.modules else os
 #: the process exit that the guard keeps for itself (a model's ``os._exit`` raises SystemExit instead)
 _real_exit = os._exit
 
@@ -66,10 +69,21 @@ def _hard_stop(description: str, timeout: float, done: threading.Event) -> None:
     """The watchdog: a model that ignored the deadline (or is stuck in native code) stops the process."""
     if done.wait(timeout + HARD_STOP_GRACE_S):
         return
-    sys.__stderr__.write(f"eqcheck: error: {printable(description)}: the check did not finish within "
-                         f"{timeout:g} s (--timeout) and the model does not return; stopped\n")
-    sys.__stderr__.flush()
+    message = (f"eqcheck: error: {printable(description)}: the check did not finish within {timeout:g} s "
+               f"(--timeout) and the model does not return; stopped\n")
+    os.write(_HARD_STOP_STDERR, message.encode("utf-8", errors="replace"))
     _real_exit(EXIT_MODEL)
+
+
+def _own_stderr() -> int:
+    try:
+        return os.dup(2)
+    except OSError:
+        return 2
+
+
+#: the terminal's stderr, kept before the guard captures descriptor 2
+_HARD_STOP_STDERR = _own_stderr()
 
 
 def _exit_as_exception(code: int = 0) -> None:
@@ -77,15 +91,58 @@ def _exit_as_exception(code: int = 0) -> None:
     raise SystemExit(code)
 
 
+class _CapturedStreams:
+    """What the model's code writes while it runs: Python's ``sys.stdout``/``sys.stderr`` and, in the main
+    thread, the process's own descriptors 1 and 2 (native code, ``os.write``, ``sys.__stderr__``), all
+    kept in one temporary file instead of reaching the terminal or a CI log raw."""
+
+    def __init__(self, descriptors: bool) -> None:
+        self.streams = sys.stdout, sys.stderr
+        self.file = tempfile.TemporaryFile(mode="w+b")
+        self.text = io.TextIOWrapper(self.file, encoding="utf-8", errors="replace", write_through=True)
+        self.saved: list[tuple[int, int]] = []
+        if descriptors:
+            for fd in (1, 2):
+                try:
+                    self.saved.append((fd, os.dup(fd)))
+                except OSError:  # closed: nothing there to protect
+                    continue
+                _flush(fd)
+                os.dup2(self.file.fileno(), fd)
+        sys.stdout = sys.stderr = self.text
+
+    def close(self) -> str:
+        sys.stdout, sys.stderr = self.streams
+        for fd, saved in self.saved:
+            os.dup2(saved, fd)
+            os.close(saved)
+        self.text.flush()
+        self.file.seek(0)
+        printed = self.file.read().decode("utf-8", errors="replace")
+        self.text.close()
+        return printed
+
+
+def _flush(fd: int) -> None:
+    stream = {1: sys.__stdout__, 2: sys.__stderr__}.get(fd)
+    try:
+        if stream is not None:
+            stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
 @contextmanager
 def guarded(description: str, timeout: float | None = None) -> Iterator[GuardReport]:
     """Run a model's load and check: its ``SystemExit``/``KeyboardInterrupt``/other ``BaseException`` become
-    a ModelRunError, its printed text goes to ``GuardReport.printed``, ``timeout`` seconds bound it."""
+    a ModelRunError, its printed text goes to ``GuardReport.printed``, ``timeout`` seconds bound it, and the
+    working folder it may change is restored."""
     report = GuardReport()
     main = _in_main_thread()
     previous_int = previous_alarm = None
     alarm_set = False
     done = threading.Event()
+    folder = os.getcwd()
 
     def on_interrupt(signum, frame):  # a real Ctrl-C: remembered, so that it is not taken for the model's
         report.interrupted = True
@@ -97,18 +154,16 @@ def guarded(description: str, timeout: float | None = None) -> Iterator[GuardRep
         if not done.is_set():  # the check may have ended between the alarm and its handler
             raise _Deadline
 
-    if main:
-        previous_int = signal.signal(signal.SIGINT, on_interrupt)
-        if timeout and hasattr(signal, "SIGALRM"):
-            previous_alarm = signal.signal(signal.SIGALRM, on_alarm)
-            alarm_set = True
-            signal.setitimer(signal.ITIMER_REAL, timeout)
-            threading.Thread(target=_hard_stop, args=(description, timeout, done), daemon=True).start()
-    captured = io.StringIO()
-    streams = sys.stdout, sys.stderr
-    sys.stdout = sys.stderr = captured
-    os._exit = _exit_as_exception
+    captured = _CapturedStreams(descriptors=main)
+    os._exit = posix_exit.__dict__["_exit"] = _exit_as_exception
     try:
+        if main:
+            previous_int = signal.signal(signal.SIGINT, on_interrupt)
+            if timeout and hasattr(signal, "SIGALRM"):
+                previous_alarm = signal.signal(signal.SIGALRM, on_alarm)
+                alarm_set = True
+                signal.setitimer(signal.ITIMER_REAL, timeout)
+                threading.Thread(target=_hard_stop, args=(description, timeout, done), daemon=True).start()
         yield report
     except _Deadline:
         raise ModelRunError(f"the check did not finish within {timeout:g} s (--timeout; 0 turns the limit "
@@ -125,12 +180,15 @@ def guarded(description: str, timeout: float | None = None) -> Iterator[GuardRep
     except BaseException as error:  # GeneratorExit and the like, from model code
         raise ModelRunError(f"the model's code raised {type(error).__name__}") from None
     finally:
-        os._exit = _real_exit
         done.set()
         if alarm_set:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, signal.SIG_DFL if previous_alarm is None else previous_alarm)
-        sys.stdout, sys.stderr = streams
-        report.printed = captured.getvalue()
+        os._exit = posix_exit.__dict__["_exit"] = _real_exit
+        report.printed = captured.close()
         if main:  # None: the handler was not set from Python; Python's own is the one to restore
             signal.signal(signal.SIGINT, signal.default_int_handler if previous_int is None else previous_int)
+        try:
+            os.chdir(folder)
+        except OSError:
+            pass

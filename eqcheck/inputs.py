@@ -129,19 +129,31 @@ def check_values(name: str, array: np.ndarray, source: str) -> None:
 
 def cast_input(name: str, array: np.ndarray, spec: InputSpec, source: str) -> np.ndarray:
     """``array`` in the dtype the model takes (integers kept as they are where the model does not say its
-    dtype); values that the cast would change are refused."""
+    dtype); values that the cast would change beyond rounding are refused: fractions for integers, values
+    out of the target's range (which would wrap or become infinite)."""
     check_values(name, array, source)
-    dtype = spec.dtype
     if not spec.dtype_known and array.dtype.kind in "biu":
         return array
-    target = "float32" if dtype == "bfloat16" else dtype
-    if is_integer_dtype(target) and array.dtype.kind == "f":
-        if not np.array_equal(array, np.round(array)):
-            raise UsageError(f"input {name!r} from {source} holds fractions, the model takes {dtype}")
+    target = np.dtype("float32" if spec.dtype == "bfloat16" else spec.dtype)
+    where = f"input {name!r} from {source}"
+    if target.kind in "iu" and array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+        raise UsageError(f"{where} holds fractions, the model takes {spec.dtype}")
+    if target.kind in "iu" and array.dtype.kind in "iuf":
+        info = np.iinfo(target)
+        low, high = array.min(), array.max()
+        if low < info.min or high > info.max:
+            raise UsageError(f"{where} holds values from {low} to {high}, beyond {spec.dtype}'s range "
+                             f"({info.min} to {info.max})")
+    if target.kind == "b" and not np.isin(array, (0, 1)).all():
+        raise UsageError(f"{where} holds values other than 0 and 1, the model takes booleans")
     try:
-        return array.astype(target, copy=False)
+        converted = array.astype(target, copy=False)
     except (TypeError, ValueError) as error:
-        raise UsageError(f"input {name!r} from {source}: cannot be fed as {dtype} ({error})") from None
+        raise UsageError(f"{where}: cannot be fed as {spec.dtype} ({error})") from None
+    if target.kind == "f" and not np.isfinite(converted).all():
+        raise UsageError(f"{where} holds values beyond {spec.dtype}'s range (largest "
+                         f"{float(np.abs(array).max()):.3g}, {spec.dtype} reaches {float(np.finfo(target).max):.3g})")
+    return converted
 
 
 def _npy(path: Path) -> np.ndarray:
@@ -150,29 +162,43 @@ def _npy(path: Path) -> np.ndarray:
 
     try:
         mapped = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as error:  # object arrays, bad headers
+    except Exception as error:  # object arrays, bad headers, truncated data
         raise UsageError(f"input file {path} cannot be read without pickle ({_first(error)})") from None
     check_memory(mapped.nbytes, 1, f"input file {path}")
     return np.array(mapped)
 
 
+def _member_bytes(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> int:
+    """The bytes an ``.npy`` member's header declares (what loading it would allocate)."""
+    with archive.open(member) as handle:
+        major, _ = np.lib.format.read_magic(handle)
+        read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(handle)
+    return math.prod(shape) * dtype.itemsize
+
+
 def _npz(path: Path) -> dict[str, np.ndarray]:
-    """A ``.npz`` file: every member a ``.npy`` (a zip of anything else is not one), read without pickle."""
+    """A ``.npz`` file: every member a ``.npy`` (a zip of anything else is not one), its declared size
+    checked before it is read, read without pickle."""
     from eqcheck.validation import check_memory
 
     with zipfile.ZipFile(path) as archive:
         members = archive.infolist()
-    others = [m.filename for m in members if not m.filename.endswith(".npy")]
-    if others:
-        raise UsageError(f"input file {path} is a zip archive but not a .npz: it holds {others[0]!r} (a PyTorch "
-                         f"file? eqcheck reads arrays saved with numpy.save or numpy.savez)")
-    check_memory(sum(m.file_size for m in members), 1, f"input file {path}")
+        others = [m.filename for m in members if not m.filename.endswith(".npy")]
+        if others:
+            raise UsageError(f"input file {path} is a zip archive but not a .npz: it holds {others[0]!r} (a PyTorch "
+                             f"file? eqcheck reads arrays saved with numpy.save or numpy.savez)")
+        try:
+            declared = sum(_member_bytes(archive, m) for m in members)
+        except Exception as error:  # a member that is no .npy: numpy's header reader says why
+            raise UsageError(f"input file {path}: a member is not a readable .npy ({_first(error)})") from None
+    check_memory(declared, 1, f"input file {path}")
     arrays = {}
     with np.load(path, allow_pickle=False) as loaded:
         for key in loaded.keys():
             try:
                 arrays[key] = loaded[key]
-            except ValueError as error:
+            except Exception as error:  # object arrays (pickle), truncated data
                 raise UsageError(f"input file {path}: array {key!r} cannot be read without pickle "
                                  f"({_first(error)})") from None
     return arrays

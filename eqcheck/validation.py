@@ -32,9 +32,17 @@ def _tolerance(option: str, value) -> None:
                          f"is an output as far from g.f(x) as f(x) itself)")
 
 
+#: the longest time limit (about 11 days): longer ones overflow the timer
+MAX_TIMEOUT_S = 1e6
+#: the shortest non-zero one
+MIN_TIMEOUT_S = 1e-3
+
+
 def _timeout(option: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise UsageError(f"{option} {value!r}: must be a number of seconds, 0 or more (0: no limit)")
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or not (value == 0 or MIN_TIMEOUT_S <= value <= MAX_TIMEOUT_S)):
+        raise UsageError(f"{option} {value!r}: must be 0 (no limit) or a number of seconds from {MIN_TIMEOUT_S:g} "
+                         f"to {MAX_TIMEOUT_S:g}")
 
 
 #: verify keyword -> (its flag, the check of a value that is not None)

@@ -25,7 +25,11 @@ REGISTRY: tuple[tuple[str, str], ...] = (
 def _split(spec: str) -> tuple[str, list[str], dict[str, str]]:
     name, *rest = spec.strip().lower().split(":")
     flags = [r for r in rest if r and "=" not in r]
-    options = dict(r.split("=", 1) for r in rest if "=" in r)
+    pairs = [r.split("=", 1) for r in rest if "=" in r]
+    options = dict(pairs)
+    repeated = sorted({r for r in flags if flags.count(r) > 1} | {k for k, _ in pairs if [p[0] for p in pairs].count(k) > 1})
+    if repeated:
+        raise GroupSpecError(f"group spec {spec!r}: {repeated[0]!r} is given twice")
     return name, flags, options
 
 

@@ -49,7 +49,10 @@ def first_line(error: BaseException) -> str:
 
     Usually the first line; TorchScript puts a stack first and the cause (``XxxError: ...``) last.
     """
-    text = str(error).strip() or type(error).__name__
+    try:
+        text = str(error).strip() or type(error).__name__
+    except Exception:  # an exception whose __str__ fails (a model's own class)
+        return type(error).__name__
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         return type(error).__name__

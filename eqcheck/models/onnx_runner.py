@@ -11,7 +11,8 @@ from eqcheck.models.base import InputSpec, ModelRunner, first_line
 ONNX_DTYPES = {
     "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
     "tensor(bfloat16)": "bfloat16", "tensor(int64)": "int64", "tensor(int32)": "int32",
-    "tensor(bool)": "bool", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
+    "tensor(bool)": "bool", "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int16)": "int16",
+    "tensor(uint16)": "uint16", "tensor(uint32)": "uint32", "tensor(uint64)": "uint64",
 }
 
 
@@ -25,6 +26,21 @@ def _providers(device: str) -> list[str]:
             raise UsageError("--device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     raise UsageError(f"unknown device {device!r} (cpu, cuda)")
+
+
+def _shape(dims) -> tuple[int | None, ...] | None:
+    """Static dims as ints, dynamic ones None; no dims at all (a scalar, or a shape not declared) is
+    unknown: the user gives it."""
+    if not dims:
+        return None
+    return tuple(d if isinstance(d, int) and d > 0 else None for d in dims)
+
+
+def _dtype(node) -> str:
+    if node.type not in ONNX_DTYPES:
+        raise UsageError(f"input {node.name!r} takes {node.type}, which eqcheck cannot generate or transform "
+                         f"(it feeds numbers: {', '.join(sorted(set(ONNX_DTYPES.values())))})")
+    return ONNX_DTYPES[node.type]
 
 
 class OnnxRunner(ModelRunner):
@@ -60,14 +76,7 @@ class OnnxRunner(ModelRunner):
             raise
         except Exception as error:  # onnxruntime raises its own untyped errors for corrupt files
             raise ModelLoadError(f"could not load ONNX model {description}: {first_line(error)}") from None
-        self.inputs = [
-            InputSpec(
-                name=i.name,
-                shape=tuple(d if isinstance(d, int) and d > 0 else None for d in i.shape),
-                dtype=ONNX_DTYPES.get(i.type, i.type),
-            )
-            for i in self.session.get_inputs()
-        ]
+        self.inputs = [InputSpec(name=i.name, shape=_shape(i.shape), dtype=_dtype(i)) for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         #: eqcheck.structure.scan's results, per input shapes (the model does not change)
         self.scans: dict[tuple, tuple] = {}

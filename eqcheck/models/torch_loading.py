@@ -57,37 +57,52 @@ def _unsafe_globals(data: bytes) -> list[str]:
         return ["(a pickle that cannot be read without running it)"]
 
 
-def _pickled_members(archive: zipfile.ZipFile) -> set[str]:
-    """Members torch.export.load unpickles: ``.pt``/``.pkl`` files (sample inputs, legacy weights and
-    constants) and those its payload configs mark ``use_pickle``."""
-    names = set(archive.namelist())
-    pickled = {n for n in names if n.endswith((".pt", ".pkl"))}
-    for config in (n for n in names if n.endswith("_config.json")):
+def _config_entries(archive: zipfile.ZipFile) -> list[tuple[str, dict]]:
+    """(folder, entry) for every payload of the archive's weights and constants configs."""
+    entries = []
+    for config in (n for n in archive.namelist() if n.endswith("_config.json")):
         try:
-            entries = json.loads(archive.read(config)).get("config", {})
+            table = json.loads(archive.read(config)).get("config", {})
         except (ValueError, AttributeError):
             continue  # torch.export.load refuses a damaged config itself
         folder = config.rsplit("/", 1)[0]
-        for entry in entries.values() if isinstance(entries, dict) else ():
-            if isinstance(entry, dict) and entry.get("use_pickle") and isinstance(entry.get("path_name"), str):
-                pickled.add(f"{folder}/{entry['path_name']}")
-    return pickled & names
+        entries += [(folder, e) for e in (table.values() if isinstance(table, dict) else ()) if isinstance(e, dict)]
+    return entries
+
+
+def _pickled_members(archive: zipfile.ZipFile) -> dict[str, str]:
+    """Members torch.export.load unpickles, and how: ``.pt``/``.pkl`` files (sample inputs, legacy weights
+    and constants) and payloads marked ``use_pickle`` are torch.load-ed ("torch"); constants whose
+    ``path_name`` is an opaque or a custom object are unpickled as they are ("plain")."""
+    from torch.export.pt2_archive.constants import CUSTOM_OBJ_FILENAME_PREFIX, OPAQUE_OBJ_FILENAME_PREFIX
+
+    names = set(archive.namelist())
+    pickled = {n: "torch" for n in names if n.endswith((".pt", ".pkl"))}
+    for folder, entry in _config_entries(archive):
+        path = entry.get("path_name")
+        if not isinstance(path, str):
+            continue
+        if path.startswith((OPAQUE_OBJ_FILENAME_PREFIX, CUSTOM_OBJ_FILENAME_PREFIX)):
+            pickled[f"{folder}/{path}"] = "plain"
+        elif entry.get("use_pickle"):
+            pickled.setdefault(f"{folder}/{path}", "torch")
+    return pickled
 
 
 def refuse_pickled_code(path: Path) -> None:
     """A ``.pt2`` archive may hold pickles (sample inputs, constants, weights) that torch.export.load would
-    unpickle with ``weights_only=False``; any that would import code is refused, naming what it imports."""
-    from torch.export.pt2_archive.constants import OPAQUE_OBJ_FILENAME_PREFIX
-
+    unpickle with ``weights_only=False`` or plain ``pickle.loads``; any that would import code, and any
+    object it would unpickle as it is, is refused, naming what it imports."""
     unsafe: dict[str, list[str]] = {}
     with zipfile.ZipFile(path) as archive:
-        for name in archive.namelist():
-            if Path(name).name.startswith(OPAQUE_OBJ_FILENAME_PREFIX):
-                unsafe[name] = ["an opaque Python object (plain pickle)"]
-        for name in sorted(_pickled_members(archive)):
-            found = _unsafe_globals(archive.read(name))
-            if found:
-                unsafe[name] = found
+        names = set(archive.namelist())
+        for name, how in sorted(_pickled_members(archive).items()):
+            if how == "plain":
+                unsafe[name] = ["a Python object that torch.export.load unpickles with plain pickle"]
+            elif name in names:
+                found = _unsafe_globals(archive.read(name))
+                if found:
+                    unsafe[name] = found
     if unsafe:
         name, found = next(iter(unsafe.items()))
         shown = ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")

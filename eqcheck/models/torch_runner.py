@@ -42,12 +42,25 @@ def positional_input_names(module) -> list[str]:
 def declared_input_shapes(module) -> list[tuple[int, ...]] | None:
     """The ``example_input_shape`` (one input) or ``example_input_shapes`` a module carries, if any."""
     one = getattr(module, "example_input_shape", None)
-    if one is not None:
-        return [tuple(int(d) for d in one)]
     many = getattr(module, "example_input_shapes", None)
-    if many is not None:
-        return [tuple(int(d) for d in shape) for shape in many]
+    try:
+        if one is not None:
+            return [_dims(one)]
+        if many is not None:
+            return [_dims(shape) for shape in many]
+    except (TypeError, ValueError):
+        from eqcheck.errors import ModelLoadError
+
+        raise ModelLoadError(f"the model's example_input_shape(s) must be positive integers, not "
+                             f"{one if one is not None else many!r}") from None
     return None
+
+
+def _dims(shape) -> tuple[int, ...]:
+    dims = tuple(int(d) for d in shape)
+    if not dims or any(d < 1 for d in dims) or any(isinstance(d, bool) for d in shape):
+        raise ValueError(shape)
+    return dims
 
 
 class TorchRunner(ModelRunner):

@@ -10,9 +10,12 @@ from __future__ import annotations
 import html
 import re
 
-#: C0 controls (tab included: it moves the cursor), DEL, C1 controls, and the Unicode line and paragraph
-#: separators and bidi overrides that terminals and browsers act on
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: C0 controls (tab included: it moves the cursor), DEL, C1 controls, the Unicode format characters that
+#: terminals and browsers act on or hide (soft hyphen, zero-width and direction marks, bidi embeddings,
+#: overrides and isolates, line and paragraph separators, the byte-order mark, annotation marks), and lone
+#: surrogates (which no encoder writes)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064"
+                      "\u2066-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 

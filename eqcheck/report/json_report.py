@@ -192,4 +192,9 @@ def from_dict(data: dict[str, Any]) -> VerificationResult:
         raise FormatError(f"run must be an object, not {_kind(run)}")
     run = {**run, "model": _field(model, "path", "model"), "model_format": _field(model, "format", "model"),
            "group": _field(data, "group")}
-    return _build(VerificationResult, {**data, "run": run}, "")
+    result = _build(VerificationResult, {**data, "run": run}, "")
+    for name in ("tolerance", "approximate_tolerance"):
+        value = getattr(result, name)
+        if not (math.isfinite(value) and 0 < value < 1):
+            raise FormatError(f"{name} must be a number between 0 and 1, not {value!r}")
+    return result

@@ -53,6 +53,8 @@ def read_result(path: str | Path) -> VerificationResult:
         raise UsageError(f"{shown} is not JSON: {error}") from None
     except RecursionError:
         raise UsageError(f"{shown} is not an eqcheck JSON result (nested too deeply)") from None
+    except ValueError as error:  # an integer of more digits than Python converts
+        raise UsageError(f"{shown} is not an eqcheck JSON result ({printable(error)})") from None
     try:
         return from_dict(data)
     except FormatError as error:

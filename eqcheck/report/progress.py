@@ -19,6 +19,8 @@ class ProgressBar:
     """A callable for ``verify(progress=...)``; a timer shows the bar after ``delay`` seconds."""
 
     def __init__(self, stream: TextIO, delay: float = DELAY_S, description: str = "checking") -> None:
+        self._given = stream
+        self._own = stream = _own_copy(stream)  # the check captures descriptor 2 while model code runs (guard.py)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         from eqcheck.report.outputs import make_console
@@ -58,6 +60,17 @@ class ProgressBar:
             self._timer.cancel()
             if self.shown:
                 self.progress.stop()
+            if self._own is not self._given:
+                self._own.close()
+
+
+def _own_copy(stream: TextIO) -> TextIO:
+    """A stream on a duplicate of ``stream``'s descriptor, which keeps reaching the terminal while the
+    original descriptor is redirected."""
+    try:
+        return os.fdopen(os.dup(stream.fileno()), "w", encoding=getattr(stream, "encoding", None) or "utf-8")
+    except (AttributeError, OSError, ValueError):
+        return stream
 
 
 def wanted(stream: TextIO, quiet: bool) -> bool:

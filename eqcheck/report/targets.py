@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -51,15 +52,20 @@ def _special_kind(mode: int) -> str | None:
     return None
 
 
+def _resolved(path: str | Path) -> str:
+    """The file a path names once links and ``..`` are resolved (``missing/../m.onnx`` is ``m.onnx``)."""
+    return os.path.realpath(path)
+
+
 def check_target(option: str, path: str) -> None:
     """One report path: a writable place, or a character device or FIFO (written in place, never replaced)."""
-    info = _stat(path)
+    info = _stat(_resolved(path))
     if info is not None and not stat.S_ISREG(info.st_mode):
         kind = _special_kind(info.st_mode)
         if kind is not None:
             raise UsageError(f"{option} {_shown(path)}: it is {kind}, not a file a report can be written to")
         return  # a character device (/dev/null) or a FIFO: written in place
-    folder = Path(os.path.realpath(path)).parent
+    folder = Path(_resolved(path)).parent
     if not folder.is_dir():
         raise UsageError(f"{option} {_shown(path)}: folder {_shown(folder)} does not exist")
     if not os.access(folder, os.W_OK):
@@ -84,18 +90,18 @@ def check_targets(targets: Mapping[str, str | None], reads: Iterable[ReadFile] =
         check_target(option, path)
     seen: dict[object, str] = {}
     for option, path in files.items():
-        info = _stat(path)  # a file that exists is known by its inode (hard links too), one to come by its path
-        key = (info.st_dev, info.st_ino) if info is not None else os.path.realpath(path)
+        info = _stat(_resolved(path))  # a file that exists is known by its inode (hard links too)
+        key = (info.st_dev, info.st_ino) if info is not None else _resolved(path)
         if key in seen:
             raise UsageError(f"{seen[key]} and {option} name the same file {_shown(path)}: give each report its "
                              f"own path")
         seen[key] = option
     existing = {option: (path, info) for option, path in files.items()
-                if (info := _stat(path)) is not None and stat.S_ISREG(info.st_mode)}
+                if (info := _stat(_resolved(path))) is not None and stat.S_ISREG(info.st_mode)}
     if not existing:
         return  # a report path that does not exist yet cannot be a file the run reads
     for read in reads:
-        info = _stat(read.path)
+        info = _stat(_resolved(read.path))
         if info is None:
             continue
         for option, (path, target) in existing.items():
@@ -104,28 +110,30 @@ def check_targets(targets: Mapping[str, str | None], reads: Iterable[ReadFile] =
                                  f"overwrite it (choose another path)")
 
 
-def onnx_external_data(model: Path, candidates: Iterable[str]) -> list[ReadFile]:
-    """Which of ``candidates`` (existing report paths) an ONNX file may name as external data.
+#: an ONNX ``StringStringEntryProto`` with key "location" (field 1, 8 bytes), then its value (field 2)
+_LOCATION = re.compile(rb"\x0a\x08location\x12")
 
-    External data locations are stored as plain strings relative to the model's folder; a report path
-    under that folder whose relative name occurs in the file's bytes is taken as read (never overwritten).
-    """
+
+def onnx_external_data(model: Path) -> list[ReadFile]:
+    """The external data files an ONNX model names (``location`` entries of its tensors), read from the
+    protobuf bytes without parsing the model; paths relative to the model's folder."""
     folder = model.resolve().parent
-    names = []
-    for candidate in candidates:
-        try:
-            relative = Path(os.path.realpath(candidate)).relative_to(folder)
-        except ValueError:
-            continue
-        names.append((candidate, str(relative).encode()))
-    if not names:
-        return []
+    found = []
     try:
         with model.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return [ReadFile(Path(c), f"external data of {_shown(model)}") for c, name in names
-                    if data.find(name) >= 0]
+            for match in _LOCATION.finditer(data):
+                length, shift, at = 0, 0, match.end()
+                while at < len(data) and shift < 35:  # the value's length, a varint
+                    byte = data[at]
+                    length |= (byte & 0x7F) << shift
+                    shift, at = shift + 7, at + 1
+                    if not byte & 0x80:
+                        break
+                location = bytes(data[at:at + length])
+                found.append(ReadFile(folder / os.fsdecode(location), f"external data of {_shown(model)}"))
     except (OSError, ValueError):  # empty or unreadable: the loader says so
         return []
+    return found
 
 
 def _umask() -> int:
@@ -158,12 +166,12 @@ def write_report(path: str, text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    info = _stat(path)
+    info = _stat(_resolved(path))
     if info is not None and not stat.S_ISREG(info.st_mode):
         check_target("report", path)
-        _write_in_place(path, text)
+        _write_in_place(_resolved(path), text)
         return
-    target = Path(os.path.realpath(path))
+    target = Path(_resolved(path))
     try:
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as error:

@@ -58,7 +58,7 @@ def test_reports_over_inputs_weights_and_a_factory_source_are_refused(capsys, tm
         (["verify", f"{exported.factories}:tiny_p4", "--group", "p4", "--weights", exported.state_dict,
           "--junit", exported.state_dict], "the weights file"),
         (["verify", f"{exported.factories}:tiny_p4", "--group", "p4", "--html", exported.factories],
-         "the model's source file"),
+         "a source file of the model"),
     ]
     for args, what in cases:
         target = args[-1]
