@@ -57,6 +57,49 @@ def _samples(x: np.ndarray) -> np.ndarray:
     return np.moveaxis(np.asarray(x, dtype=np.float64), 1, 0).reshape(x.shape[1], -1)
 
 
+#: samples (batch items x pixels) per channel that a fit and its held-out check each use at most
+FIT_SAMPLES_PER_CHANNEL = 12
+
+
+def _sample_columns(reference: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Pixel positions (flattened H*W) for the fit and for the held-out check, alternating over the
+    grid; None for a ``[B, C]`` tensor (its batch items are split instead)."""
+    if reference.ndim == 2:
+        return None, None
+    batch, channels = reference.shape[:2]
+    pixels = reference.shape[-1] * reference.shape[-2]
+    wanted = min(pixels, -(-2 * FIT_SAMPLES_PER_CHANNEL * channels // batch))
+    chosen = np.unique(np.linspace(0, pixels - 1, wanted).round().astype(np.int64))
+    return chosen[0::2], chosen[1::2]
+
+
+def _columns(x: np.ndarray, pixels: np.ndarray | None, part: int = 0) -> np.ndarray:
+    """``[C, samples]`` in float64: the chosen pixels of every batch item (a ``[B, C]`` tensor: half of
+    its items, ``part`` 0 or 1)."""
+    if pixels is None:
+        half = x.shape[0] // 2
+        rows = x[:half] if part == 0 else x[half:]
+        return np.asarray(rows, dtype=np.float64).T
+    flat = x.reshape(x.shape[0], x.shape[1], -1)[:, :, pixels]
+    return np.moveaxis(flat, 1, 0).reshape(x.shape[1], -1).astype(np.float64)
+
+
+def _moved_columns(g: Element, reference: np.ndarray, fit, held) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of ``S_g reference`` at the fit and held-out pixels, gathered from the reference (the
+    spatial part of an exact element only moves pixels)."""
+    if fit is None:
+        return _columns(reference, None, 0), _columns(reference, None, 1)
+    h, w = reference.shape[-2:]
+    source = apply_spatial(g, np.arange(h * w).reshape(1, 1, h, w)).reshape(-1)
+    return _columns(reference, source[fit]), _columns(reference, source[held])
+
+
+def _pair(y: np.ndarray, fit, held) -> tuple[np.ndarray, np.ndarray]:
+    if fit is None:
+        return _columns(y, None, 0), _columns(y, None, 1)
+    return _columns(y, fit), _columns(y, held)
+
+
 def procrustes(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     """The orthogonal M minimising ||target - M source||."""
     u, _, vt = np.linalg.svd(target @ source.T)
@@ -85,22 +128,64 @@ def discover(group: Group, elements: list[Element], reference: np.ndarray, trans
     if reference[:, 0].size < 2 * MIN_SAMPLES_PER_CHANNEL * channels:
         return None
     matrices = {}
+    fit, held = _sample_columns(reference)
+    generators = _exact_generators(group, pairs)
+    if generators is not None:  # a finite group: fit its generators, derive the rest by the group law
+        pairs = generators
     for g, y in pairs:
-        moved = apply_spatial(g, reference)
-        if not g.exact and reference.ndim == 4:  # interpolated: the disk that comparisons use
+        if g.exact:  # flips and quarter turns move pixels: gather the sampled ones where they came from
+            source, target = _moved_columns(g, reference, fit, held), _pair(y, fit, held)
+        else:  # interpolated: the disk that comparisons use, every pixel of it
             mask = central_disk(*reference.shape[-2:])
-            moved, y = moved[..., mask], y[..., mask]
-        source, target = _samples(moved), _samples(y)
-        half = source.shape[1] // 2
-        m = procrustes(target[:, :half], source[:, :half])
-        fitted, held_out = _rel(m @ source[:, :half], target[:, :half]), _rel(m @ source[:, half:], target[:, half:])
+            moved, inside = _samples(apply_spatial(g, reference)[..., mask]), _samples(y[..., mask])
+            half = moved.shape[1] // 2
+            source, target = (moved[:, :half], moved[:, half:]), (inside[:, :half], inside[:, half:])
+        m = procrustes(target[0], source[0])
+        fitted, held_out = _rel(m @ source[0], target[0]), _rel(m @ source[1], target[1])
         if not held_out <= max(HELD_OUT_FACTOR * fitted, tolerance):
             return None
         matrices[g.label] = m
-    if not _is_representation(group, exact, matrices):
+    if generators is not None:
+        matrices = _generated(group, matrices)
+        if matrices is None or any(g.label not in matrices for g in exact):
+            return None
+    elif not _is_representation(group, exact, matrices):
         return None
     name = name_representation(group, exact, matrices)
     return FoundFieldAction(spec=name, matrices=matrices) if name else None
+
+
+def _exact_generators(group: Group, pairs: list) -> list | None:
+    """The (element, output) pairs of a finite point group's generators, where they act exactly."""
+    point_group = group.point_group
+    if point_group is None or any(g.point is None for g, _ in pairs):
+        return None
+    by_point = {g.point: (g, y) for g, y in pairs}
+    chosen = [by_point.get(s) for s in point_group.generators()]
+    if any(c is None or not c[0].exact for c in chosen):
+        return None
+    return chosen
+
+
+def _generated(group: Group, fitted: dict) -> dict | None:
+    """Every element's matrix from the generators' (by label), or None when the relations do not hold
+    (two products reaching one element with different matrices)."""
+    point_group = group.point_group
+    generators = {p: fitted[group.from_point(p).label] for p in point_group.generators()}
+    size = len(next(iter(generators.values())))
+    table = {point_group.identity: np.eye(size)}
+    queue = [point_group.identity]
+    while queue:
+        a = queue.pop()
+        for s, matrix in generators.items():
+            b, product = point_group.compose(s, a), matrix @ table[a]
+            if b in table:
+                if np.abs(table[b] - product).max() > RELATION_TOLERANCE:
+                    return None
+            else:
+                table[b] = product
+                queue.append(b)
+    return {group.from_point(p).label: m for p, m in table.items()}
 
 
 def _is_representation(group: Group, elements: list[Element], matrices: dict) -> bool:
