@@ -146,11 +146,11 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
                     for name in names}
 
         feeds = given if given is not None else generated()
-        if group.permutes_sets and getattr(group, "axis", 1) == 0:
+        if group.set_axis == 0:
             # the set is axis 0, so that is no batch axis: stacking inputs there would make one longer set
             runner.batch_dynamic = False
             runner.notes.append("the set axis is axis 0: transformed inputs run one at a time, not stacked")
-        batch_axis = 1 if group.permutes_sets and getattr(group, "axis", 1) == 0 else 0
+        batch_axis = 1 if group.set_axis == 0 else 0
         if per_layer and batch_axis != 0:
             per_layer = False
             runner.notes.append("per-layer analysis skipped: it reads the batch on axis 0, which is the set here")

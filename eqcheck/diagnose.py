@@ -10,7 +10,7 @@ from eqcheck.tolerance import Tolerance
 
 def structural_diagnoses(group: Group, ops: list[WindowOp], failed: bool) -> list[Diagnosis]:
     """Strided ops that move the grid centre break rotations and mirrors about the centre."""
-    if not group.spatial or group.name == "translation":
+    if not group.rotates:
         return []
     found = []
     for op in ops:

@@ -109,7 +109,7 @@ def probe_geometry(runner: ModelRunner, group: Group, feeds: dict[str, np.ndarra
     stride = max(x.shape[-1] // max(base.shape[-1], 1), 1) if x.shape[-1] % max(base.shape[-1], 1) == 0 else 1
     sizes = base.shape[-rank:]
     change = np.abs(moved.astype(np.float64) - base).reshape(-1, *sizes).max(axis=0)
-    if getattr(group, "margin", None) is not None:
+    if group.margin is not None:
         return stride, group.margin
     if change.max() == 0:
         return stride, 0
@@ -156,10 +156,10 @@ def measure(
     """Run every transformed input and compare, for every candidate action on the output."""
     first = next(iter(feeds))
     x = feeds[first]
-    zero_fill = getattr(group, "mode", "circular") == "interior"
-    order = getattr(group, "order", 3)
+    zero_fill = group.zero_fill
+    order = group.interpolation_order
     stride, margin = 1, None
-    if group.name == "translation" or getattr(group, "shifts", False):
+    if group.translates:
         stride, margin = probe_geometry(runner, group, feeds, first, 0)
     spatial_size = tuple(x.shape[-group.spatial_rank(x.ndim):]) if x.ndim >= 3 else None
     ctx = SamplingContext(rng=rng, samples=samples, set_size=set_size, spatial_size=spatial_size, stride=stride)
@@ -203,7 +203,8 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
                          f"sample; return one value per sample (shape [B] or [B, 1])")
     output_spread = spread(reference, values[1])
     if declared is None:
-        candidates = candidate_representations(group, reference.shape, set_size, getattr(group, "axis", 1))
+        candidates = candidate_representations(group, reference.shape, set_size,
+                                                1 if group.set_axis is None else group.set_axis)
         source = "auto"
     else:
         rep = parse_representation(declared, reference.shape, group_convention(group), field_group=group.field_group)

@@ -38,7 +38,7 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]],
     first = shapes[names[0]]
     set_size = None
     if group.permutes_sets:
-        axis = getattr(group, "axis", 1)
+        axis = group.set_axis
         if len(first) <= axis:
             raise UsageError(f"{group.spec} permutes axis {axis}, but input {names[0]!r} has shape {list(first)}")
         set_size = first[axis]
@@ -65,7 +65,7 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]],
 def _infer(group: Group, shape: tuple[int, ...], set_size: int | None, is_first: bool) -> Representation | None:
     candidates: list[Representation] = []
     if group.permutes_sets:
-        axis = getattr(group, "axis", 1)
+        axis = group.set_axis
         if not is_first:
             candidates.append(GraphAction())
         candidates.append(SetAction(spec="set" if axis == 1 else f"set:axis={axis}", axis=axis))

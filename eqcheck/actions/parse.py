@@ -14,7 +14,7 @@ TYPE_NAMES = ("invariant", "image", "regular", "set", "graph")
 
 def group_convention(group: Group) -> str:
     """The element order a ``regular`` type without one means under ``group`` (``p4m:groupy``: GrouPy's)."""
-    return getattr(group, "convention", "escnn")
+    return group.convention
 
 
 def regular_spec(layout: str, convention: str, orientation: str, default: str = "escnn") -> str:

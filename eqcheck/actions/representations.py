@@ -32,7 +32,7 @@ def _spatial_fits(group: Group, shape: tuple[int, ...], min_rank: int) -> str | 
         return f"{group.spec} does not act on images"
     if len(shape) < min_rank:
         return f"needs a tensor of rank {min_rank} or more, got shape {list(shape)}"
-    if group.point_group is not None or group.name == "so2":
+    if group.rotates:
         h, w = shape[-2:]
         if h != w:
             return f"rotations need square spatial axes, got {h}x{w}"

@@ -33,6 +33,20 @@ class Group(ABC):
     spatial: bool = False
     #: True when elements permute a set axis
     permutes_sets: bool = False
+    #: True when elements rotate (or mirror) the last two axes about the centre: they must be square
+    rotates: bool = False
+    #: True when elements translate: the model's total stride (and an interior margin) is probed first
+    translates: bool = False
+    #: True when translations fill with zeros and compare the interior only (else they roll)
+    zero_fill: bool = False
+    #: pixels left out at each border in interior comparisons; None: probed from the model
+    margin: int | None = None
+    #: the spline order of interpolated rotations
+    interpolation_order: int = 3
+    #: the element order a plain ``regular`` type means (escnn's, or GrouPy's for ``p4m:groupy``)
+    convention: str = "escnn"
+    #: the axis of the set a permutation group permutes (None: no set)
+    set_axis: int | None = None
 
     @property
     @abstractmethod

@@ -17,6 +17,10 @@ class PermutationGroup(Group):
 
     name = "perm"
     permutes_sets = True
+
+    @property
+    def set_axis(self) -> int:  # type: ignore[override]
+        return self.axis
     summary = "permutations of a set axis (default axis 1 of [B, N, D]); graphs on both node axes"
 
     @property

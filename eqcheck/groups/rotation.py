@@ -48,6 +48,11 @@ class FiniteRotationGroup(Group):
     point_group: PointGroup = field(init=False)
 
     spatial = True
+    rotates = True
+
+    @property
+    def translates(self) -> bool:  # type: ignore[override]
+        return self.shifts
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "point_group", PointGroup(self.n, self.mirrors))
@@ -127,7 +132,12 @@ class SO2(Group):
 
     name = "so2"
     spatial = True
+    rotates = True
     summary = "rotations by any angle; right angles exact, others interpolated on smooth inputs"
+
+    @property
+    def interpolation_order(self) -> int:  # type: ignore[override]
+        return self.order
 
     @property
     def spec(self) -> str:

@@ -21,6 +21,11 @@ class TranslationGroup(Group):
 
     name = "translation"
     spatial = True
+    translates = True
+
+    @property
+    def zero_fill(self) -> bool:  # type: ignore[override]
+        return self.mode == "interior"
 
     @property
     def summary(self) -> str:  # type: ignore[override]

@@ -43,7 +43,7 @@ def window_causes(group: Group, name: str, ops: list[WindowOp]) -> list[Diagnosi
             found.append(Diagnosis("even-kernel", f"{name} ({op.op}): even kernel {op.kernel[0]}x{op.kernel[1]} "
                                                   f"has its centre between pixels; it keeps the grid centred only "
                                                   f"with symmetric padding and (N + 2p - k) mod s == 0", layer=name))
-    if group.name == "translation" and getattr(group, "mode", "") == "circular":
+    if group.translates and not group.rotates and not group.zero_fill:
         for op in ops:
             if any(op.pad_begin) or any(op.pad_end):
                 found.append(Diagnosis("zero-padding", f"{name} ({op.op}): zero padding "
