@@ -15,8 +15,9 @@ DATA = Path(__file__).parent / "data" / "escnn"
 REFERENCE = json.loads((DATA / "reference.json").read_text())["models"]
 #: what each escnn output decomposes into, under the group it is checked with
 NAMES = {"c4_vector": "2*irrep(1)", "d4_mixed": "regular+irrep(1,1)+trivial", "d4_geometric_vector": "2*irrep(1,1)",
-         "c8_quotient": "4*irrep(2)+4*trivial", "c8_regular": "6*regular", "d4_axis0_regular": "2*regular",
-         "d4_axis0_mixed": "irrep(1,1)+trivial"}
+         "c8_quotient": "4*irrep(2)+4*trivial", "c8_regular": "6*regular", "d4_axis0_mixed": "irrep(1,1)+trivial"}
+#: the outputs a named type explains: regular fields with escnn's up-down mirror (axis=0) have their own order
+NAMED = {"d4_axis0_regular": "regular:field-major:axis0"}
 
 
 @pytest.mark.parametrize("entry", REFERENCE, ids=[e["model"] for e in REFERENCE])
@@ -24,8 +25,12 @@ def test_escnn_steerable_outputs_pass_unannotated_and_are_named(entry) -> None:
     result = eqcheck.verify(str(DATA / entry["model"]), entry["group"])
     output = result.output
     assert result.passed, output.representation
-    assert output.representation_source == "found"
-    assert output.representation == NAMES[entry["model"][:-5]]
+    name = entry["model"][:-5]
+    if name in NAMED:  # a named type explains it
+        assert output.representation == NAMED[name] and output.representation_source == "auto"
+    else:
+        assert output.representation_source == "found"
+        assert output.representation == NAMES[name]
     # escnn's own transform gives the same order of error at the exact elements
     assert output.max_rel_error < 1e-5 and entry["escnn_max_rel_error_exact"] < 1e-5
     assert result.first_failing_layer is None and all(layer.passed for layer in result.layers)
@@ -141,3 +146,17 @@ def test_interpolated_angles_of_an_so2_vector_field() -> None:
     assert all(e.passed for e in exact)
     assert result.output.representation.endswith("of C4") or result.output.representation_source == "given"
     assert np.isfinite(result.output.max_rel_error)
+
+
+def test_the_up_down_mirror_is_part_of_the_group_spec() -> None:
+    from eqcheck.groups import parse_group
+
+    assert parse_group("p4m:axis=0").spec == "p4m:axis=0" and parse_group("d4:axis=1").spec == "d4"
+    regular = eqcheck.verify(str(DATA / "d4_axis0_regular.onnx"), "p4m:axis=0", per_layer=False)
+    assert regular.passed and regular.output.representation == "regular:field-major"
+    mixed = eqcheck.verify(str(DATA / "d4_axis0_mixed.onnx"), "p4m:axis=0", output_type="irrep(1,1)+trivial",
+                           per_layer=False)
+    assert mixed.passed
+    # the same declaration under the default mirror axis means another basis: it fails
+    assert not eqcheck.verify(str(DATA / "d4_axis0_mixed.onnx"), "p4m", output_type="irrep(1,1)+trivial",
+                              per_layer=False).passed

@@ -47,9 +47,10 @@ def parse_representation(spec: str, shape: tuple[int, ...] | None = None,
         layout = next((o for o in options if o in LAYOUTS), None)
         if layout is None:
             layout = "5d" if shape is not None and len(shape) == 5 else "field-major"
-        convention = "groupy" if "groupy" in options else ("escnn" if "escnn" in options else default_convention)
+        named = [c for c in ("groupy", "axis0", "escnn") if c in options]
+        convention = named[0] if named else default_convention
         orientation = "cw" if "cw" in options else "ccw"
-        unknown = [o for o in options if o not in (*LAYOUTS, "groupy", "escnn", "cw", "ccw")]
+        unknown = [o for o in options if o not in (*LAYOUTS, "groupy", "axis0", "escnn", "cw", "ccw")]
         if unknown:
             raise UsageError(f"unknown option {unknown[0]!r} in type {spec!r}")
         printed = regular_spec(layout, convention, orientation, spec_convention or default_convention)
@@ -78,8 +79,12 @@ def field_type(spec: str, field_group) -> FieldTypeAction:
 def regular_candidates(group: Group, shape: tuple[int, ...]) -> list[Representation]:
     """Every layout, element order and orientation a regular field of this shape could have."""
     layouts = ("5d",) if len(shape) == 5 else ("field-major", "group-major")
-    conventions = ("escnn", "groupy") if group.point_group and group.point_group.mirrors and group.point_group.n == 4 \
-        else ("escnn",)
+    point_group = group.point_group
+    conventions = ["escnn"]
+    if point_group and point_group.mirrors and point_group.n % 2 == 0:
+        conventions.append("axis0")  # escnn / e2cnn with the up-down mirror
+    if point_group and point_group.mirrors and point_group.n == 4:
+        conventions.append("groupy")
     return [
         RegularFieldAction(spec=regular_spec(lay, conv, ori, group_convention(group)), layout=lay, convention=conv,
                            orientation=ori)

@@ -92,6 +92,8 @@ class RegularFieldAction(Representation):
             return f"{group.spec} has no finite point group, so no regular fields"
         if self.convention == "groupy" and not (group.point_group.mirrors and group.point_group.n == 4):
             return "the GrouPy order is defined for p4m only"
+        if self.convention == "axis0" and not (group.point_group.mirrors and group.point_group.n % 2 == 0):
+            return "the axis=0 order is defined for dN with N even"
         size = group.point_group.order
         if self.layout == "5d":
             if len(shape) != 5 or shape[2] != size:

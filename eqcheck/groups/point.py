@@ -82,13 +82,18 @@ class PointGroup:
     def channel_order(self, convention: str = "escnn", orientation: str = "ccw") -> tuple[PointElement, ...]:
         """The group element that each channel of a regular field stands for.
 
-        ``escnn``: index ``N*f + k`` is ``r^k f``. ``groupy`` (D4 only): index ``4*m + k`` is
-        ``m r^k`` with ``m`` the up-down mirror, i.e. ``r^2 f``. ``cw`` relabels every element by
+        ``escnn``: index ``N*f + k`` is ``r^k f``. ``axis0`` (escnn and e2cnn with ``axis=0``, even N):
+        index ``N*f + k`` is ``r^k m`` with ``m`` the up-down mirror, ``r^(N/2) f``. ``groupy`` (D4 only):
+        index ``4*m + k`` is ``m r^k``, i.e. ``r^(2-k) f``. ``cw`` relabels every element by
         conjugation with the mirror (``r^k -> r^-k``): the clockwise-filter convention, under which
         the group axis rolls by ``-k`` instead of ``+k``.
         """
         if convention == "escnn":
             order = self.elements
+        elif convention == "axis0":
+            if not (self.mirrors and self.n % 2 == 0):
+                raise ValueError("the axis=0 element order is defined for D_N with N even")
+            order = tuple(self.element(k + self.n // 2 * f, f) for f in (0, 1) for k in range(self.n))
         elif convention == "groupy":
             if not (self.mirrors and self.n == 4):
                 raise ValueError("the GrouPy element order is defined for p4m (D4) only")
@@ -98,7 +103,7 @@ class PointGroup:
                 for m in (0, 1) for k in range(4)
             )
         else:
-            raise ValueError(f"unknown element order {convention!r} (escnn, groupy)")
+            raise ValueError(f"unknown element order {convention!r} (escnn, axis0, groupy)")
         if orientation == "cw":
             order = tuple(PointElement(g.flip, (-g.rot) % self.n, self.n) for g in order)
         elif orientation != "ccw":

@@ -14,7 +14,8 @@ REGISTRY: tuple[tuple[str, str], ...] = (
     ("translation", TranslationGroup().summary),
     ("translation:interior[:margin=M]", TranslationGroup(mode="interior").summary),
     ("p4[:shifts]", "rotations by 90 degrees about the centre (C4); ':shifts' adds circular translations"),
-    ("p4m[:groupy][:shifts]", "p4 plus mirrors (D4), escnn element order; ':groupy' for GrouPy's order"),
+    ("p4m[:groupy|:axis=0][:shifts]", "p4 plus mirrors (D4), escnn element order; ':groupy' for GrouPy's, "
+                                       "':axis=0' for escnn/e2cnn's up-down mirror"),
     ("cN, e.g. c8", "N-fold rotations; angles off the right angles are interpolated on smooth inputs"),
     ("dN, e.g. d8", "N-fold rotations and mirrors"),
     ("so2[:N][:order=K]", SO2().summary + "; N evenly spaced angles, spline order K"),
@@ -52,13 +53,23 @@ def _reject_leftovers(spec: str, flags: list[str], options: dict[str, str]) -> N
         raise GroupSpecError(f"group spec {spec!r}: unknown option {extra[0]!r}")
 
 
+def _mirror_axis(options: dict[str, str], spec: str, mirrors: bool, n: int) -> str:
+    """``axis=0``: escnn's and e2cnn's up-down mirror (element (1, k) is r^k m); ``axis=1`` the default."""
+    axis = _int_option(options, "axis", spec)
+    if axis in (None, 1):
+        return "escnn"
+    if axis != 0 or not mirrors or n % 2:
+        raise GroupSpecError(f"group spec {spec!r}: axis=0 (the up-down mirror) applies to p4m and dN with N even")
+    return "axis0"
+
+
 def parse_group(spec: str | Group) -> Group:
     """The group a spec names; ``str(parse_group(s))`` is the canonical form of ``s``."""
     if isinstance(spec, Group):
         return spec
     name, flags, options = _split(spec)
     if name in ("p4", "p4m"):
-        convention = "groupy" if "groupy" in flags else "escnn"
+        convention = "groupy" if "groupy" in flags else _mirror_axis(options, spec, name == "p4m", 4)
         if convention == "groupy" and name == "p4":
             raise GroupSpecError("the 'groupy' element order applies to p4m only")
         shifts = "shifts" in flags
@@ -69,8 +80,9 @@ def parse_group(spec: str | Group) -> Group:
         n = int(match.group(2))
         if not 1 <= n <= MAX_ELEMENTS:
             raise GroupSpecError(f"group spec {spec!r}: N must be between 1 and {MAX_ELEMENTS}")
+        convention = _mirror_axis(options, spec, match.group(1) == "d", n)
         _reject_leftovers(spec, flags, options)
-        return FiniteRotationGroup(name=name, n=n, mirrors=match.group(1) == "d")
+        return FiniteRotationGroup(name=name, n=n, mirrors=match.group(1) == "d", convention=convention)
     if name == "so2":
         order = _int_option(options, "order", spec)
         angles = None

@@ -64,7 +64,8 @@ class FiniteRotationGroup(Group):
 
     @property
     def spec(self) -> str:
-        options = [o for o, on in (("groupy", self.convention == "groupy"), ("shifts", self.shifts)) if on]
+        options = [o for o, on in (("groupy", self.convention == "groupy"), ("axis=0", self.convention == "axis0"),
+                                   ("shifts", self.shifts)) if on]
         return ":".join([self.name, *options])
 
     @property
@@ -75,7 +76,7 @@ class FiniteRotationGroup(Group):
     def field_group(self):
         from eqcheck.reps import FieldGroup
 
-        return FieldGroup("d" if self.mirrors else "c", self.n)
+        return FieldGroup("d" if self.mirrors else "c", self.n, "rows" if self.convention == "axis0" else "cols")
 
     def generator_elements(self) -> list[Element]:
         """The rotation by 2*pi/N (and the mirror): what a field type must be defined on."""

@@ -105,14 +105,9 @@ def test_candidates_fit_the_shape():
     assert specs[:2] == ["invariant", "image"]
     assert "regular:field-major:groupy:cw" in specs and "regular:5d" not in specs
     assert [c.spec for c in candidate_representations(p4m, (2, 10))] == ["invariant"]
-    assert [c.spec for c in candidate_representations(p4m, (2, 16))] == ["invariant", "regular:field-major",
-                                                                          "regular:field-major:cw",
-                                                                          "regular:field-major:groupy",
-                                                                          "regular:field-major:groupy:cw",
-                                                                          "regular:group-major",
-                                                                          "regular:group-major:cw",
-                                                                          "regular:group-major:groupy",
-                                                                          "regular:group-major:groupy:cw"]
+    orders = [f"{layout}{order}{orientation}" for layout in ("field-major", "group-major")
+              for order in ("", ":axis0", ":groupy") for orientation in ("", ":cw")]
+    assert [c.spec for c in candidate_representations(p4m, (2, 16))] == ["invariant"] + [f"regular:{o}" for o in orders]
     assert "image" not in [c.spec for c in candidate_representations(p4m, (2, 3, 9, 8))]
     assert [c.spec for c in candidate_representations(parse_group("perm"), (2, 5, 5), 5)] == \
         ["invariant", "set", "graph"]
