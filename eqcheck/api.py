@@ -136,6 +136,7 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
         check_memory(input_bytes(shapes, dtypes), 3, "the input " + ", ".join(
             f"{name} {list(shape)}" for name, shape in shapes.items()))
         declared = dict(act) if isinstance(act, Mapping) else parse_declarations(list(act or []), names)
+        declared = {**{n: t for n, t in runner.declared_types.items() if n in names}, **declared}
         actions, set_size = infer_input_actions(group, shapes, declared)
         rng = np.random.default_rng(seed)
         smooth_names = {n for n, rep in actions.items() if rep.spatial and group.needs_smooth_inputs}

@@ -175,7 +175,7 @@ def measure(
     report = (lambda done, total: progress("forward passes", done, total)) if progress else None
     outputs, passes = run_many(runner, batches, max_batch=max_batch, progress=report)
     names = list(runner.output_names)
-    declared = output_types(output_type, names)
+    declared = {**{n: t for n, t in runner.declared_types.items() if n in names}, **output_types(output_type, names)}
     floors = interpolation_floors(group, elements, x, order)
     geometry = Geometry(stride=stride, zero_fill=zero_fill, margin=margin, order=order)
     checks, identity_errors = [], []
@@ -194,7 +194,7 @@ def measure(
 
 def check_output(group: Group, name: str, values: list[np.ndarray], elements: list[Element], geometry: Geometry,
                  tolerance: Tolerance, floors: dict[str, float], set_size: int | None,
-                 declared: str | None) -> TensorCheck:
+                 declared: str | Representation | None) -> TensorCheck:
     """One output: its values for the reference, the unrelated input and each transformed input, checked
     under its declared type or every candidate (and the type found from the data, discovery.py)."""
     reference, transformed = values[0], values[2:]
@@ -206,12 +206,13 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
         candidates = candidate_representations(group, reference.shape, set_size,
                                                 1 if group.set_axis is None else group.set_axis)
         source = "auto"
-    else:
-        rep = parse_representation(declared, reference.shape, group_convention(group), field_group=group.field_group)
+    else:  # a spec, or the model's own type (an escnn module's out_type)
+        rep = declared if isinstance(declared, Representation) else parse_representation(
+            declared, reference.shape, group_convention(group), field_group=group.field_group)
         reason = rep.fits(group, reference.shape, set_size)
         if reason:
-            raise UsageError(f"--output-type {name}={declared}: {reason}")
-        candidates, source = [rep], "given"
+            raise UsageError(f"--output-type {name}={rep.spec}: {reason}")
+        candidates, source = [rep], "declared" if isinstance(declared, Representation) else "given"
     scored = []
     for rep in candidates:
         results = element_errors(group, rep, elements, reference, transformed, geometry, tolerance,

@@ -49,10 +49,12 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]],
     for index, name in enumerate(names):
         shape = shapes[name]
         if name in declared:
-            rep = parse_representation(declared[name], shape, group_convention(group), field_group=group.field_group)
+            given = declared[name]  # a spec, or the model's own type (an escnn module's in_type)
+            rep = given if isinstance(given, Representation) else parse_representation(
+                given, shape, group_convention(group), field_group=group.field_group)
             reason = rep.fits(group, shape, set_size)
             if reason:
-                raise UsageError(f"--act {name}={declared[name]}: {reason}")
+                raise UsageError(f"--act {name}={rep.spec if isinstance(given, Representation) else given}: {reason}")
         else:
             rep = _infer(group, shape, set_size, index == 0)
             if rep is None:

@@ -38,6 +38,12 @@ class ModelRunner(ABC):
     def close(self) -> None:
         """Release what the runner holds (sessions, GPU memory)."""
 
+    @property
+    def declared_types(self) -> dict:
+        """Types the model itself declares for its inputs and outputs, by name (an escnn module's in_type and
+        out_type); what the user declares comes first."""
+        return {}
+
     def index_range(self, name: str) -> int | None:
         """For an integer input that indexes a table (an embedding), the table's length; None when the
         model does not say."""

@@ -29,12 +29,11 @@ def load_model(model, *, device: str = "cpu", dtype: str | None = None, weights:
         import torch
 
         if isinstance(model, torch.nn.Module) or callable(model):
-            from eqcheck.models.torch_loading import load_weights, module_inputs
-            from eqcheck.models.torch_runner import TorchRunner
+            from eqcheck.models.torch_loading import load_weights, module_runner
 
             if weights is not None:
                 load_weights(model, weights)
-            return TorchRunner(model, type(model).__name__, "pytorch", module_inputs(model), **torch_options)
+            return module_runner(model, type(model).__name__, **torch_options)
     if not isinstance(model, (str, Path)):
         raise ModelLoadError(f"cannot check a {type(model).__name__}: give a path, a spec, a module or a ModelProto")
     text = str(model)

@@ -264,7 +264,20 @@ def load_python_spec(spec: str, weights: str | None, **options) -> TorchRunner:
         raise ModelLoadError(f"{spec} is not a model or a factory of one")
     if weights is not None:
         load_weights(obj, weights)
-    return TorchRunner(obj, spec, "pytorch", module_inputs(obj), **options)
+    return module_runner(obj, spec, **options)
+
+
+def module_runner(module, description: str, **options) -> TorchRunner:
+    """A runner for a torch module; an escnn EquivariantModule is wrapped to take plain tensors and typed by
+    its own in_type and out_type (eqcheck.models.escnn_module)."""
+    from eqcheck.models.escnn_module import is_escnn_module, wrap
+
+    if is_escnn_module(module):
+        wrapped, types, shape = wrap(module)
+        declared = declared_input_shapes(module)
+        inputs = [InputSpec("input", declared[0] if declared else shape)]
+        return TorchRunner(wrapped, description, "escnn", inputs, declared_types=types, **options)
+    return TorchRunner(module, description, "pytorch", module_inputs(module), **options)
 
 
 def _has_required_args(function) -> bool:

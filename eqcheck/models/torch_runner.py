@@ -69,7 +69,7 @@ class TorchRunner(ModelRunner):
     def __init__(self, module, description: str, fmt: str, inputs: list[InputSpec], *,
                  device: str = "cpu", dtype: str | None = None, batch_dynamic: bool = True,
                  allow_tf32: bool = False, train_mode: bool = False,
-                 index_ranges: dict[str, int] | None = None) -> None:
+                 index_ranges: dict[str, int] | None = None, declared_types: dict | None = None) -> None:
         import torch
 
         self.description = description
@@ -107,6 +107,11 @@ class TorchRunner(ModelRunner):
                                  s.dtype_known) for s in inputs]
         self.output_names = ["output"]
         self.index_ranges = dict(index_ranges or {})
+        self._declared_types = dict(declared_types or {})
+
+    @property
+    def declared_types(self) -> dict:
+        return self._declared_types
 
     def index_range(self, name: str) -> int | None:
         return self.index_ranges.get(name)
