@@ -52,7 +52,14 @@ def _output_diagnoses(output, prefix: str, tolerance: Tolerance, order: int) -> 
     found = []
     if any(e.nonfinite for e in output.elements):
         found.append(Diagnosis("nonfinite", f"{prefix}the model produced NaN or Inf outputs"))
-    if output.spread < 100 * tolerance.exact and output.spread == output.spread:
+    if output.spread == 0.0:
+        found.append(Diagnosis(
+            "constant-output",
+            f"{prefix}the output does not depend on the input (the same for unrelated inputs: spread 0), so "
+            f"every check passes it; a zero-initialised or disconnected head?",
+            severity="note",
+        ))
+    elif output.spread < 100 * tolerance.exact and output.spread == output.spread:
         found.append(Diagnosis(
             "insensitive-output",
             f"{prefix}the output hardly depends on the input (spread {output.spread:.2e}): a small error says "

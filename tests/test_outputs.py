@@ -123,3 +123,28 @@ def test_output_type_names_an_output(capsys, tmp_path) -> None:
     code = main(["verify", str(path), "--group", "p4", "--output-type", "nothing=image"])
     err = capsys.readouterr().err
     assert code == EXIT_USAGE and "names no output of the model: 'nothing'" in err
+
+
+def test_an_output_that_ignores_its_input_is_said_to() -> None:
+    import torch
+
+    class ZeroHead(torch.nn.Module):
+        example_input_shape = (2, 1, 9, 9)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = torch.nn.Linear(81, 3)
+            torch.nn.init.zeros_(self.head.weight)
+            torch.nn.init.zeros_(self.head.bias)
+
+        def forward(self, x):
+            return self.head(x.flatten(1))
+
+    result = eqcheck.verify(ZeroHead(), "p4", per_layer=False)
+    assert result.passed  # trivially: the check says so
+    assert any(d.code == "constant-output" for d in result.diagnoses)
+
+
+def test_a_passing_model_names_no_failing_layer() -> None:
+    result = eqcheck.verify(two_outputs(False), "p4")
+    assert result.passed and result.first_failing_layer is None
