@@ -32,6 +32,7 @@ def measured_diagnoses(group: Group, measurement: Measurement, tolerance: Tolera
     for output in measurement.outputs:
         found += _output_diagnoses(output, f"output {output.name!r}: " if several else "", tolerance,
                                    measurement.geometry.order)
+        found += _undetermined_type(group, output)
     if measurement.non_determinism > 0:
         severe = measurement.non_determinism > tolerance.exact
         found.append(Diagnosis(
@@ -46,6 +47,24 @@ def measured_diagnoses(group: Group, measurement: Measurement, tolerance: Tolera
     for note in measurement.notes:
         found.append(Diagnosis("geometry", note, severity="note"))
     return found
+
+
+def _undetermined_type(group: Group, output) -> list[Diagnosis]:
+    """A failing ``[B, C]`` output whose channels may carry a representation that too few samples cannot
+    reveal (discovery.py fits none): say so, and how to declare it."""
+    from eqcheck.discovery import MIN_SAMPLES_PER_CHANNEL
+
+    batch, channels = (output.shape + (0, 0))[:2]
+    if (output.passed or group.field_group is None or len(output.shape) != 2 or channels < 2
+            or output.representation_source == "given" or batch >= 2 * MIN_SAMPLES_PER_CHANNEL * channels):
+        return []
+    needed = 2 * MIN_SAMPLES_PER_CHANNEL * channels
+    return [Diagnosis("undetermined-type", f"output {output.name!r} {list(output.shape)} was checked as "
+                                           f"{output.representation}: if its channels carry a representation (a "
+                                           f"vector, irreps), {batch} samples cannot reveal it; declare it "
+                                           f"(--output-type {output.name}=vector, irrep(1), 2*regular, ...) or check a "
+                                           f"batch of {needed} (--batch-size {needed}, or --input-shape with that "
+                                           f"batch)", severity="note")]
 
 
 def _output_diagnoses(output, prefix: str, tolerance: Tolerance, order: int) -> list[Diagnosis]:

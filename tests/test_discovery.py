@@ -126,6 +126,8 @@ def test_two_samples_of_a_vector_output_cannot_decide_its_type() -> None:
 
     result = eqcheck.verify(PooledGradient(), "p4", per_layer=False)
     assert result.output.representation_source != "found"
+    assert any(d.code == "undetermined-type" and "--output-type output=vector" in d.message
+               for d in result.diagnoses)
     declared = eqcheck.verify(PooledGradient(), "p4", output_type="irrep(1)", per_layer=False)
     assert declared.passed
 
@@ -160,3 +162,20 @@ def test_the_up_down_mirror_is_part_of_the_group_spec() -> None:
     # the same declaration under the default mirror axis means another basis: it fails
     assert not eqcheck.verify(str(DATA / "d4_axis0_mixed.onnx"), "p4m", output_type="irrep(1,1)+trivial",
                               per_layer=False).passed
+
+
+def test_a_pooled_vector_is_found_from_enough_samples_and_a_plain_head_still_fails() -> None:
+    import torch
+
+    class PooledGradient(torch.nn.Module):
+        example_input_shape = (2, 1, 17, 17)
+
+        def forward(self, x):
+            return (_gradient_field()(x)[:, :2] * x).mean(dim=(2, 3))
+
+    found = eqcheck.verify(PooledGradient(), "p4", per_layer=False, input_shape=(16, 1, 17, 17))
+    assert found.passed and found.output.representation == "irrep(1)"
+    assert found.output.representation_source == "found"
+    plain = eqcheck.verify(str(Path(__file__).parents[1] / "sample_models" / "z2cnn.onnx"), "p4", per_layer=False,
+                           input_shape=(64, 1, 28, 28))
+    assert not plain.passed and plain.output.representation_source != "found"
