@@ -211,7 +211,7 @@ def find_matrices(expect: Expectation, elements: list[Element], observed: list[n
     discovery), kept only when the matrices generate a representation of the point group (the relations
     hold) that explains every element: steerable fields (irreps, vectors, quotients) of a hidden tensor."""
     from eqcheck.discovery import (
-        MIN_SAMPLES_PER_CHANNEL, RELATION_TOLERANCE, FoundFieldAction, name_representation, procrustes,
+        MIN_SAMPLES_PER_CHANNEL, FoundFieldAction, generate_representation, name_representation, procrustes,
     )
 
     group, x = expect.group, expect.reference
@@ -221,27 +221,17 @@ def find_matrices(expect: Expectation, elements: list[Element], observed: list[n
     channels = x.shape[1]
     if not 2 <= channels <= MAX_ASSIGNMENT_CHANNELS or x[:, 0].size < MIN_SAMPLES_PER_CHANNEL * channels:
         return None
-    by_point = {e.point: (e, seen) for e, seen in zip(elements, observed) if e.point is not None}
+    by_point = {e.point: (e, seen) for e, seen in zip(elements, observed) if e.point is not None and not e.shifts}
     if not all(s in by_point for s in pg.generators()):
         return None
-    generators = {}
+    fitted = {}
     for s in pg.generators():
         element, seen = by_point[s]
-        generators[s] = procrustes(channel_matrix(seen), channel_matrix(expect.moved(element)))
-    table = {pg.identity: np.eye(channels)}
-    queue = [pg.identity]
-    while queue:
-        a = queue.pop()
-        for s, matrix in generators.items():
-            b, product = pg.compose(s, a), generators[s] @ table[a]
-            if b in table:
-                if np.abs(table[b] - product).max() > RELATION_TOLERANCE:
-                    return None
-            else:
-                table[b] = product
-                queue.append(b)
-    matrices = {group.from_point(p).label: m for p, m in table.items()}
-    name = name_representation(group, [group.from_point(p) for p in table], matrices)
+        fitted[element.label] = procrustes(channel_matrix(seen), channel_matrix(expect.moved(element)))
+    matrices = generate_representation(group, fitted)
+    if matrices is None:
+        return None
+    name = name_representation(group, [group.from_point(p) for p in pg.elements], matrices)
     if name is None:
         return None
     rep = FoundFieldAction(spec=name, matrices=matrices)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from eqcheck.errors import UsageError
-from eqcheck.groups.point import PointElement, PointGroup
+from eqcheck.groups.point import PointGroup
 from eqcheck.reps.fieldgroup import FieldGroup
 
 
@@ -184,5 +184,5 @@ def irreps(group: FieldGroup) -> list[Rep]:
     return found
 
 
-__all__ = ["CyclicIrrep", "DihedralIrrep", "PointElement", "Quotient", "Regular", "Rep", "Trivial", "Vector",
-           "irreps", "make_rep", "rotation"]
+__all__ = ["CyclicIrrep", "DihedralIrrep", "Quotient", "Regular", "Rep", "Trivial", "Vector", "irreps", "make_rep",
+           "rotation"]
