@@ -136,7 +136,7 @@ def discover(group: Group, elements: list[Element], reference: np.ndarray, trans
     if generators is not None:  # a finite group: fit its generators, derive the rest by the group law
         pairs = generators
     for g, y in pairs:
-        if g.exact:  # flips and quarter turns move pixels: gather the sampled ones where they came from
+        if g.exact or reference.ndim == 2:  # flips and quarter turns move pixels ([B, C]: none to move)
             source, target = _moved_columns(g, reference, fit, held), _pair(y, fit, held)
         else:  # interpolated: the disk that comparisons use, every pixel of it
             mask = central_disk(*reference.shape[-2:])

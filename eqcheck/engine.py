@@ -1,6 +1,7 @@
 """The check: transform inputs, run the model as few times as possible, measure, and return one result."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -87,9 +88,10 @@ def interpolation_floors(group: Group, elements: list[Element], x: np.ndarray, o
     return floors
 
 
-def probe_geometry(runner: ModelRunner, group: Group, feeds: dict[str, np.ndarray], first: str,
-                   output_index: int) -> tuple[int, int | None]:
-    """Total stride (input size / output size) and, for interior translations, the margin to skip.
+def probe_geometry(runner: ModelRunner, group: Group, feeds: dict[str, np.ndarray],
+                   first: str) -> list[tuple[int, int | None]]:
+    """Per output, the total stride (input size / output size) and, for interior translations, the
+    margin to skip: one pair of runs serves every output.
 
     The margin is found by adding an impulse at a corner of the input: the farthest output pixel it
     reaches (its receptive radius R) is the last one whose inputs can include the padding, so
@@ -100,7 +102,11 @@ def probe_geometry(runner: ModelRunner, group: Group, feeds: dict[str, np.ndarra
     impulse = x.copy()
     impulse[(..., *(0,) * rank)] += 10.0 * (float(np.abs(x).max()) or 1.0)
     outputs, _ = run_many(runner, [feeds, {**feeds, first: impulse}])
-    base, moved = outputs[0][output_index], outputs[1][output_index]
+    return [_output_geometry(runner, group, feeds, x, rank, base, moved)
+            for base, moved in zip(outputs[0], outputs[1])]
+
+
+def _output_geometry(runner, group, feeds, x, rank, base, moved) -> tuple[int, int | None]:
     if x.ndim < 3:
         return 1, None
     if base.ndim < 2 + rank:  # an invariant output: the stride can only be read from the model's layers
@@ -158,9 +164,10 @@ def measure(
     x = feeds[first]
     zero_fill = group.zero_fill
     order = group.interpolation_order
-    stride, margin = 1, None
-    if group.translates:
-        stride, margin = probe_geometry(runner, group, feeds, first, 0)
+    probed = probe_geometry(runner, group, feeds, first) if group.translates else None
+    # shifts that every output can follow: multiples of each output's stride
+    checked = select_outputs(list(runner.output_names), output_name) if probed else []
+    stride = math.lcm(*(probed[i][0] for i in checked)) if probed else 1
     spatial_size = tuple(x.shape[-group.spatial_rank(x.ndim):]) if x.ndim >= 3 else None
     ctx = SamplingContext(rng=rng, samples=samples, set_size=set_size, spatial_size=spatial_size, stride=stride)
     elements = group.testing_elements(ctx)
@@ -177,19 +184,23 @@ def measure(
     names = list(runner.output_names)
     declared = {**{n: t for n, t in runner.declared_types.items() if n in names}, **output_types(output_type, names)}
     floors = interpolation_floors(group, elements, x, order)
-    geometry = Geometry(stride=stride, zero_fill=zero_fill, margin=margin, order=order)
+    geometries = [Geometry(stride=s, zero_fill=zero_fill, margin=m, order=order) for s, m in probed] if probed \
+        else [Geometry(zero_fill=zero_fill, order=order)] * len(names)
     checks, identity_errors = [], []
     for index in select_outputs(names, output_name):
-        check = check_output(group, names[index], [o[index] for o in outputs], elements, geometry, tolerance,
-                             floors, set_size, declared.get(names[index]))
+        check = check_output(group, names[index], [o[index] for o in outputs], elements, geometries[index],
+                             tolerance, floors, set_size, declared.get(names[index]))
         checks.append(check)
         identity_errors += [r.rel_error for g, r in zip(elements, check.elements) if g.is_identity]
     notes = [f"total stride {stride}: shifts are multiples of {stride}"] if stride > 1 else []
-    if margin is not None and zero_fill:
-        notes.append(f"interior comparison: the model reaches {margin} pixel(s) in from the border; "
+    margins = {geometries[i].margin for i in select_outputs(names, output_name)} - {None}
+    if margins and zero_fill:
+        notes.append(f"interior comparison: the model reaches {max(margins)} pixel(s) in from the border; "
                      f"those pixels and the zero-filled band are left out")
-    return Measurement(outputs=tuple(checks), elements=elements, non_determinism=max((e for e in identity_errors if e == e), default=0.0),
-                       forward_passes=passes, geometry=geometry, notes=notes)
+    first_checked = select_outputs(names, output_name)[0]
+    return Measurement(outputs=tuple(checks), elements=elements,
+                       non_determinism=max((e for e in identity_errors if e == e), default=0.0),
+                       forward_passes=passes, geometry=geometries[first_checked], notes=notes)
 
 
 def check_output(group: Group, name: str, values: list[np.ndarray], elements: list[Element], geometry: Geometry,

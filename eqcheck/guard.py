@@ -86,8 +86,15 @@ def _own_stderr() -> int:
 _HARD_STOP_STDERR = _own_stderr()
 
 
+#: the process whose exits are disarmed (a child the model's code forks, e.g. a DataLoader worker,
+#: exits for real)
+_guarded_pid: list[int] = []
+
+
 def _exit_as_exception(code: int = 0) -> None:
     """``os._exit`` while a model's code runs: a SystemExit, so that it cannot end eqcheck with its code."""
+    if _guarded_pid and os.getpid() != _guarded_pid[-1]:
+        _real_exit(code)
     raise SystemExit(code)
 
 
@@ -155,6 +162,7 @@ def guarded(description: str, timeout: float | None = None) -> Iterator[GuardRep
             raise _Deadline
 
     captured = _CapturedStreams(descriptors=main)
+    _guarded_pid.append(os.getpid())
     os._exit = posix_exit.__dict__["_exit"] = _exit_as_exception
     try:
         if main:
@@ -185,6 +193,7 @@ def guarded(description: str, timeout: float | None = None) -> Iterator[GuardRep
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, signal.SIG_DFL if previous_alarm is None else previous_alarm)
         os._exit = posix_exit.__dict__["_exit"] = _real_exit
+        _guarded_pid.pop()
         report.printed = captured.close()
         if main:  # None: the handler was not set from Python; Python's own is the one to restore
             signal.signal(signal.SIGINT, signal.default_int_handler if previous_int is None else previous_int)

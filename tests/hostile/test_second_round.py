@@ -331,3 +331,47 @@ def test_invisible_format_characters_are_shown_escaped() -> None:
     from eqcheck.report.inert import printable
 
     assert printable("a\u200bb\u200fc\ufeffd\u00ade\u061cf") == "a\\u200bb\\u200fc\\ufeffd\\xade\\u061cf"
+
+
+def test_a_pooled_output_under_interpolated_rotations_fails_cleanly(capsys, sample) -> None:
+    """Enough samples to fit a [B, C] output's type, and angles that interpolate: a clean FAIL, not a crash."""
+    code, out, err = run(capsys, "verify", sample("z2cnn"), "--group", "c8", "--batch-size", "100", "-q")
+    assert code == EXIT_NOT_EQUIVARIANT and err == "" and out.startswith("FAIL")
+
+
+def test_outputs_of_different_strides_each_keep_their_own(capsys, tmp_path) -> None:
+    (tmp_path / "two.py").write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+        class Two(nn.Module):
+            example_input_shape = (2, 1, 16, 16)
+            def __init__(self):
+                super().__init__()
+                torch.manual_seed(0)
+                self.full = nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular")
+                self.coarse = nn.Conv2d(1, 2, 2, stride=2)
+            def forward(self, x):
+                return self.full(x), self.coarse(x)
+    """))
+    code, out, err = run(capsys, "verify", f"{tmp_path / 'two.py'}:Two", "--group", "translation", "-q",
+                         "--no-per-layer")
+    assert code == 0, out + err
+
+
+def test_a_child_the_model_forks_exits_for_real(capsys, tmp_path) -> None:
+    (tmp_path / "forks.py").write_text(textwrap.dedent("""
+        import os
+        from torch import nn
+        class Forks(nn.Module):
+            example_input_shape = (2, 1, 8, 8)
+            def forward(self, x):
+                pid = os.fork()
+                if pid == 0:
+                    os._exit(0)  # a worker's end: must end the child, not raise in it
+                os.waitpid(pid, 0)
+                return x.mean(dim=(2, 3))
+    """))
+    report = tmp_path / "r.json"
+    code, out, _ = run(capsys, "verify", f"{tmp_path / 'forks.py'}:Forks", "--group", "p4", "-q", "--json", report)
+    assert code == 0 and out.count("PASS") == 1
+    assert json.loads(report.read_text())["passed"] is True
