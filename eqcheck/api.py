@@ -168,11 +168,10 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
                 set_size=set_size, layer_types=layer_types, max_batch=max_batch, progress=progress)
         diagnoses = measured_diagnoses(group, measurement, tolerance, runner.device)
         passed = all(o.passed for o in measurement.outputs)
-        if passed:  # a passing model has no failing layer: a layer flagged on its own is kept as a note
-            first_failing = None
         if not passed:
             diagnoses = (layer_causes or structural_diagnoses(group, scan(runner, feeds, shapes), True)) + diagnoses
-        else:
+        else:  # a passing model has no failing layer: what a layer showed on its own is kept as a note
+            first_failing = None
             diagnoses = [replace(d, severity="note") for d in layer_causes] + diagnoses
         run = RunInfo(
             model=runner.description,

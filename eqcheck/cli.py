@@ -6,7 +6,6 @@ import os
 import shlex
 import signal
 import sys
-import threading
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -14,7 +13,7 @@ from typing import Optional
 import typer
 
 from eqcheck.errors import EXIT_INTERRUPTED, EXIT_MODEL, EXIT_USAGE, EqcheckError
-from eqcheck.guard import DEFAULT_TIMEOUT_S
+from eqcheck.guard import DEFAULT_TIMEOUT_S, in_main_thread
 from eqcheck.report.inert import printable
 
 app = typer.Typer(
@@ -155,7 +154,6 @@ def check(
     from eqcheck.report.outputs import check_outputs, write_check_reports
     from eqcheck.report.progress import progress_bar
 
-    check_outputs(json_path=json_path, html_path=html_path, junit_path=junit_path)
     settings = load_config(config)
     check_outputs(json_path=json_path, html_path=html_path, junit_path=junit_path, reads=config_reads(settings))
     json_path, html_path, junit_path = map(_absolute, (json_path, html_path, junit_path))
@@ -212,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         interrupted.append(signum)
         raise KeyboardInterrupt
 
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
+    main_thread = in_main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if main_thread else None
     with warnings.catch_warnings():
         if not (debug or sys.warnoptions):
             warnings.simplefilter("ignore")
@@ -222,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             code = _main(argv, debug, interrupted)
         finally:
             logging.disable(logging.NOTSET)
-            if in_main_thread:
+            if main_thread:
                 signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
     if interrupted:
         typer.echo("eqcheck: interrupted", err=True)
@@ -295,15 +293,14 @@ def _run_exit_handlers() -> None:
     import atexit
     import io
 
-    from eqcheck.guard import _exit_as_exception, _real_exit, posix_exit
+    from eqcheck.guard import exits_disarmed
 
-    streams = sys.stdout, sys.stderr
+    stderr = sys.stderr
     sys.stderr = io.StringIO()
-    os._exit = posix_exit.__dict__["_exit"] = _exit_as_exception
     try:
-        atexit._run_exitfuncs()
+        with exits_disarmed():
+            atexit._run_exitfuncs()
     except BaseException:  # noqa: BLE001 - nothing an exit handler does changes the verdict
         pass
     finally:
-        os._exit = posix_exit.__dict__["_exit"] = _real_exit
-        sys.stdout, sys.stderr = streams
+        sys.stderr = stderr

@@ -90,14 +90,15 @@ def _columns(x: np.ndarray, pixels: np.ndarray | None, part: int = 0) -> np.ndar
 def _moved_columns(g: Element, reference: np.ndarray, fit, held) -> tuple[np.ndarray, np.ndarray]:
     """The columns of ``S_g reference`` at the fit and held-out pixels, gathered from the reference (the
     spatial part of an exact element only moves pixels)."""
-    if fit is None:
-        return _columns(reference, None, 0), _columns(reference, None, 1)
+    if fit is None:  # [B, C]: nothing moves
+        return _pair(reference, None, None)
     h, w = reference.shape[-2:]
     source = apply_spatial(g, np.arange(h * w).reshape(1, 1, h, w)).reshape(-1)
     return _columns(reference, source[fit]), _columns(reference, source[held])
 
 
 def _pair(y: np.ndarray, fit, held) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of ``y`` for the fit and for the held-out check (a ``[B, C]`` tensor: its two halves)."""
     if fit is None:
         return _columns(y, None, 0), _columns(y, None, 1)
     return _columns(y, fit), _columns(y, held)

@@ -165,9 +165,9 @@ def measure(
     zero_fill = group.zero_fill
     order = group.interpolation_order
     probed = probe_geometry(runner, group, feeds, first) if group.translates else None
-    # shifts that every output can follow: multiples of each output's stride
-    checked = select_outputs(list(runner.output_names), output_name) if probed else []
-    stride = math.lcm(*(probed[i][0] for i in checked)) if probed else 1
+    # shifts that every checked output can follow: multiples of each one's stride
+    stride = math.lcm(*(probed[i][0] for i in select_outputs(list(runner.output_names), output_name))) \
+        if probed else 1
     spatial_size = tuple(x.shape[-group.spatial_rank(x.ndim):]) if x.ndim >= 3 else None
     ctx = SamplingContext(rng=rng, samples=samples, set_size=set_size, spatial_size=spatial_size, stride=stride)
     elements = group.testing_elements(ctx)
@@ -187,20 +187,20 @@ def measure(
     geometries = [Geometry(stride=s, zero_fill=zero_fill, margin=m, order=order) for s, m in probed] if probed \
         else [Geometry(zero_fill=zero_fill, order=order)] * len(names)
     checks, identity_errors = [], []
-    for index in select_outputs(names, output_name):
+    checked = select_outputs(names, output_name)
+    for index in checked:
         check = check_output(group, names[index], [o[index] for o in outputs], elements, geometries[index],
                              tolerance, floors, set_size, declared.get(names[index]))
         checks.append(check)
         identity_errors += [r.rel_error for g, r in zip(elements, check.elements) if g.is_identity]
     notes = [f"total stride {stride}: shifts are multiples of {stride}"] if stride > 1 else []
-    margins = {geometries[i].margin for i in select_outputs(names, output_name)} - {None}
+    margins = {geometries[i].margin for i in checked} - {None}
     if margins and zero_fill:
         notes.append(f"interior comparison: the model reaches {max(margins)} pixel(s) in from the border; "
                      f"those pixels and the zero-filled band are left out")
-    first_checked = select_outputs(names, output_name)[0]
     return Measurement(outputs=tuple(checks), elements=elements,
                        non_determinism=max((e for e in identity_errors if e == e), default=0.0),
-                       forward_passes=passes, geometry=geometries[first_checked], notes=notes)
+                       forward_passes=passes, geometry=geometries[checked[0]], notes=notes)
 
 
 def check_output(group: Group, name: str, values: list[np.ndarray], elements: list[Element], geometry: Geometry,

@@ -2,8 +2,8 @@
 what it prints is kept out of the report's stream, and a time limit bounds it.
 
 A model can raise ``SystemExit(0)`` (or call ``os._exit(0)``) or ``KeyboardInterrupt`` to end a Python
-program as if all went well; here each becomes a ModelRunError, so the gate's exit code comes from a verdict or an error, never from
-the model. A real Ctrl-C (SIGINT while the guard runs) still stops the run: it is re-raised.
+program as if all went well; here each becomes a ModelRunError, so the gate's exit code comes from a verdict or an error,
+never from the model. A real Ctrl-C (SIGINT while the guard runs) still stops the run: it is re-raised.
 
 The time limit is enforced in two steps: SIGALRM raises inside Python code at the deadline; a model stuck
 in native code (which Python cannot interrupt) is stopped by a watchdog thread after a grace period,
@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from eqcheck.errors import EXIT_MODEL, ModelRunError
@@ -41,7 +41,7 @@ class _Deadline(BaseException):
 
 @dataclass
 class GuardReport:
-    """What the guarded code left behind: the text it printed (stdout and stderr, Python-level)."""
+    """What the guarded code left behind: the text it printed (Python's streams and descriptors 1 and 2)."""
 
     printed: str = ""
     interrupted: bool = field(default=False, repr=False)
@@ -61,7 +61,7 @@ class GuardReport:
         return f"the model's code printed {count} during the check (not shown raw); the first: {first}"
 
 
-def _in_main_thread() -> bool:
+def in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
@@ -96,6 +96,19 @@ def _exit_as_exception(code: int = 0) -> None:
     if _guarded_pid and os.getpid() != _guarded_pid[-1]:
         _real_exit(code)
     raise SystemExit(code)
+
+
+@contextmanager
+def exits_disarmed() -> Iterator[None]:
+    """``os._exit`` (and ``posix._exit`` behind it) raise SystemExit in this process while the block runs;
+    a child it forks still exits for real."""
+    _guarded_pid.append(os.getpid())
+    os._exit = posix_exit.__dict__["_exit"] = _exit_as_exception
+    try:
+        yield
+    finally:
+        os._exit = posix_exit.__dict__["_exit"] = _real_exit
+        _guarded_pid.pop()
 
 
 class _CapturedStreams:
@@ -145,7 +158,7 @@ def guarded(description: str, timeout: float | None = None) -> Iterator[GuardRep
     a ModelRunError, its printed text goes to ``GuardReport.printed``, ``timeout`` seconds bound it, and the
     working folder it may change is restored."""
     report = GuardReport()
-    main = _in_main_thread()
+    main = in_main_thread()
     previous_int = previous_alarm = None
     alarm_set = False
     done = threading.Event()
@@ -162,8 +175,8 @@ def guarded(description: str, timeout: float | None = None) -> Iterator[GuardRep
             raise _Deadline
 
     captured = _CapturedStreams(descriptors=main)
-    _guarded_pid.append(os.getpid())
-    os._exit = posix_exit.__dict__["_exit"] = _exit_as_exception
+    restore = ExitStack()
+    restore.enter_context(exits_disarmed())
     try:
         if main:
             previous_int = signal.signal(signal.SIGINT, on_interrupt)
@@ -192,8 +205,7 @@ def guarded(description: str, timeout: float | None = None) -> Iterator[GuardRep
         if alarm_set:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, signal.SIG_DFL if previous_alarm is None else previous_alarm)
-        os._exit = posix_exit.__dict__["_exit"] = _real_exit
-        _guarded_pid.pop()
+        restore.close()
         report.printed = captured.close()
         if main:  # None: the handler was not set from Python; Python's own is the one to restore
             signal.signal(signal.SIGINT, signal.default_int_handler if previous_int is None else previous_int)

@@ -10,7 +10,8 @@ import numpy as np
 
 from eqcheck.actions.spatial import soft_disk_window
 from eqcheck.errors import ShapeError, UsageError
-from eqcheck.models.base import InputSpec
+from eqcheck.models.base import InputSpec, first_line
+from eqcheck.validation import check_memory
 
 DEFAULT_BATCH = 2
 
@@ -158,12 +159,10 @@ def cast_input(name: str, array: np.ndarray, spec: InputSpec, source: str) -> np
 
 def _npy(path: Path) -> np.ndarray:
     """A ``.npy`` file: its header read first (memory-mapped), so that a huge array is refused, not loaded."""
-    from eqcheck.validation import check_memory
-
     try:
         mapped = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as error:  # object arrays, bad headers, truncated data
-        raise UsageError(f"input file {path} cannot be read without pickle ({_first(error)})") from None
+        raise UsageError(f"input file {path} cannot be read without pickle ({first_line(error)})") from None
     check_memory(mapped.nbytes, 1, f"input file {path}")
     return np.array(mapped)
 
@@ -180,8 +179,6 @@ def _member_bytes(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> int:
 def _npz(path: Path) -> dict[str, np.ndarray]:
     """A ``.npz`` file: every member a ``.npy`` (a zip of anything else is not one), its declared size
     checked before it is read, read without pickle."""
-    from eqcheck.validation import check_memory
-
     with zipfile.ZipFile(path) as archive:
         members = archive.infolist()
         others = [m.filename for m in members if not m.filename.endswith(".npy")]
@@ -191,7 +188,7 @@ def _npz(path: Path) -> dict[str, np.ndarray]:
         try:
             declared = sum(_member_bytes(archive, m) for m in members)
         except Exception as error:  # a member that is no .npy: numpy's header reader says why
-            raise UsageError(f"input file {path}: a member is not a readable .npy ({_first(error)})") from None
+            raise UsageError(f"input file {path}: a member is not a readable .npy ({first_line(error)})") from None
     check_memory(declared, 1, f"input file {path}")
     arrays = {}
     with np.load(path, allow_pickle=False) as loaded:
@@ -200,13 +197,8 @@ def _npz(path: Path) -> dict[str, np.ndarray]:
                 arrays[key] = loaded[key]
             except Exception as error:  # object arrays (pickle), truncated data
                 raise UsageError(f"input file {path}: array {key!r} cannot be read without pickle "
-                                 f"({_first(error)})") from None
+                                 f"({first_line(error)})") from None
     return arrays
-
-
-def _first(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_input_file(path: str | Path, specs: list[InputSpec]) -> dict[str, np.ndarray]:
@@ -226,14 +218,13 @@ def load_input_file(path: str | Path, specs: list[InputSpec]) -> dict[str, np.nd
         else:
             raise UsageError(f"input file {path} is neither .npy nor .npz (numpy.save and numpy.savez write them)")
     except (OSError, zipfile.BadZipFile, EOFError) as error:
-        raise UsageError(f"could not read input file {path}: {_first(error)}") from None
+        raise UsageError(f"could not read input file {path}: {first_line(error)}") from None
     for spec in specs:
-        array = arrays[spec.name]
-        check_values(spec.name, array, str(path))
+        array = cast_input(spec.name, arrays[spec.name], spec, str(path))  # its values checked first
         if spec.shape is not None and len(spec.shape) != array.ndim:
             raise ShapeError(f"input {spec.name!r} has rank {len(spec.shape)} ({_show(spec.shape)}), "
                              f"the array in {path} has shape {list(array.shape)}")
-        arrays[spec.name] = cast_input(spec.name, array, spec, str(path))
+        arrays[spec.name] = array
     return arrays
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import eqcheck
-from eqcheck.errors import EXIT_EQUIVARIANT, EXIT_NOT_EQUIVARIANT
 
 DATA = Path(__file__).parent / "data" / "escnn"
 REFERENCE = json.loads((DATA / "reference.json").read_text())["models"]

@@ -34,8 +34,9 @@ class FieldTypeAction(Representation):
         label = self.rep.group.label(element)
         if label is None:
             raise ValueError(f"{element.label} is not an element of {self.rep.group.spec}")
-        return mix_channels(None if (perm := self.rep.permutation(label)) is not None else self.rep.matrix(label),
-                            perm, x)
+        permutation = self.rep.permutation(label)
+        matrix = None if permutation is not None else self.rep.matrix(label)
+        return mix_channels(matrix, permutation, x)
 
     def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
         moved = self.channel_part(element, x)

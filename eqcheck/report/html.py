@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from eqcheck.report.inert import html_text as escape
 from eqcheck.report.html_chart import LogScale, heat_color, heat_map, layer_chart
-from eqcheck.metrics import worst
 from eqcheck.report.text import action_text, fmt, largest_error, passes, verdict_line
 from eqcheck.result import ElementResult, LayerResult, VerificationResult
 

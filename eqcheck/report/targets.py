@@ -88,16 +88,17 @@ def check_targets(targets: Mapping[str, str | None], reads: Iterable[ReadFile] =
     files = {option: path for option, path in given.items() if path != STDOUT}
     for option, path in files.items():
         check_target(option, path)
+    infos = {option: _stat(_resolved(path)) for option, path in files.items()}
     seen: dict[object, str] = {}
     for option, path in files.items():
-        info = _stat(_resolved(path))  # a file that exists is known by its inode (hard links too)
+        info = infos[option]  # a file that exists is known by its inode (hard links too)
         key = (info.st_dev, info.st_ino) if info is not None else _resolved(path)
         if key in seen:
             raise UsageError(f"{seen[key]} and {option} name the same file {_shown(path)}: give each report its "
                              f"own path")
         seen[key] = option
-    existing = {option: (path, info) for option, path in files.items()
-                if (info := _stat(_resolved(path))) is not None and stat.S_ISREG(info.st_mode)}
+    existing = {option: (path, infos[option]) for option, path in files.items()
+                if infos[option] is not None and stat.S_ISREG(infos[option].st_mode)}
     if not existing:
         return  # a report path that does not exist yet cannot be a file the run reads
     for read in reads:

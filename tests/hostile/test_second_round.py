@@ -234,7 +234,7 @@ def test_casts_that_would_change_the_data_are_refused(capsys, tmp_path) -> None:
 
 
 def _odd_input_model(tmp_path, dtype, shape):
-    from onnx import TensorProto, helper
+    from onnx import helper
 
     return save_onnx(helper.make_graph(
         [helper.make_node("Identity", ["x"], ["y"])], "g",

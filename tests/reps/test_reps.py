@@ -13,7 +13,7 @@ import pytest
 from eqcheck.errors import UsageError
 from eqcheck.groups.element import Element
 from eqcheck.groups.point import PointElement, PointGroup
-from eqcheck.reps import FieldGroup, character_name, decompose, irreps, parse_field_group, parse_sum
+from eqcheck.reps import FieldGroup, character_name, decompose, parse_field_group, parse_sum
 
 ESCNN = json.loads((Path(__file__).parents[1] / "data" / "escnn_representations.json").read_text())
 GROUPS = {"c4": "c4", "c8": "c8", "d4": "d4", "d4_axis0": "d4:axis=0", "d8": "d8"}
