@@ -8,9 +8,10 @@ import numpy as np
 from eqcheck.errors import ModelRunError
 from eqcheck.models.base import ModelRunner
 
-#: stacking pays while batches are small (per-call overhead); past this many samples a pass gets
-#: slower per sample (activations leave the cache) and memory grows: benchmarks/bench_verify.py
-MAX_CHUNK_SAMPLES = 64
+#: stacking pays while batches are small (per-call overhead); past this many samples a pass is no
+#: cheaper per sample, and each new batch shape costs a fresh session extra (onnxruntime plans memory per
+#: shape): 32 was 5-15% faster than 64 on the sample models at batch 8 and 32 (benchmarks/bench_verify.py)
+MAX_CHUNK_SAMPLES = 32
 #: and never more than this many bytes of inputs in one pass
 MAX_CHUNK_BYTES = 64 * 2**20
 

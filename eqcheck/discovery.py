@@ -15,7 +15,7 @@ import numpy as np
 
 from eqcheck.actions.fields import mix_channels
 from eqcheck.actions.representations import Representation, _spatial_fits
-from eqcheck.actions.spatial import apply_spatial, central_disk
+from eqcheck.actions.spatial import apply_spatial, central_disk, turn
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
 from eqcheck.reps import character_name, decompose
@@ -60,41 +60,36 @@ def _samples(x: np.ndarray) -> np.ndarray:
     return np.moveaxis(np.asarray(x, dtype=np.float64), 1, 0).reshape(x.shape[1], -1)
 
 
-#: samples (batch items x pixels) per channel that a fit and its held-out check each use at most
+#: samples (batch items x pixels) per channel that a fit and its held-out check each use at least
 FIT_SAMPLES_PER_CHANNEL = 12
 
 
-def _sample_columns(reference: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Pixel positions (flattened H*W) for the fit and for the held-out check, alternating over the
-    grid; None for a ``[B, C]`` tensor (its batch items are split instead)."""
+def _sample_grids(reference: np.ndarray) -> tuple[tuple | None, tuple | None]:
+    """Index tuples of the pixels used for the fit and for the held-out check: two bands of whole rows,
+    about a third and two thirds down, as many as the channels need (alternate rows where the map is too
+    small for bands). Slices, so that each is a view of any tensor, turned ones included, and reads few
+    cache lines. None for a ``[B, C]`` tensor (its batch items are split instead)."""
     if reference.ndim == 2:
         return None, None
-    batch, channels = reference.shape[:2]
-    pixels = reference.shape[-1] * reference.shape[-2]
-    wanted = min(pixels, -(-2 * FIT_SAMPLES_PER_CHANNEL * channels // batch))
-    chosen = np.unique(np.linspace(0, pixels - 1, wanted).round().astype(np.int64))
-    return chosen[0::2], chosen[1::2]
+    batch, channels, h, w = reference.shape
+    rows = -(-FIT_SAMPLES_PER_CHANNEL * channels // (batch * w))
+    if 3 * rows > h:
+        return (..., slice(0, None, 2), slice(None)), (..., slice(1, None, 2), slice(None))
+    fit_start = h // 3 - rows // 2
+    held_start = max(fit_start + rows, min(2 * h // 3 - rows // 2, h - rows))
+    return (..., slice(fit_start, fit_start + rows), slice(None)), (..., slice(held_start, held_start + rows), slice(None))
 
 
-def _columns(x: np.ndarray, pixels: np.ndarray | None, part: int = 0) -> np.ndarray:
-    """``[C, samples]`` in float64: the chosen pixels of every batch item (a ``[B, C]`` tensor: half of
-    its items, ``part`` 0 or 1)."""
-    if pixels is None:
+def _columns(x: np.ndarray, grid: tuple | None, part: int = 0) -> np.ndarray:
+    """``[C, samples]``, float32 or wider: the grid's pixels of every batch item; a ``[B, C]`` tensor: half
+    of its items (``part`` 0 or 1)."""
+    dtype = np.result_type(x.dtype, np.float32)
+    if grid is None:
         half = x.shape[0] // 2
         rows = x[:half] if part == 0 else x[half:]
-        return np.asarray(rows, dtype=np.float64).T
-    flat = x.reshape(x.shape[0], x.shape[1], -1)[:, :, pixels]
-    return np.moveaxis(flat, 1, 0).reshape(x.shape[1], -1).astype(np.float64)
-
-
-def _moved_columns(g: Element, reference: np.ndarray, fit, held) -> tuple[np.ndarray, np.ndarray]:
-    """The columns of ``S_g reference`` at the fit and held-out pixels, gathered from the reference (the
-    spatial part of an exact element only moves pixels)."""
-    if fit is None:  # [B, C]: nothing moves
-        return _pair(reference, None, None)
-    h, w = reference.shape[-2:]
-    source = apply_spatial(g, np.arange(h * w).reshape(1, 1, h, w)).reshape(-1)
-    return _columns(reference, source[fit]), _columns(reference, source[held])
+        return np.array(rows.T, dtype=dtype, order="C")
+    picked = x[grid]
+    return np.array(np.moveaxis(picked, 1, 0), dtype=dtype, order="C").reshape(x.shape[1], -1)
 
 
 def _pair(y: np.ndarray, fit, held) -> tuple[np.ndarray, np.ndarray]:
@@ -102,6 +97,36 @@ def _pair(y: np.ndarray, fit, held) -> tuple[np.ndarray, np.ndarray]:
     if fit is None:
         return _columns(y, None, 0), _columns(y, None, 1)
     return _columns(y, fit), _columns(y, held)
+
+
+def fit_channels(source: tuple, target: tuple, tolerance: float) -> tuple[np.ndarray, float, float]:
+    """The orthogonal M that maps ``source`` columns to ``target`` columns, with its error on the fit
+    half and on the held-out half. A signed permutation is tried first (what quarter turns and mirrors do
+    to regular, quotient and irrep fields in escnn's bases), kept where it explains both halves within
+    ``tolerance``; otherwise Procrustes in float64."""
+    chosen = signed_permutation(target[0], source[0])
+    if chosen is not None:
+        order, signs = chosen
+        errors = [_rel(signs[:, None] * s[order], t) for s, t in zip(source, target)]
+        if max(errors) <= tolerance:
+            m = np.zeros((len(order), len(order)))
+            m[np.arange(len(order)), order] = signs
+            return m, errors[0], errors[1]
+    source = [np.asarray(s, dtype=np.float64) for s in source]
+    target = [np.asarray(t, dtype=np.float64) for t in target]
+    m = procrustes(target[0], source[0])
+    return m, _rel(m @ source[0], target[0]), _rel(m @ source[1], target[1])
+
+
+def signed_permutation(target: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(order, signs)`` with ``target ~ signs * source[order]``: each target channel's most correlated
+    source channel, None where two target channels pick the same one."""
+    correlation = target @ source.T
+    order = np.abs(correlation).argmax(axis=1)
+    if len(np.unique(order)) < len(order):
+        return None
+    signs = np.sign(correlation[np.arange(len(order)), order]).astype(target.dtype)
+    return order, signs
 
 
 def procrustes(target: np.ndarray, source: np.ndarray) -> np.ndarray:
@@ -126,26 +151,28 @@ def discover(group: Group, elements: list[Element], reference: np.ndarray, trans
         return None
     pairs = [(g, y) for g, y in zip(elements, transformed) if not g.shifts]
     exact = [g for g, _ in pairs if g.exact]
-    if len(pairs) < len(elements) or not exact or not np.isfinite(reference).all():
+    if len(pairs) < len(elements) or not exact:
         return None
     channels = reference.shape[1]
     if reference[:, 0].size < 2 * MIN_SAMPLES_PER_CHANNEL * channels:
         return None
     matrices = {}
-    fit, held = _sample_columns(reference)
+    fit, held = _sample_grids(reference)
     generators = _exact_generators(group, pairs)
     if generators is not None:  # a finite group: fit its generators, derive the rest by the group law
         pairs = generators
     for g, y in pairs:
         if g.exact or reference.ndim == 2:  # flips and quarter turns move pixels ([B, C]: none to move)
-            source, target = _moved_columns(g, reference, fit, held), _pair(y, fit, held)
+            moved = reference if reference.ndim == 2 else turn(g, reference)  # a view: nothing copied
+            source, target = _pair(moved, fit, held), _pair(y, fit, held)
         else:  # interpolated: the disk that comparisons use, every pixel of it
             mask = central_disk(*reference.shape[-2:])
             moved, inside = _samples(apply_spatial(g, reference)[..., mask]), _samples(y[..., mask])
             half = moved.shape[1] // 2
             source, target = (moved[:, :half], moved[:, half:]), (inside[:, :half], inside[:, half:])
-        m = procrustes(target[0], source[0])
-        fitted, held_out = _rel(m @ source[0], target[0]), _rel(m @ source[1], target[1])
+        if not all(np.isfinite(a).all() for a in (*source, *target)):
+            return None
+        m, fitted, held_out = fit_channels(source, target, tolerance)
         if not held_out <= max(HELD_OUT_FACTOR * fitted, tolerance):
             return None
         matrices[g.label] = m

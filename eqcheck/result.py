@@ -76,7 +76,8 @@ class LayerResult:
     tensor: str | None = None
     #: how the action was chosen: "auto" (smallest error), "found" (channel permutation by linear
     #: assignment), "declared" (eqcheck.nn attributes), "given" (--layer-type), "kept" (a failing layer:
-    #: its input's action), "block" (none: inside a block that is equivariant as a whole)
+    #: its input's action), "block" (none: inside a block that is equivariant as a whole), "undetermined"
+    #: (no action eqcheck knows explains it, and nothing says the layer made an error: not judged)
     representation_source: str = "auto"
     #: runner-up error / chosen error among the candidates: how clearly the action won (None: no contest)
     representation_margin: float | None = None

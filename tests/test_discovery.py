@@ -178,3 +178,56 @@ def test_a_pooled_vector_is_found_from_enough_samples_and_a_plain_head_still_fai
     plain = eqcheck.verify(str(Path(__file__).parents[1] / "sample_models" / "z2cnn.onnx"), "p4", per_layer=False,
                            input_shape=(64, 1, 28, 28))
     assert not plain.passed and plain.output.representation_source != "found"
+
+
+def _fields_in_a_basis(spec: str, group_spec: str, basis: np.ndarray | None, channels_shape=(2, 16, 24, 24)):
+    """A map carrying ``spec`` in the channel basis ``basis`` (rho'(g) = Q rho(g) Q^T), and its exactly
+    transformed copies."""
+    from eqcheck.actions.parse import field_type
+    from eqcheck.groups import parse_group
+    from eqcheck.groups.base import SamplingContext
+
+    group = parse_group(group_spec)
+    elements = group.testing_elements(SamplingContext(rng=np.random.default_rng(0)))
+    action = field_type(spec, group.field_group)
+    z = np.random.default_rng(1).standard_normal(channels_shape).astype(np.float32)
+    to_basis = (lambda t: t) if basis is None else (lambda t: np.einsum("ij,bj...->bi...", basis, t).astype(np.float32))
+    return group, elements, to_basis(z), [to_basis(action.apply(g, z)) for g in elements]
+
+
+@pytest.mark.parametrize("spec, group_spec, name", [("8*irrep(1)", "p4", "8*irrep(1)"),
+                                                    ("2*regular", "p4m", "2*regular"),
+                                                    ("4*irrep(1,1)+8*trivial", "p4m", "4*irrep(1,1)+8*trivial")])
+def test_a_type_in_any_orthogonal_basis_is_found_and_named(spec, group_spec, name) -> None:
+    """escnn's bases give signed permutations (found by assignment); any other orthogonal basis needs the
+    Procrustes fit: both are found, named by their characters, and reproduce the copies exactly."""
+    from eqcheck.discovery import discover
+
+    basis, _ = np.linalg.qr(np.random.default_rng(2).standard_normal((16, 16)))
+    for q in (None, basis):
+        group, elements, reference, transformed = _fields_in_a_basis(spec, group_spec, q)
+        found = discover(group, elements, reference, transformed, 1e-5)
+        assert found is not None and found.spec == name
+        for g, y in zip(elements, transformed):
+            assert np.abs(found.apply(g, reference) - y).max() < 1e-5 * np.abs(y).max()
+
+
+def test_channels_are_mixed_by_gathering_exactly_where_rho_is_a_signed_permutation() -> None:
+    from eqcheck.actions.fields import mix_channels, signed_permutation_of
+    from eqcheck.reps import parse_sum, parse_field_group
+
+    x = np.random.default_rng(0).standard_normal((2, 12, 5, 5)).astype(np.float32)
+    d4 = parse_field_group("d4")
+    rep = parse_sum("regular+irrep(1,1)+2*trivial", d4)
+    for label in d4.elements():
+        matrix = rep.matrix(label)
+        order, _ = signed_permutation_of(matrix)
+        assert order is not None  # escnn's basis: every element of D4 is a signed permutation
+        gathered = mix_channels(matrix, None, x)
+        assert gathered.dtype == np.float32
+        np.testing.assert_array_equal(gathered, np.einsum("ij,bj...->bi...", matrix, x.astype(np.float64)))
+    c8 = parse_field_group("c8")
+    turn_45 = parse_sum("irrep(1)", c8).matrix(c8.elements()[1])
+    assert signed_permutation_of(turn_45) == (None, None)
+    y = x[:, :2]
+    np.testing.assert_allclose(mix_channels(turn_45, None, y), np.einsum("ij,bj...->bi...", turn_45, y), atol=1e-6)

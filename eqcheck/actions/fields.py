@@ -14,12 +14,31 @@ from eqcheck.reps import DirectSum
 
 
 def mix_channels(matrix: np.ndarray | None, permutation: np.ndarray | None, x: np.ndarray) -> np.ndarray:
-    """``rho x`` along axis 1: a gather where rho permutes, a matrix product otherwise (float64 for
-    the product, the result in x's dtype)."""
+    """``rho x`` along axis 1: a gather where rho permutes channels (given, or read from a matrix that is
+    a signed permutation: quarter turns and mirrors of most field types), exact in x's dtype; otherwise a
+    matrix product in float64 (the result in x's dtype)."""
+    signs = None
+    if permutation is None:
+        permutation, signs = signed_permutation_of(matrix)
     if permutation is not None:
-        return np.take(x, permutation, axis=1)
+        moved = np.take(x, permutation, axis=1)
+        if signs is not None:
+            moved *= signs.astype(moved.dtype).reshape((1, -1) + (1,) * (x.ndim - 2))
+        return moved
     mixed = np.tensordot(matrix, x.astype(np.float64, copy=False), axes=([1], [1]))
     return np.moveaxis(mixed, 0, 1).astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)
+
+
+def signed_permutation_of(matrix: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(order, signs)`` with ``matrix @ v == signs * v[order]`` where each row and column of ``matrix``
+    holds exactly one entry, +1 or -1 (signs None where all are +1); ``(None, None)`` otherwise."""
+    rows = np.arange(len(matrix))
+    order = np.abs(matrix).argmax(axis=1)
+    signs = matrix[rows, order]
+    if not (np.all(np.abs(signs) == 1) and np.count_nonzero(matrix) == len(matrix)
+            and len(np.unique(order)) == len(order)):
+        return None, None
+    return order, (None if np.all(signs == 1) else signs)
 
 
 @dataclass(frozen=True)

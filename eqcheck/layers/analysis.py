@@ -79,6 +79,11 @@ def analyze_layers(
         analysis.run(feeds, items, max_batch, memory_budget, report)
         runner.notes.extend(analysis.notes)
         rows = build_rows(analysis, tracer)
+        unknown = [row.name for _, row, _ in rows if row.representation_source == "undetermined"]
+        if unknown:
+            runner.notes.append(
+                f"per-layer: no action eqcheck knows explains {len(unknown)} tensor(s) (first: {unknown[0]}); "
+                f"their layers are not judged: declare one with --layer-type '{unknown[0]}=TYPE'")
         failing = first_failing(rows)
         causes = diagnose(runner, group, rows, feeds, tolerance, getattr(tracer, "scan_model", None)) if failing else []
     except UsageError:
@@ -99,14 +104,20 @@ def _stopped(runner: ModelRunner, error: Exception) -> tuple[tuple[LayerResult, 
 
 def _row(site: Site, a: Analysed, name: str | None = None, op: str | None = None) -> LayerResult:
     choice, cumulative = a.choice, a.cumulative or a.local
+    if a.undetermined:
+        representation, source = "undetermined", "undetermined"
+    elif a.absorbed:
+        representation, source = "none", "block"
+    else:
+        representation, source = choice.rep.spec, choice.source
     return LayerResult(
         name=name or site.name, op=op or site.op, shape=tuple(int(d) for d in a.view.raw_ref.shape),
-        representation="none" if a.absorbed else choice.rep.spec, max_rel_error=cumulative.worst,
-        local_rel_error=None if a.mixed else a.local.worst, passed=a.local.passed or a.absorbed or a.mixed,
-        tensor=site.tensor,
-        representation_source="block" if a.absorbed else choice.source,
-        representation_margin=None if a.absorbed else choice.margin, cumulative_passed=cumulative.passed,
-        element_errors=cumulative.errors)
+        representation=representation, max_rel_error=cumulative.worst,
+        local_rel_error=None if a.mixed or a.undetermined else a.local.worst,
+        passed=a.local.passed or a.absorbed or a.mixed or a.undetermined,
+        tensor=site.tensor, representation_source=source,
+        representation_margin=None if a.absorbed or a.undetermined else choice.margin,
+        cumulative_passed=cumulative.passed, element_errors=cumulative.errors)
 
 
 def build_rows(analysis: LayerAnalysis, tracer) -> list[Row]:
@@ -172,12 +183,21 @@ def make_tracer(runner: ModelRunner) -> LayerTracer | None:
         return None
     import torch
 
-    if runner.format in ("pytorch", "pt2") and isinstance(runner.module, torch.nn.Module):
-        from eqcheck.layers.capture_torch import TorchTracer
+    if not isinstance(runner.module, torch.nn.Module):
+        runner.notes.append("per-layer analysis skipped: the model is not an nn.Module")
+        return None
+    from eqcheck.layers.capture_graph import GraphTracer, trace_module
 
-        return TorchTracer(runner)
-    runner.notes.append("per-layer analysis skipped: the model is not an nn.Module")
-    return None
+    if isinstance(runner.module, torch.fx.GraphModule):  # a .pt2: its own exported graph
+        return GraphTracer(runner, runner.module)
+    traced = trace_module(runner.module)
+    if traced is not None:
+        return GraphTracer(runner, traced, runner.module)
+    from eqcheck.layers.capture_torch import TorchTracer
+
+    runner.notes.append("per-layer analysis by module hooks: the model's forward could not be traced "
+                        "(torch.fx), so code between modules is seen only where it makes an error")
+    return TorchTracer(runner)
 
 
 def generate_items(group, elements, feeds, other_feeds, input_actions, geometry) -> list[dict[str, np.ndarray]]:

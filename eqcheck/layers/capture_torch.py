@@ -1,8 +1,9 @@
-"""PyTorch layers: forward hooks on every module (a .pt2 unflattened first), broken outputs replaced by hooks."""
+"""PyTorch layers by forward hooks, for a model whose forward cannot be traced (capture_graph.py does the
+rest): hooks on the layer modules (leaves, torch's own, declared ones; never containers), broken outputs
+replaced by hooks; code between modules is found where an error appears that no module made."""
 from __future__ import annotations
 
 import contextlib
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,24 +66,29 @@ class Call:
     arg_keys: list = field(default_factory=list)
 
 
+def layer_modules(root) -> list[tuple[str, object]]:
+    """``(path, module)`` of the modules that are layers, outermost first; none inside another."""
+    from eqcheck.layers.capture_graph import is_layer_module
+
+    found: list[tuple[str, object]] = []
+    for name, module in root.named_modules():
+        if name and is_layer_module(module) and not any(name.startswith(p + ".") for p, _ in found):
+            found.append((name, module))
+    return found
+
+
 class TorchTracer(LayerTracer):
     """Hooks on named modules; a module called k times gives layers ``name#1`` .. ``name#k``."""
 
     output_key = OUTPUT_KEY
 
     def __init__(self, runner) -> None:
-        import torch
-
         module = runner.module
-        if runner.format == "pt2":
-            with warnings.catch_warnings():  # torch's own deprecation noise, not the user's business
-                warnings.simplefilter("ignore", FutureWarning)
-                module = torch.export.unflatten(torch.export.load(runner.description))
         self.module = module
         self.runner = runner
         self.stacked = runner.batch_dynamic
         self.input_names = [spec.name for spec in runner.inputs]
-        self.modules = [(name, m) for name, m in module.named_modules() if name]
+        self.modules = layer_modules(module)
         self.sites = []
         self.calls: list[Call] = []
         self.axes: dict[str, int] = {}

@@ -28,6 +28,13 @@ LAYER_MEMORY_BUDGET = 1 << 30
 MAX_BREAKS = 8
 #: ops that only reshape their input's data (ONNX op types and torch module classes)
 RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Unflatten"}
+#: ops that only move, copy or select their inputs' numbers (ONNX op types, torch modules, functions and
+#: methods, lower case): given exact inputs, one whose output changes shape has an action of its own that
+#: eqcheck may not name (a flattened image, tokens in a transposed layout), not an error it makes
+DATA_MOVES = {name.lower() for name in RESHAPES} | {
+    "view", "flatten", "unflatten", "permute", "transpose", "t", "contiguous", "expand", "expand_as", "repeat",
+    "tile", "getitem", "cat", "concat", "stack", "split", "chunk", "movedim", "swapaxes", "narrow", "select",
+    "slice", "gather", "depthtospace", "spacetodepth", "pixel_shuffle", "pixel_unshuffle"}
 
 
 @dataclass
@@ -69,6 +76,9 @@ class Analysed:
     #: read after the analysis stopped making breaks exact (MAX_BREAKS): its "local" error includes what
     #: earlier layers made, so it says nothing about the layer itself
     mixed: bool = False
+    #: no action eqcheck knows explains it, and nothing says the layer made an error: a shape-changing
+    #: move of exact data, or a layer reading such a tensor (``--layer-type`` can declare it)
+    undetermined: bool = False
 
     def finish(self, analysis: "LayerAnalysis") -> None:
         """The cumulative error, under the action the layer was finally given."""
@@ -199,7 +209,13 @@ class LayerAnalysis:
         inputs_exact = all(self.analysed[k].local.passed for k in site.inputs
                            if k in self.analysed and k not in self.patches)
         choice = self.choose_output(site, view, input_action, inputs_exact)
-        return self._store(self.analysed, site, choice, view, input_action)
+        analysed = self._store(self.analysed, site, choice, view, input_action)
+        if not analysed.local.passed and choice.source not in ("given", "declared"):
+            unknown_input = any(self.analysed[k].undetermined for k in site.inputs if k in self.analysed)
+            moved = (site.op.lower() in DATA_MOVES and inputs_exact
+                     and any(self.tracer.ref[k].shape != view.raw_ref.shape for k in site.inputs if k in self.tracer.ref))
+            analysed.undetermined = unknown_input or moved
+        return analysed
 
     def _reshaped(self, site: Site, view: View, source: Analysed, input_action: Representation) -> Analysed | None:
         """A reshape of an exact tensor that keeps its action (``[B, C*|H|, H, W]`` to ``[B, C, |H|, H, W]``):
@@ -315,11 +331,12 @@ class LayerAnalysis:
                 break
             recovered = self._recovered(order)
             fixed = {"given", "declared"}  # an action someone stated is a contract: no block excuses it
-            broken = next((a for a in order if not a.local.passed and (not recovered[a.site.output]
-                                                                       or a.choice.source in fixed)), None)
+            broken = next((a for a in order if not a.local.passed and not a.undetermined
+                           and (not recovered[a.site.output] or a.choice.source in fixed)), None)
             for a in order:
                 if not a.local.passed and recovered[a.site.output] and a.choice.source not in fixed:
                     a.absorbed = True  # inside a block that is equivariant as a whole (padding, heads)
+                    a.undetermined = False  # what it carries is undone further down: that is known
                 if a is broken:
                     break
             if broken is None:

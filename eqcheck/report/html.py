@@ -169,6 +169,8 @@ def _layer_status(layer: LayerResult, first: bool) -> str:
         return _status(False)
     if layer.representation_source == "block":
         return '<span class="badge dim">ok, block</span>'
+    if layer.representation_source == "undetermined":
+        return '<span class="badge dim" title="no action eqcheck knows explains it: not judged">-</span>'
     if layer.local_rel_error is None and not layer.cumulative_passed:
         return '<span class="badge dim" title="its own error is not separated from earlier layers\'">-</span>'
     if not layer.cumulative_passed:

@@ -115,6 +115,8 @@ def _layers(result: VerificationResult) -> Table:
             flag = Text("FAIL", style="red")
         elif layer.representation_source == "block":
             flag = Text("ok, block", style="dim")
+        elif layer.representation_source == "undetermined":
+            flag = Text("-", style="dim")  # no known action: the layer is not judged
         elif layer.local_rel_error is None and not layer.cumulative_passed:
             flag = Text("-", style="dim")  # no local error separated: nothing to say about the layer itself
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -86,17 +86,24 @@ def decompose(characters: dict, group: FieldGroup) -> list[tuple[int, Rep]] | No
     """Multiplicities of the irreps of ``group`` in a representation given by its character on every
     element (``<chi, chi_i> / <chi_i, chi_i>``: a real 2-D irrep of C_N is two complex ones, so its own
     norm is 2|G|); None when they are not whole numbers (not a representation)."""
-    elements = group.elements()
+    elements, table = _character_table(group)
+    chi = np.array([characters[g] for g in elements])
     found = []
-    for irrep in irreps(group):
-        own = [irrep.character(g) for g in elements]
-        total = sum(characters[g] * c for g, c in zip(elements, own)) / sum(c * c for c in own)
+    for irrep, own in table:
+        total = float(chi @ own) / float(own @ own)
         count = round(total)
         if abs(total - count) > 0.05:
             return None
         if count:
             found.append((count, irrep))
     return found
+
+
+@lru_cache(maxsize=None)
+def _character_table(group: FieldGroup) -> tuple[list, list[tuple[Rep, np.ndarray]]]:
+    """The group's elements and each irrep with its character on them (derived once per group)."""
+    elements = group.elements()
+    return elements, [(irrep, np.array([irrep.character(g) for g in elements])) for irrep in irreps(group)]
 
 
 def character_name(terms: list[tuple[int, Rep]], group: FieldGroup) -> str:
@@ -106,9 +113,7 @@ def character_name(terms: list[tuple[int, Rep]], group: FieldGroup) -> str:
     reps = {rep.spec: rep for _, rep in terms}
     names = []
     if group.finite:  # as many copies of the regular representation as the multiplicities hold, named so
-        identity = group.elements()[0]
-        regular = {rep.spec: m for m, rep in decompose({g: float(group.order if g == identity else 0)
-                                                         for g in group.elements()}, group)}
+        regular = _regular_multiplicities(group)
         copies = min(counts.get(name, 0) // m for name, m in regular.items())
         if copies:
             names.append("regular" if copies == 1 else f"{copies}*regular")
@@ -116,6 +121,14 @@ def character_name(terms: list[tuple[int, Rep]], group: FieldGroup) -> str:
     ordered = sorted((name for name, m in counts.items() if m), key=lambda n: (-reps[n].dim, _short(n)))
     names += [_short(name) if counts[name] == 1 else f"{counts[name]}*{_short(name)}" for name in ordered]
     return "+".join(names)
+
+
+@lru_cache(maxsize=None)
+def _regular_multiplicities(group: FieldGroup) -> dict[str, int]:
+    """Each irrep's multiplicity in the regular representation (its dimension), by spec."""
+    identity = group.elements()[0]
+    return {rep.spec: m for m, rep in decompose({g: float(group.order if g == identity else 0)
+                                                  for g in group.elements()}, group)}
 
 
 def _short(spec: str) -> str:

@@ -1,0 +1,282 @@
+"""PyTorch layers from the model's graph: every leaf module call and every functional op between them.
+
+A Python module is traced with ``torch.fx`` (leaf modules kept whole: modules without children, torch's
+own, and eqcheck.nn-declared ones; containers traced through), a ``.pt2`` is its own exported graph (ops
+grouped into the leaf module that ran them, from ``nn_module_stack``). The graph then runs node by node,
+so any node's value can be captured or replaced: a ``torch.roll`` between modules is a layer
+(``forward.roll``), a container never is, and a module called twice gives ``name#1``, ``name#2``.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from eqcheck.errors import ModelRunError
+from eqcheck.layers.trace import LayerTracer, Site, split_runs, stack_items
+from eqcheck.models.base import first_line
+
+
+@dataclass
+class GraphLayer:
+    """Consecutive graph nodes that make one layer: their last value read outside them is its output."""
+
+    nodes: list = field(default_factory=list)
+    module_path: str | None = None
+    module_type: str | None = None
+
+
+def _op_name(target) -> str:
+    """``add`` for ``operator.add``, ``torch.add``, ``aten.add.Tensor`` and the method ``"add"``."""
+    text = str(target)
+    if text.startswith("aten."):
+        return text.split(".")[1]
+    return getattr(target, "__name__", text).split(".")[-1].strip("_") or text
+
+
+def _type_name(value) -> str:
+    text = value if isinstance(value, str) else getattr(value, "__name__", str(value))
+    return text.rsplit(".", 1)[-1].strip("'>")
+
+
+def _stack(node) -> list[tuple[str, str]]:
+    """``(module path, type name)`` from the outermost module to the innermost that ran ``node``."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return [(str(path), _type_name(kind)) for path, kind in stack.values()]
+
+
+def is_layer_module(module) -> bool:
+    """Kept whole as one layer: declared by its author (eqcheck.nn attributes), one of torch's own modules
+    (but not its containers), or a module without children."""
+    import torch
+
+    if getattr(module, "eqcheck_output_type", None) is not None:
+        return True
+    if isinstance(module, (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)):
+        return False
+    return module.__module__.startswith("torch.nn") or next(module.children(), None) is None
+
+
+def trace_module(module):
+    """The module as a ``torch.fx.GraphModule`` whose call_module nodes are its layer modules, or None
+    when it cannot be traced symbolically (control flow on values, and the like)."""
+    import torch
+
+    class LayerTracer_(torch.fx.Tracer):
+        def is_leaf_module(self, m, qualname):
+            return is_layer_module(m)
+
+    try:
+        graph = LayerTracer_().trace(module)
+        return torch.fx.GraphModule(module, graph)
+    except Exception:
+        return None
+
+
+class GraphTracer(LayerTracer):
+    """Layers of a ``torch.fx.GraphModule``, captured by running its graph node by node."""
+
+    def __init__(self, runner, graph_module, root=None) -> None:
+        self.runner = runner
+        self.graph_module = graph_module
+        self.root = root if root is not None else graph_module
+        self.module = self.root  # what names code between layers (analysis.build_rows); every op is one here
+        self.calls: list = []
+        self.stacked = runner.batch_dynamic
+        self.input_names = [spec.name for spec in runner.inputs]
+        nodes = list(graph_module.graph.nodes)
+        placeholders = [n for n in nodes if n.op == "placeholder"]
+        if len(placeholders) != len(self.input_names):
+            raise ModelRunError(f"the traced graph takes {len(placeholders)} inputs, the model {len(self.input_names)}")
+        self.keys = {n: n.name for n in nodes}
+        self.keys.update(zip(placeholders, self.input_names))
+        self.live = _depends_on(nodes, set(placeholders))
+        self.layers = _group_layers(nodes, self.live)
+        self.sites: list[Site] = []
+        self.axes: dict[str, int] = {}
+        self.layouts: dict[str, tuple[int, int]] = {}
+        self.ref: dict[str, np.ndarray] = {}
+        self.batch = 0
+
+    # ---- running the graph -----------------------------------------------------------------------
+    def _run(self, feeds, wanted: set[str] | None, replace: dict) -> dict[str, np.ndarray]:
+        import torch
+
+        keys, values = self.keys, {}
+        live = self.live
+
+        class Run(torch.fx.Interpreter):
+            def run_node(self, node):
+                out = super().run_node(node)
+                key = keys[node]
+                if node not in live or node.op == "output":
+                    return out
+                tensor = _first_float(out)
+                if tensor is None:
+                    return out
+                if key in replace:
+                    out = _replaced(out, tensor, replace[key].to(tensor.dtype))
+                    tensor = _first_float(out)
+                if wanted is None or key in wanted:
+                    values[key] = _numpy(tensor).copy()  # a later in-place op must not change it
+                return out
+
+        tensors = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.runner.device) for n in self.input_names]
+        precision = getattr(self.runner, "_precision", contextlib.nullcontext)
+        try:
+            with torch.no_grad(), precision():
+                Run(self.graph_module).run(*tensors)
+        except ModelRunError:
+            raise
+        except Exception as error:
+            raise ModelRunError(f"the layer capture could not run: {first_line(error)}") from None
+        return values
+
+    def reference(self, feeds):
+        self.ref = self._run(feeds, None, {})
+        self.batch = next(iter(feeds.values())).shape[0]
+        self.sites = self._sites()
+        return self.ref
+
+    def _sites(self) -> list[Site]:
+        keys = self.keys
+        drafts = []
+        for index, layer in enumerate(self.layers):
+            members = set(layer.nodes)
+            output = next((n for n in reversed(layer.nodes) if keys[n] in self.ref
+                           and (n.op == "call_module" or _used_outside(n, members))), None)
+            if output is None:
+                continue
+            inputs = []
+            for node in layer.nodes:
+                for source in node.all_input_nodes:
+                    if source not in members and keys[source] in self.ref and keys[source] not in inputs:
+                        inputs.append(keys[source])
+            name, op, module, constants = self._describe(layer, output)
+            drafts.append((name, op, module, constants, keys[output], tuple(inputs), index))
+        counts: dict[str, int] = {}
+        for name, *_ in drafts:
+            counts[name] = counts.get(name, 0) + 1
+        seen: dict[str, int] = {}
+        sites = []
+        for name, op, module, constants, output, inputs, index in drafts:
+            seen[name] = seen.get(name, 0) + 1
+            sites.append(Site(
+                name=name if counts[name] == 1 else f"{name}#{seen[name]}", op=op, output=output,
+                inputs=inputs, node=name, constants=constants, span=(index, index),
+                declared_group=getattr(module, "eqcheck_group", None),
+                declared_in=getattr(module, "eqcheck_input_type", None),
+                declared_out=getattr(module, "eqcheck_output_type", None)))
+        return sites
+
+    def _describe(self, layer: GraphLayer, output) -> tuple[str, str, object, tuple[str, ...]]:
+        """``(name, op, module, constants)``: a layer module by its path and class; an op by the module
+        whose forward runs it and the op (``forward.roll`` at the top), or by the parameter it reads
+        (``pos`` for ``x + self.pos``)."""
+        if layer.module_path is not None:
+            module = _submodule(self.root, layer.module_path)
+            # an exported graph names the class that ran (its own copy of the module is a plain Module)
+            op = layer.module_type or (type(module).__name__ if module is not None else "module")
+            return layer.module_path, op, module, ()
+        node = layer.nodes[-1]
+        op = _op_name(node.target)
+        attrs = tuple(str(s.target) for s in node.all_input_nodes if s.op == "get_attr" and s not in self.live)
+        stack = _stack(node)
+        scope = stack[-1][0] if stack and stack[-1][0] else ""
+        if attrs:
+            return attrs[0], op, None, attrs
+        return f"{scope}.{op}" if scope else f"forward.{op}", op, None, ()
+
+    def capture(self, sites, items, groups, identity=None, patches=None):
+        import torch
+
+        patches = patches or {}
+        wanted = {k for s in sites for k in (s.output, *s.inputs)}
+        runs: list[tuple[dict[str, np.ndarray], int]] = []
+        for group in groups:
+            feeds = {n: stack_items([items[i][n] for i in group], 0) for n in self.input_names}
+            replace = {k: torch.from_numpy(np.ascontiguousarray(stack_items([v[i] for i in group], *self.layouts[k])))
+                       .to(self.runner.device) for k, v in patches.items()}
+            runs.append((self._run(feeds, wanted, replace), len(group)))
+        result = {}
+        for key in wanted:
+            if key in runs[0][0] and key in self.ref:
+                split = split_runs(self.ref[key], [(values[key], count) for values, count in runs], identity=identity,
+                                   batch=self.batch)
+                if split is not None:
+                    result[key], self.layouts[key] = split
+                    self.axes[key] = split[1][0]
+        return result
+
+
+def _depends_on(nodes, sources: set) -> set:
+    """The nodes whose value depends on ``sources`` (the model's inputs): activations, not constants."""
+    live = set(sources)
+    for node in nodes:
+        if any(s in live for s in node.all_input_nodes):
+            live.add(node)
+    return live
+
+
+def _used_outside(node, members: set) -> bool:
+    return any(user not in members for user in node.users)
+
+
+def _group_layers(nodes, live: set) -> list[GraphLayer]:
+    """Live nodes in graph order, one layer per call_module node (a traced Python module) or per run of
+    consecutive ops that the same leaf module ran (an exported graph), else one per op."""
+    paths = {path for node in nodes for path, _ in _stack(node)}
+    leaves = {p for p in paths if p and not any(q.startswith(p + ".") for q in paths)}
+    layers: list[GraphLayer] = []
+    for node in nodes:
+        if node not in live or node.op in ("placeholder", "output", "get_attr"):
+            continue
+        if node.op == "call_module":
+            if str(node.target).startswith("_guards"):
+                continue
+            layers.append(GraphLayer([node], str(node.target)))
+            continue
+        stack = _stack(node)
+        path, kind = stack[-1] if stack else ("", None)
+        if path in leaves:
+            if layers and layers[-1].module_path == path and layers[-1].nodes[-1].op != "call_module":
+                layers[-1].nodes.append(node)
+            else:
+                layers.append(GraphLayer([node], path, kind))
+        else:
+            layers.append(GraphLayer([node]))
+    return layers
+
+
+def _submodule(root, path: str):
+    try:
+        return root.get_submodule(path)
+    except (AttributeError, TypeError):
+        return None
+
+
+def _first_float(value):
+    import torch
+
+    from eqcheck.models.torch_runner import flatten_outputs
+
+    return next((t for t in flatten_outputs(value) if isinstance(t, torch.Tensor) and t.is_floating_point()), None)
+
+
+def _numpy(tensor) -> np.ndarray:
+    import torch
+
+    tensor = tensor.detach()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    return tensor.cpu().numpy()
+
+
+def _replaced(out, tensor, new):
+    """``out`` with its first floating tensor replaced (a tensor, or a tuple or list holding one)."""
+    if out is tensor:
+        return new
+    if isinstance(out, (tuple, list)):
+        return type(out)(new if item is tensor else item for item in out)
+    return out
