@@ -161,14 +161,34 @@ def diagnose(runner: ModelRunner, group: Group, rows: list[Row], feeds, toleranc
     (``model``: the tracer's parsed copy, where it holds one the scan can use)."""
     failing = {site.node for site, row, _ in rows if not row.passed and site.node}
     ops = scan(runner, feeds, {k: v.shape for k, v in feeds.items()}, model, failing) if failing else []
-    found: list[Diagnosis] = []
+    found: list[tuple[str, Diagnosis]] = []
     for site, row, a in rows:
         if row.passed:
             continue
         mine = [op for op in ops if op.name == site.node]
-        found += layer_causes(group, row, site.op, a.input_action, site.constants, a.local.identity,
-                              str(a.view.raw_ref.dtype), mine, tolerance, glue=site.glue)
-    return found
+        found += [(f"{row.name} ({site.op})", d) for d in
+                  layer_causes(group, row, site.op, a.input_action, site.constants, a.local.identity,
+                               str(a.view.raw_ref.dtype), mine, tolerance, glue=site.glue)]
+    return merge_causes(found)
+
+
+def merge_causes(found: list[tuple[str, Diagnosis]]) -> list[Diagnosis]:
+    """One line per cause: layers with the same cause in the same words (a plain CNN's every conv) are
+    listed in one diagnosis, attached to the first of them. ``found``: (the message's subject, cause)."""
+    merged: dict[tuple[str, str], list[tuple[str, Diagnosis]]] = {}
+    for subject, diagnosis in found:
+        rest = diagnosis.message[len(subject):] if diagnosis.message.startswith(subject) else diagnosis.message
+        merged.setdefault((diagnosis.code, rest), []).append((subject, diagnosis))
+    causes = []
+    for (_, rest), members in merged.items():
+        first = members[0][1]
+        if len(members) == 1 or rest == first.message:
+            causes += [d for _, d in members]
+            continue
+        subjects = [subject for subject, _ in members]
+        listed = ", ".join(subjects[:-1]) + f" and {subjects[-1]}"
+        causes.append(Diagnosis(first.code, f"each of {listed}{rest}", first.severity, first.layer))
+    return causes
 
 
 def make_tracer(runner: ModelRunner) -> LayerTracer | None:

@@ -202,3 +202,13 @@ def test_a_vit_is_analysed_to_the_end_and_tensors_of_unknown_type_are_not_judged
     assert layers["forward.flatten"].local_rel_error is None and layers["encoder"].representation == "undetermined"
     assert list(layers)[-1] == "head"
     assert any("--layer-type 'forward.flatten=TYPE'" in note for note in result.run.notes)
+
+
+def test_one_cause_of_many_layers_is_said_once() -> None:
+    model = _seeded(lambda: nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(),
+                                          nn.Conv2d(4, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)))
+    result = eqcheck.verify(model, "p4", input_shape=[2, 1, 13, 13])
+    assert _failing(result) == ["0", "2", "4"]
+    plain = [d for d in result.diagnoses if d.code == "plain-layer"]
+    assert len(plain) == 1 and plain[0].layer == "0"
+    assert plain[0].message.startswith("each of 0 (Conv2d), 2 (Conv2d) and 4 (Conv2d) is a plain layer")
