@@ -182,7 +182,7 @@ def discover(group: Group, elements: list[Element], reference: np.ndarray, trans
             return None
     elif not _is_representation(group, exact, matrices):
         return None
-    name = name_representation(group, exact, matrices)
+    name = name_representation(group, [g for g in elements if g.label in matrices], matrices)
     return FoundFieldAction(spec=name, matrices=matrices) if name else None
 
 
@@ -243,13 +243,39 @@ def name_representation(group: Group, elements: list[Element], matrices: dict) -
             if terms is None:
                 return None
             return character_name(terms, field_group)
-    from eqcheck.reps import FieldGroup
+    if field_group.kind == "so2":
+        return so2_name(group, elements, matrices)
+    return f"found({len(next(iter(matrices.values())))})"
 
-    c4 = FieldGroup("c", 4)  # so2 checks its right angles exactly: name the restriction to C4
-    labels = {c4.label(g): g.label for g in elements if c4.label(g) is not None and not g.flip}
+
+#: SO(2) frequencies looked for in a found representation (interpolated rotations blur higher ones)
+MAX_SO2_FREQUENCY = 4
+#: a multiplicity read from fitted characters is kept where it is this close to a whole number
+SO2_ROUNDING = 0.25
+
+
+def so2_name(group: Group, elements: list[Element], matrices: dict) -> str:
+    """The decomposition into SO(2) irreps (``2*irrep(1)+trivial``) of matrices fitted at several angles:
+    characters ``m_0 + sum_k 2 m_k cos(k theta)`` solved for whole multiplicities that add up to the
+    dimension; where the angles cannot decide it, the restriction to the right angles (``... of C4``)."""
+    from eqcheck.reps import FieldGroup, make_rep
+
+    so2 = group.field_group
+    angles = {so2.label(g): float(np.trace(matrices[g.label])) for g in elements if not g.flip}
+    size = len(next(iter(matrices.values())))
+    thetas = np.array(list(angles))
+    basis = np.stack([np.ones_like(thetas)] + [2 * np.cos(k * thetas) for k in range(1, MAX_SO2_FREQUENCY + 1)], 1)
+    if np.linalg.matrix_rank(basis, tol=1e-6) == MAX_SO2_FREQUENCY + 1:  # the angles tell every frequency apart
+        solved, *_ = np.linalg.lstsq(basis, np.array(list(angles.values())), rcond=None)
+        counts = np.round(solved).astype(int)
+        if (np.abs(solved - counts).max() <= SO2_ROUNDING and (counts >= 0).all()
+                and counts[0] + 2 * counts[1:].sum() == size):
+            terms = [(int(m), make_rep("irrep", (k,), so2)) for k, m in enumerate(counts) if m]
+            return character_name(terms, so2)
+    c4 = FieldGroup("c", 4)  # the right angles are checked exactly: name the restriction to C4
+    labels = {c4.label(g): g.label for g in elements if g.exact and c4.label(g) is not None and not g.flip}
     if len(labels) == 4:
         terms = decompose({label: float(np.trace(matrices[name])) for label, name in labels.items()}, c4)
-        if terms is None:
-            return None
-        return f"{character_name(terms, c4)} of C4"
-    return f"found({len(next(iter(matrices.values())))})"
+        if terms is not None:
+            return f"{character_name(terms, c4)} of C4"
+    return f"found({size})"

@@ -145,7 +145,8 @@ def test_interpolated_angles_of_an_so2_vector_field() -> None:
     result = eqcheck.verify(_gradient_field(), "so2", per_layer=False, samples=6)
     exact = [e for e in result.output.elements if e.exact]
     assert all(e.passed for e in exact)
-    assert result.output.representation.endswith("of C4") or result.output.representation_source == "given"
+    # named by SO(2)'s own irreps: the traces at the interpolated angles too decide the frequencies
+    assert result.output.representation == "irrep(1)+trivial" and result.output.representation_source == "found"
     assert np.isfinite(result.output.max_rel_error)
 
 
@@ -231,3 +232,22 @@ def test_channels_are_mixed_by_gathering_exactly_where_rho_is_a_signed_permutati
     assert signed_permutation_of(turn_45) == (None, None)
     y = x[:, :2]
     np.testing.assert_allclose(mix_channels(turn_45, None, y), np.einsum("ij,bj...->bi...", turn_45, y), atol=1e-6)
+
+
+def test_so2_frequencies_are_read_from_the_characters_at_every_angle() -> None:
+    """irrep(1) and irrep(3) agree on the right angles (C4 cannot tell them apart); the other angles can."""
+    from eqcheck.discovery import so2_name
+    from eqcheck.groups import parse_group
+    from eqcheck.groups.base import SamplingContext
+    from eqcheck.reps import make_rep, parse_field_group, parse_sum
+
+    group = parse_group("so2")
+    elements = group.testing_elements(SamplingContext(rng=np.random.default_rng(0), samples=6))
+    so2 = parse_field_group("so2")
+    for spec, name in (("irrep(1)", "irrep(1)"), ("irrep(3)", "irrep(3)"), ("2*irrep(2)+irrep(0)", "2*irrep(2)+trivial")):
+        rep = parse_sum(spec, so2)
+        matrices = {g.label: rep.matrix(so2.label(g)) for g in elements}
+        assert so2_name(group, elements, matrices) == name
+    exact_only = [g for g in elements if g.exact]
+    turn3 = make_rep("irrep", (3,), so2)
+    assert so2_name(group, exact_only, {g.label: turn3.matrix(so2.label(g)) for g in exact_only}).endswith("of C4")

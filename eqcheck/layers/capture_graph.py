@@ -47,11 +47,11 @@ def _stack(node) -> list[tuple[str, str]]:
 
 
 def is_layer_module(module) -> bool:
-    """Kept whole as one layer: declared by its author (eqcheck.nn attributes), one of torch's own modules
-    (but not its containers), or a module without children."""
+    """Kept whole as one layer: declared by its author (eqcheck.nn attributes, e3nn's ``irreps_out``), one of
+    torch's own modules (but not its containers), or a module without children."""
     import torch
 
-    if getattr(module, "eqcheck_output_type", None) is not None:
+    if getattr(module, "eqcheck_output_type", None) is not None or getattr(module, "irreps_out", None) is not None:
         return True
     if isinstance(module, (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)):
         return False
