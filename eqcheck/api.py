@@ -137,7 +137,7 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
             f"{name} {list(shape)}" for name, shape in shapes.items()))
         declared = dict(act) if isinstance(act, Mapping) else parse_declarations(list(act or []), names)
         declared = {**{n: t for n, t in runner.declared_types.items() if n in names}, **declared}
-        actions, set_size = infer_input_actions(group, shapes, declared)
+        actions, set_size = infer_input_actions(group, shapes, declared, dtypes)
         rng = np.random.default_rng(seed)
         smooth_names = {n for n, rep in actions.items() if rep.spatial and group.needs_smooth_inputs}
         ranges = {name: runner.index_range(name) for name in names}
@@ -151,6 +151,12 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
             # the set is axis 0, so that is no batch axis: stacking inputs there would make one longer set
             runner.batch_dynamic = False
             runner.notes.append("the set axis is axis 0: transformed inputs run one at a time, not stacked")
+        if group.point_cloud and not any(len(shapes[n]) >= 3 for n, rep in actions.items() if rep.spec != "invariant"):
+            # one point cloud ([N, 3]): stacking inputs would make one cloud of their points
+            runner.batch_dynamic = False
+            if per_layer:
+                per_layer = False
+                runner.notes.append("per-layer analysis skipped: the inputs have no batch axis (one point cloud)")
         batch_axis = 1 if group.set_axis == 0 else 0
         if per_layer and batch_axis != 0:
             per_layer = False

@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from eqcheck.actions.parse import (
-    candidate_representations, default_representation, group_convention, parse_representation,
-)
+from eqcheck.actions.parse import candidate_representations, default_representation, parse_type
 from eqcheck.actions.representations import Representation, apply_representation
 from eqcheck.actions.spatial import apply_spatial, central_disk
 from eqcheck.batching import run_many
 from eqcheck.compare import Geometry, element_errors
 from eqcheck.discovery import discover
+from eqcheck.discovery_o3 import discover_irreps
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group, SamplingContext
 from eqcheck.groups.element import Element
@@ -209,7 +208,7 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
     """One output: its values for the reference, the unrelated input and each transformed input, checked
     under its declared type or every candidate (and the type found from the data, discovery.py)."""
     reference, transformed = values[0], values[2:]
-    if reference.ndim == 0:
+    if reference.ndim == 0 and not group.point_cloud:  # a point cloud's energy is one number per cloud
         raise UsageError(f"output {name!r} is a single number (shape []): eqcheck compares outputs sample by "
                          f"sample; return one value per sample (shape [B] or [B, 1])")
     output_spread = spread(reference, values[1])
@@ -218,8 +217,7 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
                                                 1 if group.set_axis is None else group.set_axis)
         source = "auto"
     else:  # a spec, or the model's own type (an escnn module's out_type)
-        rep = declared if isinstance(declared, Representation) else parse_representation(
-            declared, reference.shape, group_convention(group), field_group=group.field_group)
+        rep = declared if isinstance(declared, Representation) else parse_type(declared, group, reference.shape)
         reason = rep.fits(group, reference.shape, set_size)
         if reason:
             raise UsageError(f"--output-type {name}={rep.spec}: {reason}")
@@ -232,7 +230,8 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
     (best_error, best_rep, best_results), source = choose_representation(group, reference.shape, scored, source)
     if source != "given" and not all(r.passed for r in best_results) and reference.dtype.kind == "f":
         # no named type explains the output: its channel representation, found from the data (discovery.py)
-        found = discover(group, elements, reference, transformed, tolerance.exact)
+        find = discover_irreps if group.point_cloud else discover
+        found = find(group, elements, reference, transformed, tolerance.exact)
         if found is not None:
             results = element_errors(group, found, elements, reference, transformed, geometry, tolerance,
                                      output_spread, floors)

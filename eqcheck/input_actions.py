@@ -1,7 +1,8 @@
 """Which action each model input carries: declared with ``--act NAME=TYPE``, or inferred from its shape."""
 from __future__ import annotations
 
-from eqcheck.actions.parse import group_convention, parse_representation
+from eqcheck.actions.euclidean import IrrepsAction, PositionAction
+from eqcheck.actions.parse import group_convention, parse_representation, parse_type
 from eqcheck.actions.representations import (
     GraphAction, ImageAction, Representation, SetAction,
 )
@@ -31,8 +32,8 @@ def parse_declarations(values: list[str] | None, input_names: list[str]) -> dict
     return declared
 
 
-def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]],
-                        declared: dict[str, str]) -> tuple[dict[str, Representation], int | None]:
+def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]], declared: dict[str, str],
+                        dtypes: dict[str, str] | None = None) -> tuple[dict[str, Representation], int | None]:
     """Actions for every input, and the set size (for permutation groups)."""
     names = list(shapes)
     first = shapes[names[0]]
@@ -50,11 +51,12 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]],
         shape = shapes[name]
         if name in declared:
             given = declared[name]  # a spec, or the model's own type (an escnn module's in_type)
-            rep = given if isinstance(given, Representation) else parse_representation(
-                given, shape, group_convention(group), field_group=group.field_group)
+            rep = given if isinstance(given, Representation) else parse_type(given, group, shape)
             reason = rep.fits(group, shape, set_size)
             if reason:
                 raise UsageError(f"--act {name}={rep.spec if isinstance(given, Representation) else given}: {reason}")
+        elif group.point_cloud:
+            rep = _infer_3d(group, shape, (dtypes or {}).get(name, "float32"), actions)
         else:
             rep = _infer(group, shape, set_size, index == 0)
             if rep is None:
@@ -79,3 +81,14 @@ def _infer(group: Group, shape: tuple[int, ...], set_size: int | None, is_first:
         if candidate.fits(group, shape, set_size) is None:
             return candidate
     return None if is_first else Representation()
+
+
+def _infer_3d(group: Group, shape: tuple[int, ...], dtype: str, earlier: dict[str, Representation]) -> Representation:
+    """A 3-D group's input: the first float tensor ``[..., 3]`` is positions (``x R^T + t``), later ones
+    vectors (``1o``); everything else (node features, atom types, edge indices) is invariant (``--act``
+    declares otherwise)."""
+    if not dtype.startswith(("float", "bfloat")) or not shape or shape[-1] != 3:
+        return Representation()
+    if any(isinstance(rep, PositionAction) for rep in earlier.values()):
+        return IrrepsAction(spec="1x1o")
+    return PositionAction()

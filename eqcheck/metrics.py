@@ -27,7 +27,7 @@ def worst(values) -> float:
 def relative_error(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float]:
     """``(||a - b|| / ||b||, max |a - b|)`` over the whole batch, restricted to ``mask`` on the last two axes."""
     a64, b64 = _masked(a, mask), _masked(b, mask)
-    diff = a64 - b64
+    diff = np.array(a64 - b64, ndmin=1)  # an array even for one number (a point cloud's energy)
     if diff.size == 0:
         return 0.0, 0.0
     max_abs = float(np.max(np.abs(diff)))

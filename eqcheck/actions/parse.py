@@ -4,10 +4,12 @@ from __future__ import annotations
 from eqcheck.actions.representations import (
     LAYOUTS, GraphAction, ImageAction, RegularFieldAction, Representation, SetAction,
 )
+from eqcheck.actions.euclidean import SPACE_TYPES, space_candidates, space_type
 from eqcheck.actions.fields import FieldTypeAction
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
 from eqcheck.reps import parse_sum
+from eqcheck.reps.o3 import is_irreps_spec
 
 TYPE_NAMES = ("invariant", "image", "regular", "set", "graph")
 
@@ -70,6 +72,15 @@ def parse_representation(spec: str, shape: tuple[int, ...] | None = None,
                      f"irrep(1), 2*regular+irrep(1)+trivial, 3*regular@c8)")
 
 
+def parse_type(spec: str, group: Group, shape: tuple[int, ...] | None = None) -> Representation:
+    """A user's type spec under ``group``: a 3-D group's own types (``positions``, ``1o``, ``4x0e+1x1e``,
+    ``vector``, ``cartesian``, ``cell``), or any spec of :func:`parse_representation` (``invariant``, ``set``...)."""
+    text = spec.strip().lower()
+    if group.point_cloud and (text in SPACE_TYPES or text in ("vector", "rank2") or is_irreps_spec(text)):
+        return space_type(text)
+    return parse_representation(spec, shape, group_convention(group), field_group=group.field_group)
+
+
 def field_type(spec: str, field_group) -> FieldTypeAction:
     """A steerable field type of ``field_group`` (or of the group its spec names after ``@``)."""
     rep = parse_sum(spec, field_group)
@@ -95,6 +106,8 @@ def regular_candidates(group: Group, shape: tuple[int, ...]) -> list[Representat
 def candidate_representations(group: Group, shape: tuple[int, ...], set_size: int | None = None,
                               set_axis: int = 1) -> list[Representation]:
     """The actions that fit a tensor of ``shape``, simplest first (ties go to the simplest)."""
+    if group.point_cloud:
+        return [c for c in space_candidates(group, shape) if c.fits(group, shape, set_size) is None]
     candidates: list[Representation] = [Representation(), ImageAction()]
     if group.point_group is not None and group.point_group.order > 1:
         candidates += regular_candidates(group, shape)

@@ -47,6 +47,8 @@ class Group(ABC):
     convention: str = "escnn"
     #: the axis of the set a permutation group permutes (None: no set)
     set_axis: int | None = None
+    #: True when elements act on 3-D coordinates: positions, vectors and O(3) irreps on a tensor's last axis
+    point_cloud: bool = False
 
     @property
     @abstractmethod

@@ -18,7 +18,9 @@ class Element:
     - ``flip``: mirror X -> -X, applied first;
     - ``shift``: translation in input pixels of the last ``len(shift)`` axes ((dy, dx) on an image, (dx,) on
       a signal, (dz, dy, dx) on a voxel grid), applied last;
-    - ``permutation``: new[i] = old[permutation[i]] along a set axis.
+    - ``permutation``: new[i] = old[permutation[i]] along a set axis;
+    - ``matrix``: a 3-D rotation or improper rotation (det -1: with the inversion), row-major, acting on
+      row vectors as ``x R^T``; ``translation``: the 3-D shift added after it (``x R^T + t``).
     """
 
     label: str
@@ -28,6 +30,13 @@ class Element:
     shift: tuple[int, ...] = (0, 0)
     point: PointElement | None = None
     permutation: tuple[int, ...] | None = None
+    matrix: tuple[tuple[float, float, float], ...] | None = None
+    translation: tuple[float, float, float] | None = None
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """``matrix`` as a float64 ``[3, 3]`` array (the identity where there is none)."""
+        return np.eye(3) if self.matrix is None else np.array(self.matrix, dtype=np.float64)
 
     @property
     def exact(self) -> bool:
@@ -37,7 +46,8 @@ class Element:
     @property
     def is_identity(self) -> bool:
         perm_identity = self.permutation is None or all(i == p for i, p in enumerate(self.permutation))
-        return self.quarter_turns == 0 and not self.flip and not self.shifts and perm_identity
+        still = (self.matrix is None or np.array_equal(self.rotation, np.eye(3))) and not any(self.translation or ())
+        return self.quarter_turns == 0 and not self.flip and not self.shifts and perm_identity and still
 
     @property
     def shifts(self) -> bool:

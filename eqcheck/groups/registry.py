@@ -5,6 +5,7 @@ import re
 
 from eqcheck.errors import GroupSpecError
 from eqcheck.groups.base import Group
+from eqcheck.groups.euclidean import KINDS, Euclidean3
 from eqcheck.groups.permutation import PermutationGroup
 from eqcheck.groups.rotation import SO2, FiniteRotationGroup
 from eqcheck.groups.translation import MODES, TranslationGroup
@@ -20,6 +21,7 @@ REGISTRY: tuple[tuple[str, str], ...] = (
     ("dN, e.g. d8", "N-fold rotations and mirrors"),
     ("so2[:N][:order=K]", SO2().summary + "; N evenly spaced angles, spline order K"),
     ("perm[:axis=A]", PermutationGroup().summary),
+    *((name, Euclidean3(name).summary) for name in KINDS),
 )
 
 
@@ -106,5 +108,8 @@ def parse_group(spec: str | Group) -> Group:
         axis = _int_option(options, "axis", spec)
         _reject_leftovers(spec, flags, options)
         return PermutationGroup(axis=1 if axis is None else axis)
-    known = "translation, p4, p4m, cN, dN, so2, perm"
+    if name in KINDS:
+        _reject_leftovers(spec, flags, options)
+        return Euclidean3(name)
+    known = "translation, p4, p4m, cN, dN, so2, perm, so3, o3, se3, e3"
     raise GroupSpecError(f"unknown group {spec!r} (known: {known}; see 'eqcheck groups')")

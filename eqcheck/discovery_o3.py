@@ -1,0 +1,80 @@
+"""Discovering how the last axis of a 3-D group's output transforms: for each tested element g, the
+orthogonal M_g that best maps ``f(x)`` to ``f(g.x)`` row by row (Procrustes), fitted on half the rows and
+held to the other half, and accepted only where the traces of the M_g are the characters of whole O(3)
+irreps: the type is then named as e3nn names it (``2x0e+1x1o+1x2e``; a cross product is ``1x1e``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from eqcheck.actions.representations import Representation
+from eqcheck.discovery import HELD_OUT_FACTOR, MIN_SAMPLES_PER_CHANNEL, fit_channels
+from eqcheck.groups.base import Group
+from eqcheck.groups.element import Element
+from eqcheck.reps.o3 import name_irreps
+
+#: singular values of the output below this fraction of the largest: directions the data does not reach
+SPAN_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class FoundIrrepsAction(Representation):
+    """The last axis mixed by matrices found from the data, one per tested element (by label)."""
+
+    spec: str = "found"
+    matrices: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def __eq__(self, other) -> bool:  # its matrices are its identity: two fits are two actions
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
+        out = np.asarray(x, dtype=np.float64) @ self.matrices[element.label].T
+        return out.astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)
+
+    def fits(self, group: Group, shape, set_size=None):
+        size = len(next(iter(self.matrices.values()))) if self.matrices else 0
+        return None if shape and shape[-1] == size else f"found for a last axis of {size}, got {list(shape)}"
+
+
+def _rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[D, rows]`` columns of the even and of the odd rows (every leading axis flattened): both halves
+    hold every batch item, so that neither misses a direction one item's data does not reach."""
+    flat = np.asarray(x).reshape(-1, x.shape[-1])
+    dtype = np.result_type(flat.dtype, np.float32)
+    return np.array(flat[0::2].T, dtype=dtype, order="C"), np.array(flat[1::2].T, dtype=dtype, order="C")
+
+
+def discover_irreps(group: Group, elements: list[Element], reference: np.ndarray, transformed: list[np.ndarray],
+                    tolerance: float) -> FoundIrrepsAction | None:
+    """The O(3) representation on the last axis of ``reference``, found and named, or None when the data
+    cannot decide it or no whole irreps explain it."""
+    if reference.ndim == 0 or reference.shape[-1] < 2 or reference.dtype.kind != "f":
+        return None
+    dim = reference.shape[-1]
+    if reference.size // dim < 2 * MIN_SAMPLES_PER_CHANNEL * dim or not np.isfinite(reference).all():
+        return None
+    source = _rows(reference)
+    matrices = {}
+    for g, y in zip(elements, transformed):
+        target = _rows(y)
+        if not all(np.isfinite(t).all() for t in target):
+            return None
+        m, fitted, held_out = fit_channels(source, target, tolerance)
+        if not held_out <= max(HELD_OUT_FACTOR * fitted, tolerance):
+            return None
+        matrices[g.label] = m
+    # channels that carry no data (a cross product of a vector with itself) have no type to find: the
+    # representation is named on the span of the data, which an equivariant map keeps invariant
+    u, singular, _ = np.linalg.svd(np.asarray(source[0], dtype=np.float64), full_matrices=False)
+    span = u[:, singular > SPAN_TOLERANCE * singular[0]] if singular[0] > 0 else u[:, :0]
+    traces = [float(np.trace(span.T @ matrices[g.label] @ span)) for g in elements]
+    name = name_irreps([g.rotation for g in elements], traces, span.shape[1], group.inversion)
+    if name is None:
+        return None
+    if span.shape[1] < dim:
+        name += f" (+{dim - span.shape[1]} channels without data)"
+    return FoundIrrepsAction(spec=name, matrices=matrices)

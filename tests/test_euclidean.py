@@ -1,0 +1,167 @@
+"""3-D groups: O(3) irreps against e3nn's own matrices, Haar sampling, positions, energies and forces,
+irreps found from the data (a cross product is 1e), and models that break rotations or translations."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import eqcheck
+from eqcheck.errors import UsageError
+from eqcheck.groups import parse_group
+from eqcheck.groups.base import SamplingContext
+from eqcheck.groups.euclidean import haar_rotation, rotation_angle
+from eqcheck.reps.o3 import parse_irreps
+
+WIGNER = json.loads((Path(__file__).parent / "data" / "e3nn_wigner.json").read_text())["entries"]
+
+
+@pytest.mark.parametrize("entry", WIGNER, ids=[f"{e['spec']}-{i}" for i, e in enumerate(WIGNER)])
+def test_irreps_matrices_equal_e3nn(entry) -> None:
+    mine = parse_irreps(entry["spec"]).matrix(np.array(entry["rotation"]))
+    np.testing.assert_allclose(mine, np.array(entry["D"]), atol=1e-9)
+
+
+@pytest.mark.parametrize("spec", ["1o", "2x0e+1x1o+1x2e", "3e+1o+0o"])
+def test_irreps_are_a_homomorphism_of_o3(spec) -> None:
+    rng = np.random.default_rng(0)
+    irreps = parse_irreps(spec)
+    for _ in range(3):
+        a, b = haar_rotation(rng) * rng.choice([-1, 1]), haar_rotation(rng) * rng.choice([-1, 1])
+        np.testing.assert_allclose(irreps.matrix(a @ b), irreps.matrix(a) @ irreps.matrix(b), atol=1e-9)
+
+
+def test_haar_rotations_have_the_haar_mean_angle() -> None:
+    """Haar's mean rotation angle is pi/2 + 2/pi (126.5 degrees); a QR without the sign fix gives ~144."""
+    rng = np.random.default_rng(0)
+    angles = [rotation_angle(haar_rotation(rng)) for _ in range(20000)]
+    assert abs(np.degrees(np.mean(angles)) - np.degrees(np.pi / 2 + 2 / np.pi)) < 1.0
+
+
+@pytest.mark.parametrize("spec", ["so3", "o3", "se3", "e3"])
+def test_specs_print_back_and_runs_repeat(spec) -> None:
+    group = parse_group(spec)
+    assert str(group) == spec and parse_group(str(group)) == group
+    first = group.testing_elements(SamplingContext(rng=np.random.default_rng(3)))
+    again = group.testing_elements(SamplingContext(rng=np.random.default_rng(3)))
+    assert first == again and first[0].is_identity
+    assert any(np.linalg.det(e.rotation) < 0 for e in first) is group.inversion
+    assert any(e.translation is not None for e in first) is group.translations
+    for e in first:
+        assert np.allclose(e.rotation @ e.rotation.T, np.eye(3))
+
+
+def test_an_unknown_option_of_a_3d_group_is_refused() -> None:
+    with pytest.raises(UsageError):
+        parse_group("so3:fast")
+
+
+class PairEnergyAndForces(nn.Module):
+    """A Gaussian pair potential and its forces by autograd inside forward, as MLIPs compute them."""
+
+    example_input_shape = (2, 7, 3)
+
+    def forward(self, pos):
+        with torch.enable_grad():
+            pos = pos.detach().requires_grad_(True)
+            distance2 = (pos[:, :, None] - pos[:, None]).pow(2).sum(-1)
+            energy = torch.exp(-distance2).sum((1, 2))
+            forces = -torch.autograd.grad(energy.sum(), pos)[0]
+        return energy, forces
+
+
+def test_energy_and_forces_both_pass_e3_and_are_both_typed() -> None:
+    result = eqcheck.verify(PairEnergyAndForces(), "e3")
+    assert result.passed and len(result.outputs) == 2
+    energy, forces = result.outputs
+    assert energy.representation == "invariant" and forces.representation == "1x1o"
+    assert max(energy.max_rel_error, forces.max_rel_error) < 1e-5
+    assert result.run.input_actions == {"pos": "positions"} or list(result.run.input_actions.values()) == ["positions"]
+
+
+class CoordinateMlp(nn.Module):
+    """An MLP on raw coordinates: not rotation-invariant; its first Linear breaks it."""
+
+    example_input_shape = (2, 6, 3)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.out = nn.Linear(3, 16), nn.Linear(16, 1)
+
+    def forward(self, pos):
+        return self.out(torch.tanh(self.embed(pos))).sum((1, 2))
+
+
+def test_an_mlp_on_raw_coordinates_fails_and_its_first_linear_is_named() -> None:
+    torch.manual_seed(0)
+    result = eqcheck.verify(CoordinateMlp().eval(), "so3")
+    assert not result.passed and result.output.max_rel_error > 0.01
+    assert result.first_failing_layer == "embed"
+
+
+class Cross(nn.Module):
+    """The cross product of two centred points: a pseudovector (1e)."""
+
+    example_input_shape = (2, 5, 3)
+
+    def forward(self, pos):
+        centred = pos - pos.mean(1, keepdim=True)
+        return torch.cross(centred[:, 0], centred[:, 1], dim=-1)
+
+
+def test_a_cross_product_is_found_to_be_a_pseudovector_and_fails_declared_as_a_vector() -> None:
+    found = eqcheck.verify(Cross(), "o3")
+    assert found.passed and found.output.representation == "1x1e" and found.output.max_rel_error < 1e-5
+    declared = eqcheck.verify(Cross(), "o3", output_type="1o")
+    assert not declared.passed and declared.output.max_rel_error > 1.9  # inversion: -v against +v
+    assert declared.first_failing_layer is None  # the model is right; the declared type is not
+    assert eqcheck.verify(Cross(), "so3", output_type="1o").passed  # without the inversion they agree
+
+
+class MixedFeatures(nn.Module):
+    """Per point: the centred position (1o), its squared norm (0e) and its cross product with the next
+    point's (1e): irreps ``1x0e+1x1o+1x1e`` in a shuffled channel order."""
+
+    example_input_shape = (2, 32, 3)
+
+    def forward(self, pos):
+        c = pos - pos.mean(1, keepdim=True)
+        cross = torch.cross(c, torch.roll(c, 1, dims=1), dim=-1)
+        return torch.cat([cross, (c * c).sum(-1, keepdim=True), c], dim=-1)[..., [3, 0, 4, 1, 5, 2, 6]]
+
+
+def test_irreps_are_found_in_any_channel_order_and_named_as_e3nn_does() -> None:
+    result = eqcheck.verify(MixedFeatures(), "o3")
+    assert result.passed and result.output.representation_source == "found"
+    assert result.output.representation == "1x0e+1x1o+1x1e"
+
+
+class AbsoluteMix(nn.Module):
+    """Exact about the origin (norms of positions), but not under translations: its ``norm`` names it."""
+
+    example_input_shape = (2, 6, 3)
+
+    def forward(self, pos):
+        return torch.linalg.vector_norm(pos, dim=-1).sum(-1)
+
+
+def test_a_model_exact_about_the_origin_passes_so3_and_fails_e3() -> None:
+    assert eqcheck.verify(AbsoluteMix(), "so3").passed
+    moved = eqcheck.verify(AbsoluteMix(), "se3")
+    assert not moved.passed and moved.first_failing_layer is not None
+
+
+def test_one_point_cloud_without_a_batch_axis_and_a_scalar_energy() -> None:
+    class Single(nn.Module):
+        example_input_shape = (9, 3)
+
+        def forward(self, pos):
+            return torch.pdist(pos).pow(2).neg().exp().sum()  # shape []: one energy
+
+    result = eqcheck.verify(Single(), "e3")
+    assert result.passed and result.output.shape == () and result.output.max_rel_error < 1e-5
+    assert any("no batch axis" in note for note in result.run.notes)
