@@ -15,6 +15,7 @@ from eqcheck.engine import measure
 from eqcheck.errors import UsageError
 from eqcheck.groups import Group, parse_group
 from eqcheck.guard import guarded
+from eqcheck.actions.representations import EdgeIndexAction
 from eqcheck.input_actions import infer_input_actions, parse_declarations
 from eqcheck.inputs import cast_input, generate, input_bytes, load_input_file, parse_named_shapes, resolve_shapes
 from eqcheck.layers import analyze_layers
@@ -141,6 +142,9 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
         rng = np.random.default_rng(seed)
         smooth_names = {n for n, rep in actions.items() if rep.spatial and group.needs_smooth_inputs}
         ranges = {name: runner.index_range(name) for name in names}
+        for name, rep in actions.items():  # an edge index names nodes: its values lie below the node count
+            if isinstance(rep, EdgeIndexAction) and ranges[name] is None:
+                ranges[name] = set_size
 
         def generated() -> dict[str, np.ndarray]:
             return {name: _generate(name, shapes[name], dtypes[name], rng, name in smooth_names, ranges[name])
@@ -151,16 +155,14 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
             # the set is axis 0, so that is no batch axis: stacking inputs there would make one longer set
             runner.batch_dynamic = False
             runner.notes.append("the set axis is axis 0: transformed inputs run one at a time, not stacked")
+        batched = group.set_axis != 0
         if group.point_cloud and not any(len(shapes[n]) >= 3 for n, rep in actions.items() if rep.spec != "invariant"):
+            batched = False
             # one point cloud ([N, 3]): stacking inputs would make one cloud of their points
             runner.batch_dynamic = False
-            if per_layer:
-                per_layer = False
-                runner.notes.append("per-layer analysis skipped: the inputs have no batch axis (one point cloud)")
+            runner.notes.append("the inputs have no batch axis (one point cloud): each transformed copy runs alone")
+        # without a batch axis every run holds one input, and each captured tensor is compared whole
         batch_axis = 1 if group.set_axis == 0 else 0
-        if per_layer and batch_axis != 0:
-            per_layer = False
-            runner.notes.append("per-layer analysis skipped: it reads the batch on axis 0, which is the set here")
         other = _other_inputs(feeds, rng, smooth_names, batch_axis) if given is not None else generated()
         model_dtype = next((d for d in dtypes.values() if d.startswith("float")), "float32")
         tolerance = Tolerance.for_dtype(model_dtype, tol, approx_tol)
@@ -171,7 +173,7 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
         if per_layer:  # per-layer table, first failing layer, causes attached to layers (eqcheck.layers)
             layers, first_failing, layer_causes = analyze_layers(
                 runner, group, feeds, other, actions, measurement.elements, tolerance, measurement.geometry,
-                set_size=set_size, layer_types=layer_types, max_batch=max_batch, progress=progress)
+                set_size=set_size, layer_types=layer_types, max_batch=max_batch, progress=progress, batched=batched)
         diagnoses = measured_diagnoses(group, measurement, tolerance, runner.device)
         passed = all(o.passed for o in measurement.outputs)
         if not passed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from eqcheck.actions.euclidean import IrrepsAction, PositionAction
 from eqcheck.actions.parse import group_convention, parse_representation, parse_type
 from eqcheck.actions.representations import (
-    GraphAction, ImageAction, Representation, SetAction,
+    EdgeIndexAction, GraphAction, ImageAction, Representation, SetAction,
 )
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
@@ -58,7 +58,7 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]], declar
         elif group.point_cloud:
             rep = _infer_3d(group, shape, (dtypes or {}).get(name, "float32"), actions)
         else:
-            rep = _infer(group, shape, set_size, index == 0)
+            rep = _infer(group, shape, set_size, index == 0, (dtypes or {}).get(name, "float32"))
             if rep is None:
                 reason = ImageAction().fits(group, shape) if group.spatial else "no set axis"
                 raise UsageError(f"{group.spec} cannot act on input {name!r}: {reason}")
@@ -66,8 +66,17 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]], declar
     return actions, set_size
 
 
-def _infer(group: Group, shape: tuple[int, ...], set_size: int | None, is_first: bool) -> Representation | None:
+def _infer(group: Group, shape: tuple[int, ...], set_size: int | None, is_first: bool,
+           dtype: str = "float32") -> Representation | None:
     candidates: list[Representation] = []
+    if group.permutes_sets and not is_first and dtype.startswith(("int", "uint")):
+        # integers are labels, never numbers to permute blindly: an edge index [2, E] names nodes; a batch
+        # vector [N] on the set axis follows its nodes; other integers (atom types per edge...) stay
+        if len(shape) == 2 and shape[0] == 2 and group.set_axis == 0:
+            return EdgeIndexAction()
+        if len(shape) == 1 and group.set_axis == 0 and shape[0] == set_size:
+            return SetAction(spec="set:axis=0", axis=0)
+        return Representation()
     if group.permutes_sets:
         axis = group.set_axis
         if not is_first:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from eqcheck.actions.representations import (
-    LAYOUTS, GraphAction, ImageAction, RegularFieldAction, Representation, SetAction,
+    LAYOUTS, EdgeIndexAction, GraphAction, ImageAction, RegularFieldAction, Representation, SetAction,
 )
 from eqcheck.actions.euclidean import SPACE_TYPES, space_candidates, space_type
 from eqcheck.actions.fields import FieldTypeAction
@@ -11,7 +11,7 @@ from eqcheck.groups.base import Group
 from eqcheck.reps import parse_sum
 from eqcheck.reps.o3 import is_irreps_spec
 
-TYPE_NAMES = ("invariant", "image", "regular", "set", "graph")
+TYPE_NAMES = ("invariant", "image", "regular", "set", "graph", "edge_index")
 
 
 def group_convention(group: Group) -> str:
@@ -68,6 +68,8 @@ def parse_representation(spec: str, shape: tuple[int, ...] | None = None,
         return SetAction(spec="set" if axis == 1 else f"set:axis={axis}", axis=axis)
     if name == "graph":
         return GraphAction()
+    if name in ("edge_index", "edges"):
+        return EdgeIndexAction()
     raise UsageError(f"unknown type {spec!r} (one of: {', '.join(TYPE_NAMES)}, or a field type such as vector, "
                      f"irrep(1), 2*regular+irrep(1)+trivial, 3*regular@c8)")
 

@@ -151,6 +151,27 @@ class GraphAction(Representation):
         return None
 
 
+@dataclass(frozen=True)
+class EdgeIndexAction(Representation):
+    """A sparse graph's ``edge_index`` ``[2, E]`` (PyTorch Geometric): its values name nodes, so a node
+    permutation relabels them, ``p_inv[edge_index]`` (CONVENTIONS 9); the edges keep their order."""
+
+    spec: str = "edge_index"
+
+    def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
+        perm = element.permutation
+        if not perm:
+            return x
+        return np.argsort(np.asarray(perm))[x].astype(x.dtype, copy=False)
+
+    def fits(self, group, shape, set_size=None):
+        if not group.permutes_sets:
+            return f"{group.spec} does not permute nodes"
+        if len(shape) != 2 or shape[0] != 2:
+            return f"an edge index needs shape [2, E], got {list(shape)}"
+        return None
+
+
 def apply_representation(rep: Representation, group: Group, element: Element, x: np.ndarray,
                          **kwargs) -> np.ndarray:
     """Act with ``element`` on ``x``; the one entry point the engine uses."""

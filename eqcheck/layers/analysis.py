@@ -54,6 +54,7 @@ def analyze_layers(
     max_batch: int | None = None,
     memory_budget: int = LAYER_MEMORY_BUDGET,
     progress: Callable[[str, int, int], None] | None = None,
+    batched: bool = True,
 ) -> tuple[tuple[LayerResult, ...], str | None, list[Diagnosis]]:
     """Rows in execution order, the name of the first layer whose local error fails (None if none),
     and the known causes attached to failing layers. Never raises for a model it cannot analyse:
@@ -72,7 +73,7 @@ def analyze_layers(
         elements = exact
     first = next((x for x in feeds.values() if x.ndim >= 3), None)
     analysis = LayerAnalysis(tracer, group, elements, tolerance, geometry, set_size, input_actions, types,
-                             first.shape[-1] if first is not None else None)
+                             first.shape[-1] if first is not None else None, batched)
     report = (lambda done, total: progress("per-layer analysis", done, total)) if progress else None
     try:
         items = generate_items(group, elements, feeds, other_feeds, input_actions, geometry)

@@ -61,7 +61,7 @@ class Choice:
 
 def choose(expect: Expectation, candidates: list[Representation], elements: list[Element],
            observed: list[np.ndarray], first: Representation | None = None,
-           cap: float | None = None) -> Choice | None:
+           cap: float | None = None, batched: bool = True) -> Choice | None:
     """The candidate with the smallest error; ties go to the simplest (candidates come simplest first).
     Candidates are ranked on the first sample of the batch (the errors of the one kept are then
     measured on all of it); the margin is the runner-up's error over the winner's.
@@ -75,9 +75,10 @@ def choose(expect: Expectation, candidates: list[Representation], elements: list
 
     ``cap``: only a candidate whose error is at most ``cap`` is wanted; candidates are dropped as soon
     as a bound reaches it, and None is returned when no candidate is within it (what is returned
-    otherwise is what choosing without a cap returns)."""
-    uncapped = (expect, candidates, elements, observed, first)
-    if expect.reference.shape[0] > 1 and len(candidates) > 1:
+    otherwise is what choosing without a cap returns). ``batched``: False where axis 0 is no batch (a
+    graph or a point cloud run alone): every candidate is then ranked on the whole tensor."""
+    uncapped = (expect, candidates, elements, observed, first, None, batched)
+    if batched and expect.reference.shape[0] > 1 and len(candidates) > 1:
         expect = Expectation(expect.group, expect.reference[:1], expect.geometry, contiguous=True)
         observed = [seen[:1] for seen in observed]
     order = list(range(len(candidates)))

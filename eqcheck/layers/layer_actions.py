@@ -64,8 +64,9 @@ class ChannelPermutationAction(Representation):
 
 def layer_candidates(group: Group, shape: tuple[int, ...], set_size: int | None) -> list[Representation]:
     """Every action that fits a batch-first tensor of ``shape``, simplest first: those of the output
-    check, plus a set axis (or a pair of them, as in attention maps) anywhere after the batch."""
-    candidates = candidate_representations(group, shape, set_size, 1)
+    check, plus a set axis (or a pair of them, as in attention maps) anywhere after the batch; a set on
+    axis 0 where the group permutes axis 0 (a graph without a batch: each run holds one)."""
+    candidates = candidate_representations(group, shape, set_size, 0 if group.set_axis == 0 else 1)
     if group.permutes_sets and set_size:
         axes = [a for a in range(2, len(shape)) if shape[a] == set_size]
         candidates += [SetAction(spec=f"set:axis={a}", axis=a) for a in axes]

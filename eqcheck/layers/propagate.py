@@ -95,9 +95,11 @@ class LayerAnalysis:
 
     def __init__(self, tracer: LayerTracer, group: Group, elements: list[Element], tolerance: Tolerance,
                  geometry: Geometry, set_size: int | None, input_actions: Mapping[str, Representation],
-                 layer_types: Mapping[str, str], input_size: int | None) -> None:
+                 layer_types: Mapping[str, str], input_size: int | None, batched: bool = True) -> None:
         self.tracer, self.group, self.elements, self.tolerance = tracer, group, elements, tolerance
         self.geometry, self.set_size, self.input_size = geometry, set_size, input_size
+        #: False where axis 0 of every tensor is no batch (a graph or a point cloud run alone)
+        self.batched = batched
         self.known: dict[str, Representation] = dict(input_actions)
         self.layer_types = dict(layer_types)
         self.used_types: set[str] = set()
@@ -171,10 +173,10 @@ class LayerAnalysis:
         kept = same_kind(input_action, self.group, shape, self.set_size) if input_action is not None else None
         if not inputs_exact and kept is not None:  # only an action the output recovers would replace it
             choice = choose(view.expect, self.candidates(shape), elements, observed, first=kept,
-                            cap=self.tolerance.exact)
+                            cap=self.tolerance.exact, batched=self.batched)
             return choice if choice is not None else Choice(kept, math.nan, None, "kept")
         choice = choose(view.expect, self.candidates(shape), elements, observed,
-                        first=kept)  # most layers keep their input's action: score it first
+                        first=kept, batched=self.batched)  # most layers keep their input's action: score it first
         if choice.error > self.tolerance.exact and inputs_exact:
             found = find_permutation(view.expect, elements, observed) or find_matrices(view.expect, elements, observed)
             if found is not None and found.error < 0.5 * choice.error:
@@ -254,7 +256,7 @@ class LayerAnalysis:
         """Code between modules (torch): its action is the one that explains its output best."""
         indices = self.scoring
         choice = choose(view.expect, self.candidates(view.ref.shape),
-                        [self.elements[i] for i in indices], [view.items[i] for i in indices])
+                        [self.elements[i] for i in indices], [view.items[i] for i in indices], batched=self.batched)
         site = Site(name=key, op="glue", output=key, glue=True,
                     span=(consumer.span[0], consumer.span[0]) if consumer and consumer.span else None,
                     node=consumer.node if consumer else None)

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from eqcheck.errors import ModelLoadError
 from eqcheck.models.base import InputSpec, first_line
-from eqcheck.models.torch_runner import TorchRunner, declared_input_shapes, positional_input_names
+from eqcheck.models.torch_runner import (
+    TorchRunner, declared_input_dtypes, declared_input_shapes, positional_input_names,
+)
 
 
 def archive_kind(path: Path) -> str:
@@ -35,9 +37,11 @@ def archive_kind(path: Path) -> str:
 def module_inputs(module) -> list[InputSpec]:
     names = positional_input_names(module)
     shapes = declared_input_shapes(module)
-    if shapes is not None and len(shapes) == len(names):
-        return [InputSpec(n, s, dtype_known=False) for n, s in zip(names, shapes)]
-    return [InputSpec(n, None, dtype_known=False) for n in names]
+    dtypes = declared_input_dtypes(module)
+    if shapes is None or len(shapes) != len(names):
+        shapes = [None] * len(names)
+    return [InputSpec(n, s, dtypes[n], dtype_known=True) if n in dtypes else InputSpec(n, s, dtype_known=False)
+            for n, s in zip(names, shapes)]
 
 
 def _unsafe_globals(data: bytes) -> list[str]:

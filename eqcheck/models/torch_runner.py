@@ -40,12 +40,16 @@ def positional_input_names(module) -> list[str]:
 
 
 def declared_input_shapes(module) -> list[tuple[int, ...]] | None:
-    """The ``example_input_shape`` (one input) or ``example_input_shapes`` a module carries, if any."""
+    """The ``example_input_shape`` (one input) or ``example_input_shapes`` (a list in argument order, or a
+    mapping from argument names) a module carries, if any."""
     one = getattr(module, "example_input_shape", None)
     many = getattr(module, "example_input_shapes", None)
     try:
         if one is not None:
             return [_dims(one)]
+        if isinstance(many, dict):
+            names = positional_input_names(module)
+            return [_dims(many[name]) for name in names] if set(names) <= set(many) else None
         if many is not None:
             return [_dims(shape) for shape in many]
     except (TypeError, ValueError):
@@ -54,6 +58,16 @@ def declared_input_shapes(module) -> list[tuple[int, ...]] | None:
         raise ModelLoadError(f"the model's example_input_shape(s) must be positive integers, not "
                              f"{one if one is not None else many!r}") from None
     return None
+
+
+def declared_input_dtypes(module) -> dict[str, str]:
+    """``example_input_dtypes``: argument name -> numpy dtype name (``{"edge_index": "int64"}``); inputs
+    it does not name are float."""
+    declared = getattr(module, "example_input_dtypes", None)
+    if not isinstance(declared, dict):
+        return {}
+    known = {"float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool"}
+    return {str(k): str(v) for k, v in declared.items() if str(v) in known}
 
 
 def _dims(shape) -> tuple[int, ...]:

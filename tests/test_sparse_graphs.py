@@ -1,0 +1,63 @@
+"""PyG-style graphs: node features ``[N, F]`` and an ``edge_index [2, E]`` whose values name nodes, checked
+under ``perm:axis=0`` (CONVENTIONS 9: ``x' = x[p]``, ``edge_index' = p_inv[edge_index]``)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+import eqcheck
+from eqcheck.actions.representations import EdgeIndexAction, SetAction
+from eqcheck.groups import parse_group
+from eqcheck.groups.base import SamplingContext
+
+
+class MessagePassing(nn.Module):
+    """Sum of transformed neighbour features (``index_add`` over ``edge_index``), optionally plus an
+    embedding of each node's index, which does not move with the nodes."""
+
+    example_input_shapes = {"x": (7, 4), "edge_index": (2, 15)}
+    example_input_dtypes = {"edge_index": "int64"}
+
+    def __init__(self, index_embedding: bool = False) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.embed = nn.Embedding(7, 4) if index_embedding else None
+
+    def forward(self, x, edge_index):
+        if self.embed is not None:
+            x = x + self.embed(torch.arange(x.shape[0]))
+        source, target = edge_index
+        return torch.zeros_like(x).index_add(0, target, self.lin(x)[source])
+
+
+def test_relabelling_the_edge_index_is_the_node_permutation() -> None:
+    group = parse_group("perm:axis=0")
+    element = group.testing_elements(SamplingContext(rng=np.random.default_rng(0), set_size=6))[2]
+    rng = np.random.default_rng(1)
+    x, edges = rng.standard_normal((6, 3)), rng.integers(0, 6, (2, 10))
+
+    def aggregate(features, edge_index):
+        out = np.zeros_like(features)
+        np.add.at(out, edge_index[1], features[edge_index[0]])
+        return out
+
+    moved = aggregate(SetAction(spec="set:axis=0", axis=0).apply(element, x), EdgeIndexAction().apply(element, edges))
+    np.testing.assert_allclose(moved, aggregate(x, edges)[list(element.permutation)])
+    assert EdgeIndexAction().apply(element, edges).dtype == edges.dtype
+
+
+def test_sparse_message_passing_passes_and_its_edge_index_stays_integer() -> None:
+    torch.manual_seed(0)
+    result = eqcheck.verify(MessagePassing().eval(), "perm:axis=0")
+    assert result.passed and result.output.max_rel_error < 1e-6
+    assert result.run.input_actions == {"x": "set:axis=0", "edge_index": "edge_index"}
+    assert result.first_failing_layer is None
+
+
+def test_a_node_index_embedding_fails_and_its_layer_is_named() -> None:
+    torch.manual_seed(0)
+    result = eqcheck.verify(MessagePassing(index_embedding=True).eval(), "perm:axis=0")
+    assert not result.passed and result.output.max_rel_error > 0.1
+    assert result.first_failing_layer == "forward.add"
+    assert [layer.name for layer in result.layers if not layer.passed] == ["forward.add"]
