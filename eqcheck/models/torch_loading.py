@@ -34,14 +34,43 @@ def archive_kind(path: Path) -> str:
     return "pickle"
 
 
-def module_inputs(module) -> list[InputSpec]:
+def module_inputs(module) -> tuple[list[InputSpec], dict[str, int]]:
+    """The inputs of a Python module: names from ``forward``, shapes and dtypes it declares, and integer
+    inputs found in its graph (an argument that indexes an ``nn.Embedding`` is indices below its rows);
+    with the index ranges so found."""
     names = positional_input_names(module)
     shapes = declared_input_shapes(module)
     dtypes = declared_input_dtypes(module)
+    ranges = module_embedding_ranges(module, names)
+    for name in ranges:
+        dtypes.setdefault(name, "int64")
     if shapes is None or len(shapes) != len(names):
         shapes = [None] * len(names)
-    return [InputSpec(n, s, dtypes[n], dtype_known=True) if n in dtypes else InputSpec(n, s, dtype_known=False)
-            for n, s in zip(names, shapes)]
+    specs = [InputSpec(n, s, dtypes[n], dtype_known=True) if n in dtypes else InputSpec(n, s, dtype_known=False)
+             for n, s in zip(names, shapes)]
+    return specs, ranges
+
+
+def module_embedding_ranges(module, names: list[str]) -> dict[str, int]:
+    """Arguments of ``forward`` that go straight into an ``nn.Embedding``: its row count, by argument name
+    (from the torch.fx graph; nothing where the forward cannot be traced)."""
+    import torch
+
+    if not isinstance(module, torch.nn.Module) or isinstance(module, torch.jit.ScriptModule):
+        return {}
+    from eqcheck.layers.capture_graph import trace_module
+
+    traced = trace_module(module)
+    if traced is None:
+        return {}
+    placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
+    ranges = {}
+    for name, node in zip(names, placeholders):
+        for user in node.users:
+            table = traced.get_submodule(str(user.target)) if user.op == "call_module" else None
+            if isinstance(table, (torch.nn.Embedding, torch.nn.EmbeddingBag)) and user.args[:1] == (node,):
+                ranges[name] = int(table.num_embeddings)
+    return ranges
 
 
 def _unsafe_globals(data: bytes) -> list[str]:
@@ -209,7 +238,8 @@ def load_pickle(path: Path, unsafe_load: bool, **options) -> TorchRunner:
         module = torch.load(str(path), weights_only=False, map_location="cpu")
     except Exception as error:
         raise ModelLoadError(f"could not unpickle {path}: {first_line(error)}") from None
-    return TorchRunner(module, str(path), "pytorch", module_inputs(module), **options)
+    inputs, ranges = module_inputs(module)
+    return TorchRunner(module, str(path), "pytorch", inputs, index_ranges=ranges, **options)
 
 
 @contextlib.contextmanager
@@ -281,7 +311,8 @@ def module_runner(module, description: str, **options) -> TorchRunner:
         declared = declared_input_shapes(module)
         inputs = [InputSpec("input", declared[0] if declared else shape)]
         return TorchRunner(wrapped, description, "escnn", inputs, declared_types=types, **options)
-    return TorchRunner(module, description, "pytorch", module_inputs(module), **options)
+    inputs, ranges = module_inputs(module)
+    return TorchRunner(module, description, "pytorch", inputs, index_ranges=ranges, **options)
 
 
 def _has_required_args(function) -> bool:

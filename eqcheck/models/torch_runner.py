@@ -27,6 +27,28 @@ def flatten_outputs(value) -> list:
     return []
 
 
+def output_names_of(value) -> list[str]:
+    """A name for each tensor of ``flatten_outputs(value)``: dict keys (``energy``, ``forces``; nested keys
+    joined by dots), else ``output``, ``output1``, ... by position."""
+    import torch
+
+    def walk(item, path: str | None) -> list[str | None]:
+        if isinstance(item, torch.Tensor):
+            return [path]
+        if isinstance(item, dict):
+            return [n for k, v in item.items() for n in walk(v, f"{path}.{k}" if path else str(k))]
+        if isinstance(item, (list, tuple)):
+            return [n for v in item for n in walk(v, path)]
+        if hasattr(item, "tensor"):
+            return walk(item.tensor, path)
+        return []
+
+    names = walk(value, None)
+    positional = [f"output{i}" if i else "output" for i in range(len(names))]
+    named = [n if n else positional[i] for i, n in enumerate(names)]
+    return named if len(set(named)) == len(named) else positional
+
+
 def positional_input_names(module) -> list[str]:
     """Names of the required positional arguments of ``forward`` (or of a plain callable)."""
     target = getattr(module, "forward", module)
@@ -153,12 +175,13 @@ class TorchRunner(ModelRunner):
         tensors = [torch.from_numpy(np.ascontiguousarray(feeds[spec.name])).to(self.device) for spec in self.inputs]
         try:
             with torch.no_grad(), self._precision():
-                outputs = flatten_outputs(self.module(*tensors))
+                returned = self.module(*tensors)
+                outputs = flatten_outputs(returned)
         except Exception as error:
             raise ModelRunError(f"the model could not run: {first_line(error)}") from None
         if not outputs:
             raise ModelRunError("the model returned no tensor")
         if len(self.output_names) != len(outputs):
-            self.output_names = [f"output{i}" if i else "output" for i in range(len(outputs))]
+            self.output_names = output_names_of(returned)
         return [o.detach().float().cpu().numpy() if o.dtype == torch.bfloat16 else o.detach().cpu().numpy()
                 for o in outputs]

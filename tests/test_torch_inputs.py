@@ -1,0 +1,41 @@
+"""What eqcheck reads from a Python module besides its weights: integer inputs that index an embedding,
+declared dtypes, and dict outputs named by their keys."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import eqcheck
+
+
+class Tokens(nn.Module):
+    """Token indices [B, T] into an embedding, mean-pooled: invariant to permutations of the tokens."""
+
+    example_input_shape = (2, 6)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.out = nn.Embedding(11, 4), nn.Linear(4, 3)
+
+    def forward(self, tokens):
+        return self.out(self.embed(tokens).mean(1))
+
+
+def test_an_argument_that_indexes_an_embedding_is_generated_as_indices_below_its_rows() -> None:
+    torch.manual_seed(0)
+    result = eqcheck.verify(Tokens().eval(), "perm")
+    assert result.passed and result.output.max_rel_error < 1e-6
+    assert result.run.input_actions == {"tokens": "set"}
+
+
+class Heads(nn.Module):
+    example_input_shape = (2, 1, 9, 9)
+
+    def forward(self, x):
+        return {"seg": x * 2, "shifted": torch.roll(x, 1, -1)}
+
+
+def test_dict_outputs_are_named_by_their_keys_and_declared_by_them() -> None:
+    result = eqcheck.verify(Heads(), "p4", output_type=["seg=image", "shifted=image"], per_layer=False)
+    assert [(o.name, o.passed) for o in result.outputs] == [("seg", True), ("shifted", False)]
+    assert not result.passed and result.output.name == "shifted"
