@@ -5,8 +5,10 @@ from dataclasses import dataclass
 
 #: relative error allowed for elements whose action is exact on the grid (CONVENTIONS section 3)
 EXACT_TOLERANCE = {"float64": 1e-10, "float32": 1e-5, "float16": 1e-2, "bfloat16": 5e-2}
-#: relative error allowed for interpolated rotations (smooth inputs, central disk)
-APPROX_TOLERANCE = 5e-2
+#: relative error allowed for interpolated rotations (smooth inputs, central disk): escnn's own protocol
+#: (CONVENTIONS 4: rtol 0.1); exact escnn SO(2) and C8 networks with 5x5 kernels reach 5-8e-2 there, by
+#: escnn's own transform as by eqcheck's (benchmarks/zoo/heldout)
+APPROX_TOLERANCE = 1e-1
 #: an interpolated element also fails when its error is this large a fraction of the output's spread
 MAX_SPREAD_RATIO = 0.1
 

@@ -236,7 +236,7 @@ def test_channels_are_mixed_by_gathering_exactly_where_rho_is_a_signed_permutati
 
 def test_so2_frequencies_are_read_from_the_characters_at_every_angle() -> None:
     """irrep(1) and irrep(3) agree on the right angles (C4 cannot tell them apart); the other angles can."""
-    from eqcheck.discovery import so2_name
+    from eqcheck.discovery import name_representation, so2_name
     from eqcheck.groups import parse_group
     from eqcheck.groups.base import SamplingContext
     from eqcheck.reps import make_rep, parse_field_group, parse_sum
@@ -250,4 +250,17 @@ def test_so2_frequencies_are_read_from_the_characters_at_every_angle() -> None:
         assert so2_name(group, elements, matrices) == name
     exact_only = [g for g in elements if g.exact]
     turn3 = make_rep("irrep", (3,), so2)
-    assert so2_name(group, exact_only, {g.label: turn3.matrix(so2.label(g)) for g in exact_only}).endswith("of C4")
+    quarter_turns = {g.label: turn3.matrix(so2.label(g)) for g in exact_only}
+    assert so2_name(group, exact_only, quarter_turns) is None  # irrep(1) and irrep(3) agree on them
+    assert name_representation(group, exact_only, quarter_turns) == "irrep(1) of C4"
+
+
+def test_c8_fields_under_c8_are_found_in_the_output_and_in_hidden_layers() -> None:
+    """C8's generator (45 degrees) needs interpolation: hidden layers are typed from the quarter turns (C4),
+    the output from every angle; nothing exact is blamed."""
+    result = eqcheck.verify(str(DATA / "c8_quotient.onnx"), "c8")
+    assert result.passed and result.first_failing_layer is None
+    assert result.output.representation == "2*irrep(2)+2*irrep(4)+2*trivial"  # two quotient fields C8/C2
+    assert all(layer.passed for layer in result.layers)
+    assert any(layer.representation.endswith("of C4") and layer.representation_source == "found"
+               for layer in result.layers)

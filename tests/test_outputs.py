@@ -46,7 +46,7 @@ def two_outputs(broken_second: bool):
 
 def test_a_broken_second_output_fails_the_model() -> None:
     result = eqcheck.verify(two_outputs(True), "p4", per_layer=False)
-    assert [o.name for o in result.outputs] == ["output", "output1"]
+    assert [o.name for o in result.outputs] == ["logits", "features"]  # a dict's outputs go by its keys
     first, second = result.outputs
     assert first.passed and first.representation == "invariant"
     assert not second.passed and second.max_rel_error > 0.1
@@ -61,12 +61,12 @@ def test_both_outputs_exact_pass_with_their_own_types() -> None:
 
 def test_declared_types_per_output_and_output_selection() -> None:
     model = two_outputs(True)
-    only_first = eqcheck.verify(model, "p4", output="output", per_layer=False)
-    assert only_first.passed and [o.name for o in only_first.outputs] == ["output"]
-    declared = eqcheck.verify(two_outputs(False), "p4", output_type=["output=invariant", "output1=image"],
+    only_first = eqcheck.verify(model, "p4", output="logits", per_layer=False)
+    assert only_first.passed and [o.name for o in only_first.outputs] == ["logits"]
+    declared = eqcheck.verify(two_outputs(False), "p4", output_type=["logits=invariant", "features=image"],
                               per_layer=False)
     assert declared.passed and {o.representation_source for o in declared.outputs} == {"given"}
-    wrong = eqcheck.verify(two_outputs(False), "p4", output_type=["output1=invariant"], per_layer=False)
+    wrong = eqcheck.verify(two_outputs(False), "p4", output_type=["features=invariant"], per_layer=False)
     assert not wrong.passed and wrong.outputs[0].passed
 
 

@@ -210,29 +210,39 @@ def find_permutation(expect: Expectation, elements: list[Element], observed: lis
 def find_matrices(expect: Expectation, elements: list[Element], observed: list[np.ndarray]) -> Choice | None:
     """Per generator, the orthogonal channel matrix that best explains the data (Procrustes, as the output's
     discovery), kept only when the matrices generate a representation of the point group (the relations
-    hold) that explains every element: steerable fields (irreps, vectors, quotients) of a hidden tensor."""
+    hold) that explains every element: steerable fields (irreps, vectors, quotients) of a hidden tensor.
+    Where the generators do not act exactly on the grid (C8's 45 degrees, SO(2)), each exact element's
+    matrix is fitted and the relations among them checked (the quarter turns: named by C4)."""
     from eqcheck.discovery import (
-        MIN_SAMPLES_PER_CHANNEL, FoundFieldAction, generate_representation, name_representation, procrustes,
+        MIN_SAMPLES_PER_CHANNEL, FoundFieldAction, close_representation, generate_representation, name_representation,
+        procrustes,
     )
 
     group, x = expect.group, expect.reference
-    pg = group.point_group
-    if pg is None or x.ndim != 4 or not all(e.exact for e in elements):
+    if group.field_group is None or x.ndim != 4 or not all(e.exact for e in elements):
         return None
     channels = x.shape[1]
     if not 2 <= channels <= MAX_ASSIGNMENT_CHANNELS or x[:, 0].size < MIN_SAMPLES_PER_CHANNEL * channels:
         return None
+    pg = group.point_group
     by_point = {e.point: (e, seen) for e, seen in zip(elements, observed) if e.point is not None and not e.shifts}
-    if not all(s in by_point for s in pg.generators()):
+    if pg is not None and all(s in by_point for s in pg.generators()):
+        fitted = {}
+        for s in pg.generators():
+            element, seen = by_point[s]
+            fitted[element.label] = procrustes(channel_matrix(seen), channel_matrix(expect.moved(element)))
+        matrices = generate_representation(group, fitted)
+        named = [group.from_point(p) for p in pg.elements]
+    elif any(e.shifts for e in elements):
         return None
-    fitted = {}
-    for s in pg.generators():
-        element, seen = by_point[s]
-        fitted[element.label] = procrustes(channel_matrix(seen), channel_matrix(expect.moved(element)))
-    matrices = generate_representation(group, fitted)
+    else:  # each exact element's matrix; the others the tested ones reach by the group law
+        closed = close_representation(group, [
+            (e, procrustes(channel_matrix(seen), channel_matrix(expect.moved(e)))) for e, seen in zip(elements, observed)
+            if not e.is_identity])
+        named, matrices = closed if closed is not None else ([], None)
     if matrices is None:
         return None
-    name = name_representation(group, [group.from_point(p) for p in pg.elements], matrices)
+    name = name_representation(group, named, matrices)
     if name is None:
         return None
     rep = FoundFieldAction(spec=name, matrices=matrices)
