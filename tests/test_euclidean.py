@@ -165,3 +165,23 @@ def test_one_point_cloud_without_a_batch_axis_and_a_scalar_energy() -> None:
     result = eqcheck.verify(Single(), "e3")
     assert result.passed and result.output.shape == () and result.output.max_rel_error < 1e-5
     assert any("no batch axis" in note for note in result.run.notes)
+
+
+class PlainHeadOnIrreps(MixedFeatures):
+    """Exact irreps features, then a Linear that mixes 0e, 1o and 1e channels: it breaks rotations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plain = nn.Linear(7, 7)
+
+    def forward(self, pos):
+        return self.plain(super().forward(pos))
+
+
+def test_hidden_irreps_are_found_and_the_plain_layer_after_them_is_named() -> None:
+    torch.manual_seed(0)
+    result = eqcheck.verify(PlainHeadOnIrreps().eval(), "o3")
+    assert not result.passed and result.first_failing_layer == "plain"
+    assert [layer.name for layer in result.layers if not layer.passed] == ["plain"]
+    shuffled = next(layer for layer in result.layers if layer.name == "forward.getitem")
+    assert shuffled.representation == "1x0e+1x1o+1x1e" and shuffled.representation_source == "found"

@@ -58,6 +58,22 @@ def is_layer_module(module) -> bool:
     return module.__module__.startswith("torch.nn") or next(module.children(), None) is None
 
 
+def declared_types(module) -> tuple[str | None, str | None, str | None]:
+    """``(group, input type, output type)`` a module states: eqcheck.nn's class attributes, or e3nn's
+    ``irreps_in`` (``irreps_in1`` of a tensor product) and ``irreps_out``, which hold under any 3-D group."""
+    if module is None:
+        return None, None, None
+    out = getattr(module, "eqcheck_output_type", None)
+    if out is not None:
+        return getattr(module, "eqcheck_group", None), getattr(module, "eqcheck_input_type", None), out
+    irreps_out = getattr(module, "irreps_out", None)
+    if irreps_out is None:
+        return None, None, None
+    irreps_in = getattr(module, "irreps_in", None)
+    irreps_in = getattr(module, "irreps_in1", None) if irreps_in is None else irreps_in
+    return None, None if irreps_in is None else str(irreps_in), str(irreps_out)
+
+
 def trace_module(module):
     """The module as a ``torch.fx.GraphModule`` whose call_module nodes are its layer modules, or None
     when it cannot be traced symbolically (control flow on values, and the like)."""
@@ -162,12 +178,11 @@ class GraphTracer(LayerTracer):
         sites = []
         for name, op, module, constants, output, inputs, index in drafts:
             seen[name] = seen.get(name, 0) + 1
+            group, declared_in, declared_out = declared_types(module)
             sites.append(Site(
                 name=name if counts[name] == 1 else f"{name}#{seen[name]}", op=op, output=output,
                 inputs=inputs, node=name, constants=constants, span=(index, index),
-                declared_group=getattr(module, "eqcheck_group", None),
-                declared_in=getattr(module, "eqcheck_input_type", None),
-                declared_out=getattr(module, "eqcheck_output_type", None)))
+                declared_group=group, declared_in=declared_in, declared_out=declared_out))
         return sites
 
     def _describe(self, layer: GraphLayer, output) -> tuple[str, str, object, tuple[str, ...]]:

@@ -66,6 +66,12 @@ class Call:
     arg_keys: list = field(default_factory=list)
 
 
+def declared_types(module):
+    from eqcheck.layers.capture_graph import declared_types as read
+
+    return read(module)
+
+
 def layer_modules(root) -> list[tuple[str, object]]:
     """``(path, module)`` of the modules that are layers, outermost first; none inside another."""
     from eqcheck.layers.capture_graph import is_layer_module
@@ -174,9 +180,8 @@ class TorchTracer(LayerTracer):
             sites.append(Site(
                 name=name, op=type(mod).__name__, output=f"{index}:out", node=call.name,
                 inputs=tuple(k for k in call.arg_keys if k is not None),
-                declared_group=getattr(mod, "eqcheck_group", None),
-                declared_in=getattr(mod, "eqcheck_input_type", None),
-                declared_out=getattr(mod, "eqcheck_output_type", None),
+                declared_group=declared_types(mod)[0], declared_in=declared_types(mod)[1],
+                declared_out=declared_types(mod)[2],
                 span=(call.enter, call.exit)))
         return sites
 

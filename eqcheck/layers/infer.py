@@ -250,6 +250,19 @@ def find_matrices(expect: Expectation, elements: list[Element], observed: list[n
     return Choice(rep, error, None, "found") if error < FOUND_MAX_ERROR else None
 
 
+def find_irreps(expect: Expectation, elements: list[Element], observed: list[np.ndarray],
+                tolerance: float) -> Choice | None:
+    """A 3-D group's hidden tensor: its O(3) irreps on the last axis, found as the output's are
+    (discovery_o3), over every element of the analysis."""
+    from eqcheck.discovery_o3 import discover_irreps
+
+    found = discover_irreps(expect.group, elements, expect.reference, observed, tolerance)
+    if found is None:
+        return None
+    error = score(expect, found, elements, observed)
+    return Choice(found, error, None, "found") if error < FOUND_MAX_ERROR else None
+
+
 def scoring_elements(group: Group, elements: list[Element]) -> list[int]:
     """Indices of the few exact elements that tell candidates apart: the point group's generators where
     they act exactly, else the first exact non-identity elements."""

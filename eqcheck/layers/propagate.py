@@ -9,14 +9,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eqcheck.actions.parse import group_convention, parse_representation, regular_spec
+from eqcheck.actions.parse import group_convention, parse_representation, parse_type, regular_spec
 from eqcheck.actions.representations import LAYOUTS, RegularFieldAction, Representation
 from eqcheck.compare import Geometry
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
 from eqcheck.layers.expectation import Expectation, fast_rel
-from eqcheck.layers.infer import CLEAR_MARGIN, Choice, choose, find_matrices, find_permutation, scoring_elements
+from eqcheck.layers.infer import (
+    CLEAR_MARGIN, Choice, choose, find_irreps, find_matrices, find_permutation, scoring_elements,
+)
 from eqcheck.layers.layer_actions import layer_candidates, parse_layer_type
 from eqcheck.layers.local import TensorErrors, spread64, tensor_errors, tensor_geometry, transformed_input
 from eqcheck.layers.trace import LayerTracer, Site, run_groups, to_batch_first
@@ -137,9 +139,11 @@ class LayerAnalysis:
         if spec is None or site.declared_group not in (None, self.group.name):
             return None
         try:
-            # eqcheck.nn layers compute escnn's order, whatever order the group's ``regular`` means
-            rep = parse_representation(spec, tuple(shape), "escnn", group_convention(self.group),
-                                       field_group=self.group.field_group)
+            if self.group.point_cloud:  # e3nn's irreps_in / irreps_out
+                rep = parse_type(spec, self.group, tuple(shape))
+            else:  # eqcheck.nn layers compute escnn's order, whatever order the group's ``regular`` means
+                rep = parse_representation(spec, tuple(shape), "escnn", group_convention(self.group),
+                                           field_group=self.group.field_group)
         except UsageError:
             return None
         return rep if rep.fits(self.group, tuple(shape), self.set_size) is None else None
@@ -178,7 +182,9 @@ class LayerAnalysis:
         choice = choose(view.expect, self.candidates(shape), elements, observed,
                         first=kept, batched=self.batched)  # most layers keep their input's action: score it first
         if choice.error > self.tolerance.exact and inputs_exact:
-            found = find_permutation(view.expect, elements, observed) or find_matrices(view.expect, elements, observed)
+            found = (find_irreps(view.expect, self.elements, view.items, self.tolerance.exact) if self.group.point_cloud
+                     else find_permutation(view.expect, elements, observed)
+                     or find_matrices(view.expect, elements, observed))
             if found is not None and found.error < 0.5 * choice.error:
                 choice = Choice(found.rep, found.error, (choice.error + 1e-12) / (found.error + 1e-12), "found")
         if choice.error > self.tolerance.exact and choice.source == "auto" and kept is not None:
