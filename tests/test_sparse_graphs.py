@@ -16,8 +16,7 @@ class MessagePassing(nn.Module):
     """Sum of transformed neighbour features (``index_add`` over ``edge_index``), optionally plus an
     embedding of each node's index, which does not move with the nodes."""
 
-    example_input_shapes = {"x": (7, 4), "edge_index": (2, 15)}
-    example_input_dtypes = {"edge_index": "int64"}
+    example_input_shapes = {"x": (7, 4), "edge_index": (2, 15)}  # edge_index: an integer input by its name
 
     def __init__(self, index_embedding: bool = False) -> None:
         super().__init__()
@@ -61,3 +60,16 @@ def test_a_node_index_embedding_fails_and_its_layer_is_named() -> None:
     assert not result.passed and result.output.max_rel_error > 0.1
     assert result.first_failing_layer == "forward.add"
     assert [layer.name for layer in result.layers if not layer.passed] == ["forward.add"]
+
+
+def test_an_integer_input_of_another_name_is_declared_by_the_module() -> None:
+    class Renamed(MessagePassing):
+        example_input_shapes = {"x": (7, 4), "edges": (2, 15)}
+        example_input_dtypes = {"edges": "int64"}
+
+        def forward(self, x, edges):
+            return super().forward(x, edges)
+
+    torch.manual_seed(0)
+    result = eqcheck.verify(Renamed().eval(), "perm:axis=0")
+    assert result.passed and result.run.input_actions["edges"] == "edge_index"

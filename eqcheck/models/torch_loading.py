@@ -34,14 +34,24 @@ def archive_kind(path: Path) -> str:
     return "pickle"
 
 
+#: argument names PyTorch Geometric gives integer inputs: an edge index (values: node labels, their range
+#: set by the node count) and a batch vector (each node's graph: one graph, all zeros, when generated)
+INTEGER_ARGUMENTS = {"edge_index": None, "batch": 1}
+
+
 def module_inputs(module) -> tuple[list[InputSpec], dict[str, int]]:
     """The inputs of a Python module: names from ``forward``, shapes and dtypes it declares, and integer
-    inputs found in its graph (an argument that indexes an ``nn.Embedding`` is indices below its rows);
-    with the index ranges so found."""
+    inputs found in its graph (an argument that indexes an ``nn.Embedding`` is indices below its rows) or
+    by PyTorch Geometric's names (``edge_index``, ``batch``); with the index ranges so found."""
     names = positional_input_names(module)
     shapes = declared_input_shapes(module)
     dtypes = declared_input_dtypes(module)
     ranges = module_embedding_ranges(module, names)
+    for name in names:
+        if name in INTEGER_ARGUMENTS and name not in dtypes:
+            dtypes[name] = "int64"
+            if INTEGER_ARGUMENTS[name] is not None:
+                ranges.setdefault(name, INTEGER_ARGUMENTS[name])
     for name in ranges:
         dtypes.setdefault(name, "int64")
     if shapes is None or len(shapes) != len(names):
