@@ -72,5 +72,7 @@ def element_errors(
             interpolation_floor=floors.get(element.label),
             spread_ratio=ratio,
             nonfinite=nonfinite,
+            matrix=element.matrix,
+            translation=element.translation,
         ))
     return tuple(results)

@@ -18,6 +18,9 @@ class ElementResult:
     #: rel_error / spread: how large the error is against the output's natural variation
     spread_ratio: float | None = None
     nonfinite: bool = False
+    #: a 3-D element's matrix (rows) and translation, so that a failing one can be reproduced
+    matrix: tuple[tuple[float, ...], ...] | None = None
+    translation: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
