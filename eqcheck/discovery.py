@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from eqcheck.actions.fields import mix_channels
+from eqcheck.actions.fields import mix_channels, signed_permutation_of
 from eqcheck.actions.representations import Representation, _spatial_fits
 from eqcheck.actions.spatial import apply_spatial, central_disk, turn
 from eqcheck.groups.base import Group
@@ -200,23 +200,47 @@ def _exact_generators(group: Group, pairs: list) -> list | None:
 
 def generate_representation(group: Group, fitted: dict) -> dict | None:
     """Every element's matrix from the generators' (by label), or None when the relations do not hold
-    (two products reaching one element with different matrices)."""
+    (two products reaching one element with different matrices). Signed permutations (what quarter turns
+    and mirrors do in escnn's bases) are composed as index arrays, exactly."""
     point_group = group.point_group
     generators = {p: fitted[group.from_point(p).label] for p in point_group.generators()}
     size = len(next(iter(generators.values())))
-    table = {point_group.identity: np.eye(size)}
+    permutations = {p: signed_permutation_of(m) for p, m in generators.items()}
+    if all(order is not None for order, _ in permutations.values()):
+        moves = {p: (order, np.ones(size) if signs is None else signs) for p, (order, signs) in permutations.items()}
+        # (o1, s1) after (o2, s2): M1 M2 v = s1 * s2[o1] * v[o2[o1]]
+        table = _closure(point_group, moves, (np.arange(size), np.ones(size)),
+                         lambda g, a: (a[0][g[0]], g[1] * a[1][g[0]]),
+                         lambda a, b: np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]))
+        if table is None:
+            return None
+        dense = {}
+        for p, (order, signs) in table.items():
+            matrix = np.zeros((size, size))
+            matrix[np.arange(size), order] = signs
+            dense[group.from_point(p).label] = matrix
+        return dense
+    table = _closure(point_group, generators, np.eye(size), lambda g, a: g @ a,
+                     lambda a, b: np.abs(a - b).max() <= RELATION_TOLERANCE)
+    return None if table is None else {group.from_point(p).label: m for p, m in table.items()}
+
+
+def _closure(point_group, generators: dict, identity, compose, same) -> dict | None:
+    """Every element reached from the identity by the generators, with its value (``compose(generator,
+    value)``), or None where two products reach one element with values that are not ``same``."""
+    table = {point_group.identity: identity}
     queue = [point_group.identity]
     while queue:
         a = queue.pop()
-        for s, matrix in generators.items():
-            b, product = point_group.compose(s, a), matrix @ table[a]
+        for s, value in generators.items():
+            b, product = point_group.compose(s, a), compose(value, table[a])
             if b in table:
-                if np.abs(table[b] - product).max() > RELATION_TOLERANCE:
+                if not same(table[b], product):
                     return None
             else:
                 table[b] = product
                 queue.append(b)
-    return {group.from_point(p).label: m for p, m in table.items()}
+    return table
 
 
 def close_representation(group: Group, fitted: list[tuple[Element, np.ndarray]],

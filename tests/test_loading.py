@@ -21,12 +21,12 @@ def check(model, **options):
     return eqcheck.verify(model, "p4", **options)
 
 
-def test_onnx_with_a_dynamic_batch_runs_in_one_pass(exported) -> None:
+def test_onnx_with_a_dynamic_batch_runs_the_first_input_alone_and_the_rest_stacked(exported) -> None:
     result = check(str(exported.onnx))
     assert result.passed and result.output.max_rel_error < EXACT
     assert result.run.model_format == "onnx"
     assert result.run.inputs == {"input": (2, 1, 9, 9)}  # the default batch for a dynamic axis
-    assert result.run.forward_passes == 1
+    assert result.run.forward_passes == 2  # a quick first pass: the others are stacked into one (batching.py)
     assert [e.element for e in result.output.elements] == ["e", "rot90", "rot180", "rot270"]
 
 
