@@ -1,6 +1,8 @@
 """Known causes of error, each said in one line (CONVENTIONS section 5)."""
 from __future__ import annotations
 
+import numpy as np
+
 from eqcheck.engine import Measurement
 from eqcheck.groups.base import Group
 from eqcheck.result import Diagnosis
@@ -100,4 +102,28 @@ def _output_diagnoses(output, prefix: str, tolerance: Tolerance, order: int) -> 
                                    f"{prefix}exact at every right angle; only interpolated angles fail"))
     if exact and not all(e.passed for e in exact) and approximate:
         found.append(Diagnosis("not-c4", f"{prefix}the model is not even equivariant to rotations by 90 degrees"))
-    return found
+    return found + _space_diagnoses(output, prefix)
+
+
+def _space_diagnoses(output, prefix: str) -> list[Diagnosis]:
+    """What the pattern of failing 3-D elements says: a translation alone fails (absolute coordinates),
+    or every rotation passes and only elements with the inversion fail (parity)."""
+    spatial = [e for e in output.elements if e.matrix is not None]
+    if not spatial or all(e.passed for e in spatial):
+        return []
+
+    def improper(e) -> bool:
+        return bool(np.linalg.det(np.asarray(e.matrix)) < 0)
+
+    shifts = [e for e in spatial if e.translation is not None and any(e.translation)
+              and np.allclose(e.matrix, np.eye(3))]
+    if shifts and not all(e.passed for e in shifts):
+        return [Diagnosis("absolute-coordinates", f"{prefix}a translation alone changes the output: the model "
+                                                  f"reads absolute positions (use differences of positions, or "
+                                                  f"centre them first)")]
+    flipped = [e for e in spatial if improper(e)]
+    if flipped and all(e.passed for e in spatial if not improper(e)) and not all(e.passed for e in flipped):
+        return [Diagnosis("parity", f"{prefix}every rotation passes and only elements with the inversion fail: "
+                                    f"equivariant to SO(3), not O(3); a layer blind to parity, or the output's "
+                                    f"parity declared wrong (a cross product is 1e, not 1o)")]
+    return []

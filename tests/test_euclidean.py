@@ -185,3 +185,12 @@ def test_hidden_irreps_are_found_and_the_plain_layer_after_them_is_named() -> No
     assert [layer.name for layer in result.layers if not layer.passed] == ["plain"]
     shuffled = next(layer for layer in result.layers if layer.name == "forward.getitem")
     assert shuffled.representation == "1x0e+1x1o+1x1e" and shuffled.representation_source == "found"
+
+
+def test_the_pattern_of_failing_elements_names_the_cause() -> None:
+    moved = eqcheck.verify(AbsoluteMix(), "se3", per_layer=False)
+    assert [d.code for d in moved.diagnoses if d.code in ("absolute-coordinates", "parity")] == [
+        "absolute-coordinates"]
+    flipped = eqcheck.verify(Cross(), "o3", output_type="1o", per_layer=False)
+    assert [d.code for d in flipped.diagnoses if d.code in ("absolute-coordinates", "parity")] == ["parity"]
+    assert not any(d.code in ("absolute-coordinates", "parity") for d in eqcheck.verify(Cross(), "o3").diagnoses)
