@@ -151,6 +151,11 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
                     for name in names}
 
         feeds = given if given is not None else generated()
+        for name, rep in actions.items():  # an edge index names nodes: below the node count, never negative
+            values = feeds[name]
+            if isinstance(rep, EdgeIndexAction) and values.size and (values.min() < 0 or values.max() >= set_size):
+                raise UsageError(f"input {name!r} is an edge index, but holds node {int(values.min())} .. "
+                                 f"{int(values.max())} of a graph of {set_size} nodes")
         if group.set_axis == 0:
             # the set is axis 0, so that is no batch axis: stacking inputs there would make one longer set
             runner.batch_dynamic = False

@@ -12,10 +12,12 @@ from eqcheck.actions.representations import Representation
 from eqcheck.discovery import HELD_OUT_FACTOR, MIN_SAMPLES_PER_CHANNEL, fit_channels
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
-from eqcheck.reps.o3 import name_irreps
+from eqcheck.reps.o3 import name_irreps, parse_irreps
 
 #: singular values of the output below this fraction of the largest: directions the data does not reach
 SPAN_TOLERANCE = 1e-5
+#: fitted matrices this close to e3nn's D(g) are in e3nn's basis
+BASIS_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -77,4 +79,7 @@ def discover_irreps(group: Group, elements: list[Element], reference: np.ndarray
         return None
     if span.shape[1] < dim:
         name += f" (+{dim - span.shape[1]} channels without data)"
+    elif not all(np.abs(matrices[g.label] - parse_irreps(name).matrix(g.rotation)).max() <= BASIS_TOLERANCE
+                 for g in elements):
+        name += " in another basis"  # equivalent to e3nn's irreps, but not in e3nn's basis (x, y, z)
     return FoundIrrepsAction(spec=name, matrices=matrices)

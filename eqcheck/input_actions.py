@@ -63,6 +63,10 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]], declar
                 reason = ImageAction().fits(group, shape) if group.spatial else "no set axis"
                 raise UsageError(f"{group.spec} cannot act on input {name!r}: {reason}")
         actions[name] = rep
+    if any(isinstance(rep, EdgeIndexAction) for rep in actions.values()):
+        for name in names:  # edge features keep their edges' order: a node permutation leaves them
+            if name not in declared and name.startswith("edge") and not isinstance(actions[name], EdgeIndexAction):
+                actions[name] = Representation()
     return actions, set_size
 
 
@@ -72,10 +76,11 @@ def _infer(group: Group, shape: tuple[int, ...], set_size: int | None, is_first:
     if group.permutes_sets and not is_first and dtype.startswith(("int", "uint")):
         # integers are labels, never numbers to permute blindly: an edge index [2, E] names nodes; a batch
         # vector [N] on the set axis follows its nodes; other integers (atom types per edge...) stay
-        if len(shape) == 2 and shape[0] == 2 and group.set_axis == 0:
+        axis = group.set_axis
+        if len(shape) == 2 and shape[0] == 2 and axis == 0:
             return EdgeIndexAction()
-        if len(shape) == 1 and group.set_axis == 0 and shape[0] == set_size:
-            return SetAction(spec="set:axis=0", axis=0)
+        if len(shape) > axis and shape[axis] == set_size:  # labels per element (atom types, a batch vector)
+            return SetAction(spec="set" if axis == 1 else f"set:axis={axis}", axis=axis)
         return Representation()
     if group.permutes_sets:
         axis = group.set_axis

@@ -137,7 +137,7 @@ class MixedFeatures(nn.Module):
 def test_irreps_are_found_in_any_channel_order_and_named_as_e3nn_does() -> None:
     result = eqcheck.verify(MixedFeatures(), "o3")
     assert result.passed and result.output.representation_source == "found"
-    assert result.output.representation == "1x0e+1x1o+1x1e"
+    assert result.output.representation == "1x0e+1x1o+1x1e in another basis"  # its channels are shuffled
 
 
 class AbsoluteMix(nn.Module):
@@ -184,7 +184,7 @@ def test_hidden_irreps_are_found_and_the_plain_layer_after_them_is_named() -> No
     assert not result.passed and result.first_failing_layer == "plain"
     assert [layer.name for layer in result.layers if not layer.passed] == ["plain"]
     shuffled = next(layer for layer in result.layers if layer.name == "forward.getitem")
-    assert shuffled.representation == "1x0e+1x1o+1x1e" and shuffled.representation_source == "found"
+    assert shuffled.representation == "1x0e+1x1o+1x1e in another basis" and shuffled.representation_source == "found"
 
 
 def test_the_pattern_of_failing_elements_names_the_cause() -> None:
@@ -194,3 +194,19 @@ def test_the_pattern_of_failing_elements_names_the_cause() -> None:
     flipped = eqcheck.verify(Cross(), "o3", output_type="1o", per_layer=False)
     assert [d.code for d in flipped.diagnoses if d.code in ("absolute-coordinates", "parity")] == ["parity"]
     assert not any(d.code in ("absolute-coordinates", "parity") for d in eqcheck.verify(Cross(), "o3").diagnoses)
+
+
+class FlippedForces(nn.Module):
+    """Centred positions with z negated: a vector output with a sign bug (the representation g -> S g S
+    is equivalent to 1o, in another basis): it must fail, not pass as a found type."""
+
+    example_input_shape = (2, 16, 3)
+
+    def forward(self, pos):
+        return (pos - pos.mean(1, keepdim=True)) * torch.tensor([1.0, 1.0, -1.0])
+
+
+def test_a_vector_in_the_wrong_basis_is_not_explained_by_a_found_type() -> None:
+    result = eqcheck.verify(FlippedForces(), "o3", per_layer=False)
+    assert not result.passed and result.output.representation_source != "found"
+    assert "1x1o in another basis" in [c.representation for c in result.output.candidates]

@@ -3,6 +3,7 @@ under ``perm:axis=0`` (CONVENTIONS 9: ``x' = x[p]``, ``edge_index' = p_inv[edge_
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -73,3 +74,48 @@ def test_an_integer_input_of_another_name_is_declared_by_the_module() -> None:
     torch.manual_seed(0)
     result = eqcheck.verify(Renamed().eval(), "perm:axis=0")
     assert result.passed and result.run.input_actions["edges"] == "edge_index"
+
+
+class WeightedMessagePassing(MessagePassing):
+    """Edge weights [E]: they keep their edges' order, so a node permutation leaves them (E == N here)."""
+
+    example_input_shapes = {"x": (7, 4), "edge_index": (2, 7), "edge_weight": (7,)}
+
+    def forward(self, x, edge_index, edge_weight):
+        source, target = edge_index
+        return torch.zeros_like(x).index_add(0, target, self.lin(x)[source] * edge_weight[:, None])
+
+
+def test_edge_features_are_not_taken_for_node_features_when_there_are_as_many_edges_as_nodes() -> None:
+    torch.manual_seed(0)
+    result = eqcheck.verify(WeightedMessagePassing().eval(), "perm:axis=0")
+    assert result.run.input_actions["edge_weight"] == "invariant" and result.passed
+
+
+def test_an_edge_index_outside_the_graph_is_a_usage_error(tmp_path) -> None:
+    from eqcheck.errors import UsageError
+
+    data = tmp_path / "graph.npz"
+    np.savez(data, x=np.zeros((7, 4), np.float32), edge_index=np.array([[0, 1], [2, 9]]))
+    with pytest.raises(UsageError, match="edge index"):
+        eqcheck.verify(MessagePassing().eval(), "perm:axis=0", inputs=str(data))
+
+
+class TypedSet(nn.Module):
+    """Features [B, N, F] and integer types [B, N] per element, under perm (axis 1): types follow."""
+
+    example_input_shapes = {"x": (2, 6, 4), "types": (2, 6)}
+    example_input_dtypes = {"types": "int64"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.lin = nn.Embedding(5, 4), nn.Linear(4, 4)
+
+    def forward(self, x, types):
+        return self.lin(x + self.embed(types))
+
+
+def test_integer_labels_per_set_element_follow_their_elements() -> None:
+    torch.manual_seed(0)
+    result = eqcheck.verify(TypedSet().eval(), "perm")
+    assert result.run.input_actions == {"x": "set", "types": "set"} and result.passed

@@ -39,3 +39,13 @@ def test_dict_outputs_are_named_by_their_keys_and_declared_by_them() -> None:
     result = eqcheck.verify(Heads(), "p4", output_type=["seg=image", "shifted=image"], per_layer=False)
     assert [(o.name, o.passed) for o in result.outputs] == [("seg", True), ("shifted", False)]
     assert not result.passed and result.output.name == "shifted"
+
+
+def test_an_argument_called_batch_is_an_image_batch_outside_a_graph_signature() -> None:
+    class Images(nn.Module):
+        example_input_shape = (2, 1, 9, 9)
+
+        def forward(self, batch):
+            return batch.mean((1, 2, 3))
+
+    assert eqcheck.verify(Images(), "p4", per_layer=False).passed

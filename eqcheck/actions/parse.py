@@ -133,7 +133,7 @@ def default_representation(group: Group, shape: tuple[int, ...], candidates: lis
         preferences.append(regular_spec(layout, convention, "ccw", convention))
     if len(shape) >= 3:
         preferences += ["image", "set"]
-    preferences += ["set", "invariant"]
+    preferences += ["set", f"set:axis={group.set_axis}", "invariant"]
     for spec in preferences:
         if spec in by_spec:
             return by_spec[spec]

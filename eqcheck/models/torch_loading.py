@@ -47,7 +47,7 @@ def module_inputs(module) -> tuple[list[InputSpec], dict[str, int]]:
     shapes = declared_input_shapes(module)
     dtypes = declared_input_dtypes(module)
     ranges = module_embedding_ranges(module, names)
-    for name in names:
+    for name in names if "edge_index" in names else []:  # a PyG signature, not any argument called batch
         if name in INTEGER_ARGUMENTS and name not in dtypes:
             dtypes[name] = "int64"
             if INTEGER_ARGUMENTS[name] is not None:
