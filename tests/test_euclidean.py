@@ -210,3 +210,9 @@ def test_a_vector_in_the_wrong_basis_is_not_explained_by_a_found_type() -> None:
     result = eqcheck.verify(FlippedForces(), "o3", per_layer=False)
     assert not result.passed and result.output.representation_source != "found"
     assert "1x1o in another basis" in [c.representation for c in result.output.candidates]
+
+
+def test_layer_types_take_irreps_under_3d_groups() -> None:
+    result = eqcheck.verify(MixedFeatures(), "o3", layer_types={"forward.cat": "1x1e+1x0e+1x1o"})
+    cat = next(layer for layer in result.layers if layer.name == "forward.cat")
+    assert cat.representation == "1x1e+1x0e+1x1o" and cat.representation_source == "given" and cat.passed

@@ -49,3 +49,14 @@ def test_an_argument_called_batch_is_an_image_batch_outside_a_graph_signature() 
             return batch.mean((1, 2, 3))
 
     assert eqcheck.verify(Images(), "p4", per_layer=False).passed
+
+
+def test_a_dict_with_one_key_is_named_by_it() -> None:
+    class One(nn.Module):
+        example_input_shape = (2, 1, 9, 9)
+
+        def forward(self, x):
+            return {"logits": x.mean((1, 2, 3))}
+
+    result = eqcheck.verify(One(), "p4", output_type="logits=invariant", per_layer=False)
+    assert [o.name for o in result.outputs] == ["logits"] and result.passed

@@ -72,12 +72,32 @@ def analyze_layers(
                             f"interpolated rotations of feature maps are checked on the output only")
         elements = exact
     first = next((x for x in feeds.values() if x.ndim >= 3), None)
-    analysis = LayerAnalysis(tracer, group, elements, tolerance, geometry, set_size, input_actions, types,
-                             first.shape[-1] if first is not None else None, batched)
     report = (lambda done, total: progress("per-layer analysis", done, total)) if progress else None
+
+    def analysed(tracer) -> LayerAnalysis:
+        analysis = LayerAnalysis(tracer, group, elements, tolerance, geometry, set_size, input_actions, types,
+                                 first.shape[-1] if first is not None else None, batched)
+        analysis.run(feeds, items, max_batch, memory_budget, report)
+        return analysis
+
     try:
         items = generate_items(group, elements, feeds, other_feeds, input_actions, geometry)
-        analysis.run(feeds, items, max_batch, memory_budget, report)
+        try:
+            analysis = analysed(tracer)
+        except (UsageError, MemoryError):
+            raise
+        except Exception:
+            from eqcheck.layers.capture_graph import GraphTracer
+
+            if not (isinstance(tracer, GraphTracer) and tracer.from_python):
+                raise
+            # a traced graph that does not run as the model does (fx drops `with torch.enable_grad()`,
+            # and the like): the same layers by hooks
+            from eqcheck.layers.capture_torch import TorchTracer
+
+            tracer.close()
+            tracer = TorchTracer(runner)
+            analysis = analysed(tracer)
         runner.notes.extend(analysis.notes)
         rows = build_rows(analysis, tracer)
         unknown = [row.name for _, row, _ in rows if row.representation_source == "undetermined"]
@@ -87,6 +107,15 @@ def analyze_layers(
                 f"their layers are not judged: declare one with --layer-type '{unknown[0]}=TYPE'")
         failing = first_failing(rows)
         causes = diagnose(runner, group, rows, feeds, tolerance, getattr(tracer, "scan_model", None)) if failing else []
+        if failing is None and unknown and rows and not rows[-1][1].cumulative_passed:
+            # the error shows at the end, but only after tensors no known action explains: the first of
+            # them is where it can no longer be followed, so it is named, and why
+            first = next(row for _, row, _ in rows if row.representation_source == "undetermined")
+            failing = first.name
+            causes = [Diagnosis("undetermined", f"{first.name} ({first.op}) gives a tensor no action eqcheck knows "
+                                                f"explains, and the error shows after it: it (or a layer after it) "
+                                                f"breaks equivariance; declare its type with --layer-type "
+                                                f"'{first.name}=TYPE' to follow it further", layer=first.name)]
     except UsageError:
         raise
     except Exception as error:  # the per-layer table only adds to the verdict: never let it stop a check

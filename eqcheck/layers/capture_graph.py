@@ -20,11 +20,13 @@ from eqcheck.models.base import first_line
 
 @dataclass
 class GraphLayer:
-    """Consecutive graph nodes that make one layer: their last value read outside them is its output."""
+    """Consecutive graph nodes that make one layer: their last value read outside them is its output.
+    ``call``: which call of its module (an exported graph's ``nn_module_stack`` key, ``c`` / ``c@1``)."""
 
     nodes: list = field(default_factory=list)
     module_path: str | None = None
     module_type: str | None = None
+    call: str | None = None
 
 
 def _op_name(target) -> str:
@@ -75,19 +77,55 @@ def declared_types(module) -> tuple[str | None, str | None, str | None]:
 
 
 def trace_module(module):
-    """The module as a ``torch.fx.GraphModule`` whose call_module nodes are its layer modules, or None
-    when it cannot be traced symbolically (control flow on values, and the like)."""
+    """The module as a ``torch.fx.GraphModule`` whose call_module nodes are its layer modules, in-place
+    ops made explicit (``functional_inplace``), or None when it cannot be traced symbolically (control
+    flow on values, ``*args``, and the like). Arguments with defaults are traced at their defaults."""
+    import inspect
+
     import torch
 
-    class LayerTracer_(torch.fx.Tracer):
+    class LeafTracer(torch.fx.Tracer):
         def is_leaf_module(self, m, qualname):
             return is_layer_module(m)
 
     try:
-        graph = LayerTracer_().trace(module)
-        return torch.fx.GraphModule(module, graph)
+        parameters = inspect.signature(module.forward).parameters.values()
+        if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters):
+            return None
+        defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
+        graph = LeafTracer().trace(module, concrete_args=defaults or None)
+        traced = torch.fx.GraphModule(module, graph)
+        functional_inplace(traced.graph)
+        traced.recompile()
+        return traced
     except Exception:
         return None
+
+
+#: in-place ops called as functions (``x += y`` traces to ``operator.iadd``)
+_INPLACE_FUNCTIONS = {"iadd", "isub", "imul", "itruediv", "ifloordiv", "ipow", "iand", "ior", "ixor"}
+
+
+def _is_inplace(node) -> bool:
+    if node.op == "call_method":
+        name = str(node.target)
+        return name.endswith("_") and not name.startswith("_")
+    if node.op == "call_function":
+        return getattr(node.target, "__name__", "") in _INPLACE_FUNCTIONS
+    return False
+
+
+def functional_inplace(graph) -> None:
+    """After an in-place op (``y.mul_(w)``), the nodes that read ``y`` read the op's result instead: the
+    op is then a layer whose output is what they read, and a break it makes is its own."""
+    order = {node: index for index, node in enumerate(graph.nodes)}
+    for node in list(graph.nodes):
+        if not _is_inplace(node) or not node.args or not hasattr(node.args[0], "users"):
+            continue
+        target = node.args[0]
+        for user in list(target.users):
+            if user is not node and order.get(user, -1) > order[node]:
+                user.replace_input_with(target, node)
 
 
 class GraphTracer(LayerTracer):
@@ -97,14 +135,19 @@ class GraphTracer(LayerTracer):
         self.runner = runner
         self.graph_module = graph_module
         self.root = root if root is not None else graph_module
+        #: traced by eqcheck from the module's Python code (not a .pt2's own graph): where the traced
+        #: graph does not run as the model does, hooks on the same modules stand in
+        self.from_python = root is not None
         self.module = self.root  # what names code between layers (analysis.build_rows); every op is one here
         self.calls: list = []
         self.stacked = runner.batch_dynamic
         self.input_names = [spec.name for spec in runner.inputs]
         nodes = list(graph_module.graph.nodes)
-        placeholders = [n for n in nodes if n.op == "placeholder"]
-        if len(placeholders) != len(self.input_names):
-            raise ModelRunError(f"the traced graph takes {len(placeholders)} inputs, the model {len(self.input_names)}")
+        # the model's inputs first; arguments traced at their defaults keep them (fx's placeholder default)
+        placeholders = [n for n in nodes if n.op == "placeholder"][:len(self.input_names)]
+        if len(placeholders) != len(self.input_names) or any(
+                not n.args for n in nodes if n.op == "placeholder" and n not in placeholders):
+            raise ModelRunError(f"the traced graph does not take the model's {len(self.input_names)} input(s)")
         self.keys = {n: n.name for n in nodes}
         self.keys.update(zip(placeholders, self.input_names))
         self.live = _depends_on(nodes, set(placeholders))
@@ -254,11 +297,12 @@ def _group_layers(nodes, live: set) -> list[GraphLayer]:
             continue
         stack = _stack(node)
         path, kind = stack[-1] if stack else ("", None)
+        call = list((node.meta.get("nn_module_stack") or {"": None}))[-1]
         if path in leaves:
-            if layers and layers[-1].module_path == path and layers[-1].nodes[-1].op != "call_module":
+            if layers and layers[-1].module_path == path and layers[-1].call == call:
                 layers[-1].nodes.append(node)
             else:
-                layers.append(GraphLayer([node], path, kind))
+                layers.append(GraphLayer([node], path, kind, call))
         else:
             layers.append(GraphLayer([node]))
     return layers

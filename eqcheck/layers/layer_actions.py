@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eqcheck.actions.parse import candidate_representations, parse_representation
+from eqcheck.actions.parse import candidate_representations, parse_type
 from eqcheck.actions.representations import Representation, SetAction
 from eqcheck.actions.spatial import apply_spatial
 from eqcheck.errors import UsageError
@@ -75,9 +75,9 @@ def layer_candidates(group: Group, shape: tuple[int, ...], set_size: int | None)
     return candidates
 
 
-def parse_layer_type(spec: str, shape: tuple[int, ...], convention: str = "escnn", field_group=None) -> Representation:
-    """A ``--layer-type`` value: any output type spec (``regular`` in the group's ``convention``), or
-    ``set:axes=A,B``."""
+def parse_layer_type(spec: str, shape: tuple[int, ...], group: Group) -> Representation:
+    """A ``--layer-type`` value: any output type spec under ``group`` (``regular`` in its convention,
+    irreps under a 3-D group), or ``set:axes=A,B``."""
     name, _, option = spec.strip().lower().partition(":")
     if name == "set" and option.startswith("axes="):
         try:
@@ -85,4 +85,4 @@ def parse_layer_type(spec: str, shape: tuple[int, ...], convention: str = "escnn
         except ValueError:
             raise UsageError(f"--layer-type {spec!r}: axes must be integers (set:axes=2,3)") from None
         return SetAxesAction(spec=f"set:axes={','.join(map(str, axes))}", axes=axes)
-    return parse_representation(spec, shape, convention, field_group=field_group)
+    return parse_type(spec, group, shape)

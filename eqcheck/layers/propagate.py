@@ -152,7 +152,7 @@ class LayerAnalysis:
         for pattern, spec in self.layer_types.items():
             if fnmatch.fnmatchcase(site.name, pattern) or (site.tensor and fnmatch.fnmatchcase(site.tensor, pattern)):
                 self.used_types.add(pattern)
-                rep = parse_layer_type(spec, tuple(shape), group_convention(self.group), self.group.field_group)
+                rep = parse_layer_type(spec, tuple(shape), self.group)
                 reason = rep.fits(self.group, tuple(shape), self.set_size)
                 if reason:
                     raise UsageError(f"--layer-type {pattern}={spec}: {reason}")
@@ -220,7 +220,10 @@ class LayerAnalysis:
         analysed = self._store(self.analysed, site, choice, view, input_action)
         if not analysed.local.passed and choice.source not in ("given", "declared"):
             unknown_input = any(self.analysed[k].undetermined for k in site.inputs if k in self.analysed)
-            moved = (site.op.lower() in DATA_MOVES and inputs_exact
+            # a move into a shape no action of its input's kind fits (an image flattened to tokens); a cat
+            # of channels or a crop keeps an image's shape and is judged as one
+            moved = (site.op.lower() in DATA_MOVES and inputs_exact and input_action is not None
+                     and same_kind(input_action, self.group, view.ref.shape, self.set_size) is None
                      and any(self.tracer.ref[k].shape != view.raw_ref.shape for k in site.inputs if k in self.tracer.ref))
             analysed.undetermined = unknown_input or moved
         return analysed

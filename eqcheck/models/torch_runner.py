@@ -142,6 +142,7 @@ class TorchRunner(ModelRunner):
         self.inputs = [InputSpec(s.name, s.shape, model_dtype if s.dtype.startswith("float") else s.dtype,
                                  s.dtype_known) for s in inputs]
         self.output_names = ["output"]
+        self._named = False  # the names come from the first run's return value (a dict's keys)
         self.index_ranges = dict(index_ranges or {})
         self._declared_types = dict(declared_types or {})
 
@@ -181,7 +182,7 @@ class TorchRunner(ModelRunner):
             raise ModelRunError(f"the model could not run: {first_line(error)}") from None
         if not outputs:
             raise ModelRunError("the model returned no tensor")
-        if len(self.output_names) != len(outputs):
-            self.output_names = output_names_of(returned)
+        if not self._named or len(self.output_names) != len(outputs):
+            self.output_names, self._named = output_names_of(returned), True
         return [o.detach().float().cpu().numpy() if o.dtype == torch.bfloat16 else o.detach().cpu().numpy()
                 for o in outputs]

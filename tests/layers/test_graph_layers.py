@@ -212,3 +212,61 @@ def test_one_cause_of_many_layers_is_said_once() -> None:
     plain = [d for d in result.diagnoses if d.code == "plain-layer"]
     assert len(plain) == 1 and plain[0].layer == "0"
     assert plain[0].message.startswith("each of 0 (Conv2d), 2 (Conv2d) and 4 (Conv2d) is a plain layer")
+
+
+class InPlace(nn.Module):
+    """``y.mul_(w)`` with a weight per pixel breaks rotations: the in-place op is the layer blamed."""
+
+    example_input_shape = (2, 1, 9, 9)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(1, 4, 1), nn.Conv2d(4, 4, 1)
+        self.w = nn.Parameter(torch.randn(1, 4, 9, 9))
+
+    def forward(self, x, mask=None):  # an argument with a default is traced at its default
+        y = self.c1(x)
+        y.mul_(self.w)
+        if mask is not None:
+            y = y * mask
+        return self.c2(y).mean((2, 3))
+
+
+def test_an_in_place_op_is_a_layer_and_an_argument_with_a_default_is_traced() -> None:
+    result = eqcheck.verify(_seeded(InPlace), "p4")
+    assert not result.passed and result.first_failing_layer == "w"
+    assert _failing(result) == ["w"] and _rows(result)["c2"].passed
+
+
+def test_a_traced_graph_that_cannot_run_falls_back_to_hooks() -> None:
+    class Forces(nn.Module):  # fx drops `with torch.enable_grad()`: the graph cannot take the gradient
+        example_input_shape = (2, 5, 3)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(1, 1)
+
+        def forward(self, pos):
+            with torch.enable_grad():
+                pos = pos.detach().requires_grad_(True)
+                energy = self.lin((pos[:, :, None] - pos[:, None]).pow(2).sum(-1, keepdim=True)).sum((1, 2, 3))
+                return energy, -torch.autograd.grad(energy.sum(), pos)[0]
+
+    result = eqcheck.verify(_seeded(Forces), "e3")
+    assert result.passed and [layer.name for layer in result.layers] == ["lin"]
+    assert not any("stopped" in note for note in result.run.notes)
+
+
+def test_a_pt2_gives_one_row_per_call_of_a_module(tmp_path) -> None:
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c, self.act = nn.Conv2d(2, 2, 3, padding=1, padding_mode="circular"), nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.act(self.c(self.c(x))))
+
+    path = tmp_path / "twice.pt2"
+    torch.export.save(torch.export.export(_seeded(Twice), (torch.randn(2, 2, 8, 8),)), str(path))
+    result = eqcheck.verify(str(path), "translation")
+    assert [layer.name for layer in result.layers] == ["c#1", "c#2", "act#1", "act#2"] and result.passed

@@ -93,7 +93,7 @@ def test_attention_maps_permute_two_set_axes() -> None:
     assert [c.spec for c in candidates] == ["invariant", "set:axis=2", "set:axis=3", "set:axes=2,3"]
     choice = choose(Expectation(group, x, Geometry()), candidates, elements[1:3], observed[1:3])
     assert choice.rep.spec == "set:axes=2,3"
-    assert parse_layer_type("set:axes=2,3", x.shape) == rep
+    assert parse_layer_type("set:axes=2,3", x.shape, group) == rep
 
 
 def _scored_in_full(expect, candidates, elements, observed):
