@@ -56,6 +56,8 @@ def _undetermined_type(group: Group, output) -> list[Diagnosis]:
     reveal (discovery.py fits none): say so, and how to declare it."""
     from eqcheck.discovery import MIN_SAMPLES_PER_CHANNEL
 
+    if group.point_cloud:
+        return _undetermined_irreps(output)
     batch, channels = (output.shape + (0, 0))[:2]
     if (output.passed or group.field_group is None or len(output.shape) != 2 or channels < 2
             or output.representation_source == "given" or batch >= 2 * MIN_SAMPLES_PER_CHANNEL * channels):
@@ -67,6 +69,22 @@ def _undetermined_type(group: Group, output) -> list[Diagnosis]:
                                            f"(--output-type {output.name}=vector, irrep(1), 2*regular, ...) or check a "
                                            f"batch of {needed} (--batch-size {needed}, or --input-shape with that "
                                            f"batch)", severity="note")]
+
+
+def _undetermined_irreps(output) -> list[Diagnosis]:
+    """A failing 3-D output with too few rows (points x batch) for its irreps to be found (discovery_o3)."""
+    from eqcheck.discovery import MIN_SAMPLES_PER_CHANNEL
+
+    dim = output.shape[-1] if output.shape else 0
+    rows = int(np.prod(output.shape[:-1])) if output.shape else 0
+    needed = 2 * MIN_SAMPLES_PER_CHANNEL * dim
+    if output.passed or dim < 2 or output.representation_source == "given" or rows >= needed:
+        return []
+    return [Diagnosis("undetermined-type", f"output {output.name!r} {list(output.shape)} was checked as "
+                                           f"{output.representation}: if its last axis carries irreps, {rows} rows "
+                                           f"(points x batch) cannot reveal them (it takes {needed}); declare it "
+                                           f"(--output-type {output.name}=1x0e+1x1o, ...) or check more points",
+                      severity="note")]
 
 
 def _output_diagnoses(output, prefix: str, tolerance: Tolerance, order: int) -> list[Diagnosis]:

@@ -56,7 +56,7 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]], declar
             if reason:
                 raise UsageError(f"--act {name}={rep.spec if isinstance(given, Representation) else given}: {reason}")
         elif group.point_cloud:
-            rep = _infer_3d(group, shape, (dtypes or {}).get(name, "float32"), actions)
+            rep = _infer_3d(shape, (dtypes or {}).get(name, "float32"), name == positions_input(shapes, dtypes))
         else:
             rep = _infer(group, shape, set_size, index == 0, (dtypes or {}).get(name, "float32"))
             if rep is None:
@@ -97,12 +97,23 @@ def _infer(group: Group, shape: tuple[int, ...], set_size: int | None, is_first:
     return None if is_first else Representation()
 
 
-def _infer_3d(group: Group, shape: tuple[int, ...], dtype: str, earlier: dict[str, Representation]) -> Representation:
-    """A 3-D group's input: the first float tensor ``[..., 3]`` is positions (``x R^T + t``), later ones
-    vectors (``1o``); everything else (node features, atom types, edge indices) is invariant (``--act``
-    declares otherwise)."""
-    if not dtype.startswith(("float", "bfloat")) or not shape or shape[-1] != 3:
-        return Representation()
-    if any(isinstance(rep, PositionAction) for rep in earlier.values()):
+#: argument names that hold positions (a model taking (features3, pos) moves pos, not the first)
+POSITION_NAMES = ("pos", "positions", "coords", "coors", "coordinates", "xyz", "r")
+
+
+def positions_input(shapes: dict[str, tuple[int, ...]], dtypes: dict[str, str] | None) -> str | None:
+    """The input that holds positions: a float ``[..., 3]`` named so (``pos``, ``coords``, ...), else the
+    first float ``[..., 3]``."""
+    points = [n for n, shape in shapes.items() if shape and shape[-1] == 3
+              and (dtypes or {}).get(n, "float32").startswith(("float", "bfloat"))]
+    return next((n for n in points if n.lower() in POSITION_NAMES), points[0] if points else None)
+
+
+def _infer_3d(shape: tuple[int, ...], dtype: str, is_positions: bool) -> Representation:
+    """A 3-D group's input: positions (``x R^T + t``), other float tensors ``[..., 3]`` vectors (``1o``);
+    everything else (node features, atom types, edge indices) is invariant (``--act`` declares otherwise)."""
+    if is_positions:
+        return PositionAction()
+    if dtype.startswith(("float", "bfloat")) and shape and shape[-1] == 3:
         return IrrepsAction(spec="1x1o")
-    return PositionAction()
+    return Representation()

@@ -216,3 +216,19 @@ def test_layer_types_take_irreps_under_3d_groups() -> None:
     result = eqcheck.verify(MixedFeatures(), "o3", layer_types={"forward.cat": "1x1e+1x0e+1x1o"})
     cat = next(layer for layer in result.layers if layer.name == "forward.cat")
     assert cat.representation == "1x1e+1x0e+1x1o" and cat.representation_source == "given" and cat.passed
+
+
+def test_positions_are_found_by_name_and_a_small_cloud_says_how_to_type_its_output() -> None:
+    class Named(nn.Module):
+        example_input_shapes = {"velocity": (2, 4, 3), "pos": (2, 4, 3)}
+
+        def forward(self, velocity, pos):
+            centred = pos - pos.mean(1, keepdim=True)
+            return torch.cat([centred, velocity, (centred * velocity).sum(-1, keepdim=True)], -1)
+
+    result = eqcheck.verify(Named(), "e3", per_layer=False)
+    assert result.run.input_actions == {"velocity": "1x1o", "pos": "positions"}
+    assert not result.passed  # 8 rows cannot type a 7-wide last axis: said, with what to declare
+    assert any(d.code == "undetermined-type" and "--output-type output=" in d.message for d in result.diagnoses)
+    declared = eqcheck.verify(Named(), "e3", output_type="1x1o+1x1o+1x0e", per_layer=False)
+    assert declared.passed

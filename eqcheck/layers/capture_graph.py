@@ -8,7 +8,6 @@ so any node's value can be captured or replaced: a ``torch.roll`` between module
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -182,7 +181,7 @@ class GraphTracer(LayerTracer):
                 return out
 
         tensors = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.runner.device) for n in self.input_names]
-        precision = getattr(self.runner, "_precision", contextlib.nullcontext)
+        precision = self.runner.precision  # TF32 as the check runs it
         try:
             with torch.no_grad(), precision():
                 Run(self.graph_module).run(*tensors)
@@ -239,7 +238,8 @@ class GraphTracer(LayerTracer):
             return layer.module_path, op, module, ()
         node = layer.nodes[-1]
         op = _op_name(node.target)
-        attrs = tuple(str(s.target) for s in node.all_input_nodes if s.op == "get_attr" and s not in self.live)
+        attrs = tuple(str(s.target) for s in node.all_input_nodes if s.op == "get_attr" and s not in self.live
+                      and not str(s.target).startswith("_tensor_constant"))  # fx's own name for a literal
         stack = _stack(node)
         scope = stack[-1][0] if stack and stack[-1][0] else ""
         if attrs:

@@ -3,12 +3,12 @@ rest): hooks on the layer modules (leaves, torch's own, declared ones; never con
 replaced by hooks; code between modules is found where an error appears that no module made."""
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from eqcheck.errors import ModelRunError
+from eqcheck.layers.capture_graph import declared_types, is_layer_module
 from eqcheck.layers.trace import LayerTracer, Site, split_runs, stack_items
 from eqcheck.models.base import first_line
 from eqcheck.models.torch_runner import flatten_outputs
@@ -66,16 +66,8 @@ class Call:
     arg_keys: list = field(default_factory=list)
 
 
-def declared_types(module):
-    from eqcheck.layers.capture_graph import declared_types as read
-
-    return read(module)
-
-
 def layer_modules(root) -> list[tuple[str, object]]:
     """``(path, module)`` of the modules that are layers, outermost first; none inside another."""
-    from eqcheck.layers.capture_graph import is_layer_module
-
     found: list[tuple[str, object]] = []
     for name, module in root.named_modules():
         if name and is_layer_module(module) and not any(name.startswith(p + ".") for p, _ in found):
@@ -113,7 +105,7 @@ class TorchTracer(LayerTracer):
                 lambda mod, args, kwargs, name=name: on_enter(name, mod, args, kwargs), with_kwargs=True))
             handles.append(m.register_forward_hook(  # may return an output to replace it
                 lambda mod, args, kwargs, out, name=name: on_exit(name, mod, out), with_kwargs=True))
-        precision = getattr(self.runner, "_precision", contextlib.nullcontext)
+        precision = self.runner.precision  # TF32 as the check runs it
         try:
             with torch.no_grad(), precision():
                 output = self.module(*tensors)
@@ -180,8 +172,7 @@ class TorchTracer(LayerTracer):
             sites.append(Site(
                 name=name, op=type(mod).__name__, output=f"{index}:out", node=call.name,
                 inputs=tuple(k for k in call.arg_keys if k is not None),
-                declared_group=declared_types(mod)[0], declared_in=declared_types(mod)[1],
-                declared_out=declared_types(mod)[2],
+                **dict(zip(("declared_group", "declared_in", "declared_out"), declared_types(mod))),
                 span=(call.enter, call.exit)))
         return sites
 

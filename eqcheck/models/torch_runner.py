@@ -153,7 +153,7 @@ class TorchRunner(ModelRunner):
     def index_range(self, name: str) -> int | None:
         return self.index_ranges.get(name)
 
-    def _precision(self):
+    def precision(self):
         """Strict fp32 on GPUs unless TF32 is asked for: TF32 convolutions make exact models look 1e-3 off."""
         import torch
 
@@ -175,7 +175,7 @@ class TorchRunner(ModelRunner):
 
         tensors = [torch.from_numpy(np.ascontiguousarray(feeds[spec.name])).to(self.device) for spec in self.inputs]
         try:
-            with torch.no_grad(), self._precision():
+            with torch.no_grad(), self.precision():
                 returned = self.module(*tensors)
                 outputs = flatten_outputs(returned)
         except Exception as error:

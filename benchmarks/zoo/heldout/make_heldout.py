@@ -15,7 +15,6 @@ input ``<m>_input.npz`` and the reference errors:
 """
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import traceback
@@ -376,7 +375,7 @@ def main():
                                if mode == "tuple" else ["--output-type", "seg=image",
                                                         "--output-type", f"{second}=invariant"], exp, {}))
             add_all_formats(fac, fac, files, checks, feeds,
-                            f"SymConv (rotation-averaged kernel) trunk; outputs seg [B,3,15,15] (image) and "
+                            "SymConv (rotation-averaged kernel) trunk; outputs seg [B,3,15,15] (image) and "
                             + (f"{second} [B,3,15,15] from a plain Conv2d ('edge_head')" if broken
                                else f"{second} [B,5] (pooled, invariant)") + f"; PyTorch returns a {mode}",
                             reference=max(refs), reference_per_output={"seg": per[0], second: per[1]},
