@@ -28,19 +28,30 @@ HELD_OUT_FACTOR = 10.0
 RELATION_TOLERANCE = 1e-3
 
 
-@dataclass(frozen=True)
-class FoundFieldAction(Representation):
-    """Channels mixed by matrices found from the data, one per tested element (by label)."""
+@dataclass(frozen=True, eq=False)
+class FoundAction(Representation):
+    """An action whose matrices, one per tested element (by label), were found from the data; they are
+    its identity: two fits are two actions, compared and hashed as objects."""
 
     spec: str = "found"
-    spatial: bool = True
-    matrices: dict = field(default_factory=dict, hash=False, compare=False)
+    matrices: dict = field(default_factory=dict)
 
-    def __eq__(self, other) -> bool:  # its matrices are its identity: two fits are two actions
+    def __eq__(self, other) -> bool:
         return self is other
 
     def __hash__(self) -> int:
         return id(self)
+
+    @property
+    def size(self) -> int:
+        return len(next(iter(self.matrices.values()))) if self.matrices else 0
+
+
+@dataclass(frozen=True, eq=False)
+class FoundFieldAction(FoundAction):
+    """Channels (axis 1) mixed by the found matrices, then the spatial action."""
+
+    spatial: bool = True
 
     def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
         mixed = mix_channels(self.matrices[element.label], None, x)
@@ -49,9 +60,8 @@ class FoundFieldAction(Representation):
         return mixed
 
     def fits(self, group: Group, shape, set_size=None):
-        size = len(next(iter(self.matrices.values()))) if self.matrices else 0
-        if len(shape) < 2 or shape[1] != size:
-            return f"found for {size} channels, the tensor has shape {list(shape)}"
+        if len(shape) < 2 or shape[1] != self.size:
+            return f"found for {self.size} channels, the tensor has shape {list(shape)}"
         return _spatial_fits(group, shape, 4) if len(shape) >= 4 else None
 
 

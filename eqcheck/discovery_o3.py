@@ -4,12 +4,11 @@ held to the other half, and accepted only where the traces of the M_g are the ch
 irreps: the type is then named as e3nn names it (``2x0e+1x1o+1x2e``; a cross product is ``1x1e``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from eqcheck.actions.representations import Representation
-from eqcheck.discovery import HELD_OUT_FACTOR, MIN_SAMPLES_PER_CHANNEL, fit_channels
+from eqcheck.discovery import HELD_OUT_FACTOR, MIN_SAMPLES_PER_CHANNEL, FoundAction, fit_channels
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
 from eqcheck.reps.o3 import name_irreps, parse_irreps
@@ -20,26 +19,16 @@ SPAN_TOLERANCE = 1e-5
 BASIS_TOLERANCE = 1e-3
 
 
-@dataclass(frozen=True)
-class FoundIrrepsAction(Representation):
-    """The last axis mixed by matrices found from the data, one per tested element (by label)."""
-
-    spec: str = "found"
-    matrices: dict = field(default_factory=dict, hash=False, compare=False)
-
-    def __eq__(self, other) -> bool:  # its matrices are its identity: two fits are two actions
-        return self is other
-
-    def __hash__(self) -> int:
-        return id(self)
+@dataclass(frozen=True, eq=False)
+class FoundIrrepsAction(FoundAction):
+    """The last axis mixed by the found matrices (translations leave it)."""
 
     def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
         out = np.asarray(x, dtype=np.float64) @ self.matrices[element.label].T
         return out.astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)
 
     def fits(self, group: Group, shape, set_size=None):
-        size = len(next(iter(self.matrices.values()))) if self.matrices else 0
-        return None if shape and shape[-1] == size else f"found for a last axis of {size}, got {list(shape)}"
+        return None if shape and shape[-1] == self.size else f"found for a last axis of {self.size}, got {list(shape)}"
 
 
 def _rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from eqcheck.errors import ModelRunError
-from eqcheck.layers.trace import LayerTracer, Site, split_runs, stack_items
+from eqcheck.layers.trace import LayerTracer, Site, stack_items
 from eqcheck.models.base import first_line
 
 
@@ -247,25 +247,23 @@ class GraphTracer(LayerTracer):
         return f"{scope}.{op}" if scope else f"forward.{op}", op, None, ()
 
     def capture(self, sites, items, groups, identity=None, patches=None):
-        import torch
-
-        patches = patches or {}
         wanted = {k for s in sites for k in (s.output, *s.inputs)}
-        runs: list[tuple[dict[str, np.ndarray], int]] = []
-        for group in groups:
-            feeds = {n: stack_items([items[i][n] for i in group], 0) for n in self.input_names}
-            replace = {k: torch.from_numpy(np.ascontiguousarray(stack_items([v[i] for i in group], *self.layouts[k])))
-                       .to(self.runner.device) for k, v in patches.items()}
-            runs.append((self._run(feeds, wanted, replace), len(group)))
-        result = {}
-        for key in wanted:
-            if key in runs[0][0] and key in self.ref:
-                split = split_runs(self.ref[key], [(values[key], count) for values, count in runs], identity=identity,
-                                   batch=self.batch)
-                if split is not None:
-                    result[key], self.layouts[key] = split
-                    self.axes[key] = split[1][0]
-        return result
+        runs = torch_runs(self, items, groups, patches or {}, lambda feeds, replace: self._run(feeds, wanted, replace))
+        return self.split_captured(wanted, runs, identity, self.batch)
+
+
+def torch_runs(tracer, items, groups, patches, run) -> list[tuple[dict[str, np.ndarray], int]]:
+    """``run(feeds, replace)`` for each group of items, stacked as the tracer's layouts say, with the
+    patched tensors (per item) as torch tensors on the runner's device: ``(values by key, item count)``."""
+    import torch
+
+    runs = []
+    for group in groups:
+        feeds = {n: stack_items([items[i][n] for i in group], 0) for n in tracer.input_names}
+        replace = {k: torch.from_numpy(np.ascontiguousarray(stack_items([v[i] for i in group], *tracer.layouts[k])))
+                   .to(tracer.runner.device) for k, v in patches.items()}
+        runs.append((run(feeds, replace), len(group)))
+    return runs
 
 
 def _depends_on(nodes, sources: set) -> set:

@@ -8,7 +8,7 @@ import numpy as np
 
 from eqcheck.errors import ModelRunError
 from eqcheck.layers.onnx_views import derive_views, is_view, view_inputs
-from eqcheck.layers.trace import LayerTracer, Site, split_runs, stack_items
+from eqcheck.layers.trace import LayerTracer, Site, stack_items
 
 SCOPE_KEYS = ("pkg.torch.onnx.name_scopes",)
 
@@ -280,16 +280,8 @@ class OnnxTracer(LayerTracer):
             values.update({n: feeds[n] for n in self.graph_inputs})
             values.update({name: feeds[f"{name}@patch"] for name in patches if name not in values})
             runs.append((self._with_views(values), len(group)))
-        result: dict[str, list[np.ndarray]] = {}
-        for name in dict.fromkeys(names + [i for s in sites for i in s.inputs]):
-            if name not in runs[0][0] or name not in self.ref:
-                continue
-            split = split_runs(self.ref[name], [(values[name], count) for values, count in runs], identity=identity,
-                               batch=self.batch)
-            if split is not None:
-                result[name], self.layouts[name] = split
-                self.axes[name] = split[1][0]
-        return result
+        return self.split_captured(dict.fromkeys(names + [i for s in sites for i in s.inputs]), runs, identity,
+                                   self.batch)
 
     def close(self):
         self._sessions = {}

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from eqcheck.errors import ModelRunError
-from eqcheck.layers.capture_graph import declared_types, is_layer_module
-from eqcheck.layers.trace import LayerTracer, Site, split_runs, stack_items
+from eqcheck.layers.capture_graph import declared_types, is_layer_module, torch_runs
+from eqcheck.layers.trace import LayerTracer, Site
 from eqcheck.models.base import first_line
 from eqcheck.models.torch_runner import flatten_outputs
 
@@ -177,25 +177,10 @@ class TorchTracer(LayerTracer):
         return sites
 
     def capture(self, sites, items, groups, identity=None, patches=None):
-        import torch
-
-        patches = patches or {}
         wanted = {k for s in sites for k in (s.output, *s.inputs)} | {OUTPUT_KEY}
-        runs: list[tuple[dict[str, np.ndarray], int]] = []
-        for group in groups:
-            feeds = {n: stack_items([items[i][n] for i in group], 0) for n in self.input_names}
-            replace = {k: torch.from_numpy(np.ascontiguousarray(stack_items([v[i] for i in group], *self.layouts[k])))
-                       .to(self.runner.device) for k, v in patches.items()}
-            runs.append((self._capture_run(feeds, wanted, replace), len(group)))
-        result = {}
-        for key in wanted:
-            if key in runs[0][0] and key in self.ref:
-                split = split_runs(self.ref[key], [(values[key], count) for values, count in runs], identity=identity,
-                                   batch=self.batch)
-                if split is not None:
-                    result[key], self.layouts[key] = split
-                    self.axes[key] = split[1][0]
-        return result
+        runs = torch_runs(self, items, groups, patches or {},
+                          lambda feeds, replace: self._capture_run(feeds, wanted, replace))
+        return self.split_captured(wanted, runs, identity, self.batch)
 
     def _capture_run(self, feeds, wanted: set[str], replace: dict) -> dict[str, np.ndarray]:
         values: dict[str, np.ndarray] = {n: feeds[n] for n in self.input_names if n in wanted}

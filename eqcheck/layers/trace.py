@@ -65,6 +65,20 @@ class LayerTracer(ABC):
     def close(self) -> None:
         """Release sessions and hooks."""
 
+    def split_captured(self, keys, runs: list[tuple[dict[str, np.ndarray], int]], identity: int | None,
+                       batch: int) -> dict[str, list[np.ndarray]]:
+        """The captured tensors of several runs (each ``(values by key, item count)``) cut into items,
+        for the ``keys`` every run and the reference hold; their batch axes and layouts are recorded."""
+        result = {}
+        for key in keys:
+            if key in runs[0][0] and key in self.ref:
+                split = split_runs(self.ref[key], [(values[key], count) for values, count in runs],
+                                   identity=identity, batch=batch)
+                if split is not None:
+                    result[key], self.layouts[key] = split
+                    self.axes[key] = split[1][0]
+        return result
+
 
 def run_groups(items: list[dict[str, np.ndarray]], stacked: bool, max_batch: int | None) -> list[list[int]]:
     """Which items share one forward pass: the chunks of ``eqcheck.batching``, or one item per pass."""
