@@ -170,14 +170,14 @@ class GraphTracer(LayerTracer):
                 key = keys[node]
                 if node not in live or node.op == "output":
                     return out
-                tensor = _first_float(out)
+                tensor = first_float(out)
                 if tensor is None:
                     return out
                 if key in replace:
                     out = _replaced(out, tensor, replace[key].to(tensor.dtype))
-                    tensor = _first_float(out)
+                    tensor = first_float(out)
                 if wanted is None or key in wanted:
-                    values[key] = _numpy(tensor).copy()  # a later in-place op must not change it
+                    values[key] = to_numpy(tensor).copy()  # a later in-place op must not change it
                 return out
 
         tensors = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.runner.device) for n in self.input_names]
@@ -313,7 +313,8 @@ def _submodule(root, path: str):
         return None
 
 
-def _first_float(value):
+def first_float(value):
+    """The first floating-point tensor of a module's or op's output (nested tuples, lists, dicts), or None."""
     import torch
 
     from eqcheck.models.torch_runner import flatten_outputs
@@ -321,7 +322,8 @@ def _first_float(value):
     return next((t for t in flatten_outputs(value) if isinstance(t, torch.Tensor) and t.is_floating_point()), None)
 
 
-def _numpy(tensor) -> np.ndarray:
+def to_numpy(tensor) -> np.ndarray:
+    """A tensor as a numpy array on the CPU (bfloat16 as float32)."""
     import torch
 
     tensor = tensor.detach()

@@ -8,27 +8,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from eqcheck.errors import ModelRunError
-from eqcheck.layers.capture_graph import declared_types, is_layer_module, torch_runs
+from eqcheck.layers.capture_graph import declared_types, first_float, is_layer_module, to_numpy, torch_runs
 from eqcheck.layers.trace import LayerTracer, Site
 from eqcheck.models.base import first_line
-from eqcheck.models.torch_runner import flatten_outputs
 
 OUTPUT_KEY = "<output>"
-
-
-def _first_float(value):
-    import torch
-
-    return next((t for t in flatten_outputs(value) if isinstance(t, torch.Tensor) and t.is_floating_point()), None)
-
-
-def _numpy(tensor) -> np.ndarray:
-    import torch
-
-    tensor = tensor.detach()
-    if tensor.dtype == torch.bfloat16:
-        tensor = tensor.float()
-    return tensor.cpu().numpy()
 
 
 def _arg_key(arg, produced: list, index: int, position: int) -> str | None:
@@ -131,7 +115,7 @@ class TorchTracer(LayerTracer):
             for position, arg in enumerate(args):
                 key = _arg_key(arg, produced, index, position)
                 if key is not None and key not in captured:
-                    captured[key] = _numpy(arg).copy() if inplace else _numpy(arg)
+                    captured[key] = to_numpy(arg).copy() if inplace else to_numpy(arg)
                     produced.append((arg, key))  # a later call reading the same tensor shares the key
                 elif key is not None and inplace:
                     captured[key] = captured[key].copy()  # the module is about to overwrite it
@@ -142,16 +126,16 @@ class TorchTracer(LayerTracer):
         def leave(name, mod, out):
             index, call = stack.pop()
             call.exit, clock[0] = clock[0], clock[0] + 1
-            call.output = _first_float(out)
+            call.output = first_float(out)
             if call.output is not None:
                 key = f"{index}:out"
-                captured[key] = _numpy(call.output)
+                captured[key] = to_numpy(call.output)
                 produced.append((call.output, key))
 
         _, output = self._forward(feeds, enter, leave, produced)
-        last = _first_float(output)
+        last = first_float(output)
         if last is not None and not any(t is last for t, _ in produced):  # code after the last module
-            captured[OUTPUT_KEY] = _numpy(last)
+            captured[OUTPUT_KEY] = to_numpy(last)
         self.ref = captured
         self.batch = next(iter(feeds.values())).shape[0]
         self.sites = self._sites()
@@ -201,7 +185,7 @@ class TorchTracer(LayerTracer):
             for position, key in enumerate(self.calls[index].arg_keys):
                 if key == f"{index}:in{position}":
                     if key in wanted:
-                        values[key] = _numpy(args[position]).copy()
+                        values[key] = to_numpy(args[position]).copy()
                     if key in replace:
                         patched[position], changed = replace[key].to(args[position].dtype), True
             return (tuple(patched), kwargs) if changed else None
@@ -209,17 +193,17 @@ class TorchTracer(LayerTracer):
         def leave(name, mod, out):
             index = stack.pop()
             key = f"{index}:out"
-            tensor = _first_float(out)
+            tensor = first_float(out)
             if key in wanted and tensor is not None:
-                values[key], outputs[key] = _numpy(tensor), tensor
+                values[key], outputs[key] = to_numpy(tensor), tensor
             if key in replace and tensor is not None:
                 return _replaced(out, tensor, replace[key].to(tensor.dtype))
             return None
 
         _, output = self._forward(feeds, enter, leave)
-        last = _first_float(output)
+        last = first_float(output)
         if OUTPUT_KEY in wanted and last is not None:
-            values[OUTPUT_KEY] = _numpy(last)
+            values[OUTPUT_KEY] = to_numpy(last)
         return values
 
     def close(self):
