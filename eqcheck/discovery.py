@@ -111,12 +111,16 @@ def _pair(y: np.ndarray, fit, held) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_channels(source: tuple, target: tuple, tolerance: float) -> tuple[np.ndarray, float, float]:
     """The orthogonal M that maps ``source`` columns to ``target`` columns, with its error on the fit
-    half and on the held-out half. A signed permutation is tried first (what quarter turns and mirrors do
-    to regular, quotient and irrep fields in escnn's bases), kept where it explains both halves within
-    ``tolerance``; otherwise Procrustes in float64."""
-    chosen = signed_permutation(target[0], source[0])
+    half and on the held-out half (infinite where the data is not finite). A signed permutation is tried
+    first (what quarter turns and mirrors do to regular, quotient and irrep fields in escnn's bases), kept
+    where it explains both halves within ``tolerance``; otherwise Procrustes in float64."""
+    correlation = target[0] @ source[0].T  # NaN or Inf anywhere in the data shows here
+    if not np.isfinite(correlation).all():
+        return np.eye(len(correlation)), np.inf, np.inf
+    chosen = signed_permutation(correlation)
     if chosen is not None:
         order, signs = chosen
+        signs = signs.astype(target[0].dtype)
         errors = [_rel(signs[:, None] * s[order], t) for s, t in zip(source, target)]
         if max(errors) <= tolerance:
             m = np.zeros((len(order), len(order)))
@@ -128,15 +132,13 @@ def fit_channels(source: tuple, target: tuple, tolerance: float) -> tuple[np.nda
     return m, _rel(m @ source[0], target[0]), _rel(m @ source[1], target[1])
 
 
-def signed_permutation(target: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(order, signs)`` with ``target ~ signs * source[order]``: each target channel's most correlated
-    source channel, None where two target channels pick the same one."""
-    correlation = target @ source.T
+def signed_permutation(correlation: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(order, signs)`` with ``target ~ signs * source[order]`` from ``correlation = target @ source.T``:
+    each target channel's most correlated source channel, None where two target channels pick the same."""
     order = np.abs(correlation).argmax(axis=1)
     if len(np.unique(order)) < len(order):
         return None
-    signs = np.sign(correlation[np.arange(len(order)), order]).astype(target.dtype)
-    return order, signs
+    return order, np.sign(correlation[np.arange(len(order)), order])
 
 
 def procrustes(target: np.ndarray, source: np.ndarray) -> np.ndarray:
@@ -180,8 +182,6 @@ def discover(group: Group, elements: list[Element], reference: np.ndarray, trans
             moved, inside = _samples(apply_spatial(g, reference)[..., mask]), _samples(y[..., mask])
             half = moved.shape[1] // 2
             source, target = (moved[:, :half], moved[:, half:]), (inside[:, :half], inside[:, half:])
-        if not all(np.isfinite(a).all() for a in (*source, *target)):
-            return None
         m, fitted, held_out = fit_channels(source, target, tolerance)
         if not held_out <= max(HELD_OUT_FACTOR * fitted, tolerance):
             return None
