@@ -63,6 +63,11 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]], declar
                 reason = ImageAction().fits(group, shape) if group.spatial else "no set axis"
                 raise UsageError(f"{group.spec} cannot act on input {name!r}: {reason}")
         actions[name] = rep
+    if group.point_cloud and all(type(rep) is Representation for rep in actions.values()):
+        # nothing would move: the check could not fail
+        raise UsageError(f"{group.spec} acts on positions and vectors (a last axis of 3), and no input has one "
+                         f"(shapes {', '.join(f'{n} {list(shapes[n])}' for n in names)}): declare one with "
+                         f"--act NAME=positions (or an irreps type)")
     if any(isinstance(rep, EdgeIndexAction) for rep in actions.values()):
         for name in names:  # edge features keep their edges' order: a node permutation leaves them
             if name not in declared and name.startswith("edge") and not isinstance(actions[name], EdgeIndexAction):

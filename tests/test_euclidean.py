@@ -232,3 +232,8 @@ def test_positions_are_found_by_name_and_a_small_cloud_says_how_to_type_its_outp
     assert any(d.code == "undetermined-type" and "--output-type output=" in d.message for d in result.diagnoses)
     declared = eqcheck.verify(Named(), "e3", output_type="1x1o+1x1o+1x0e", per_layer=False)
     assert declared.passed
+
+
+def test_a_3d_group_with_nothing_to_move_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="no input has one"):
+        eqcheck.verify(nn.Conv2d(1, 2, 3), "so3", input_shape=[2, 1, 9, 9])
