@@ -111,12 +111,13 @@ def _pair(y: np.ndarray, fit, held) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_channels(source: tuple, target: tuple, tolerance: float) -> tuple[np.ndarray, float, float]:
     """The orthogonal M that maps ``source`` columns to ``target`` columns, with its error on the fit
-    half and on the held-out half (infinite where the data is not finite). A signed permutation is tried
-    first (what quarter turns and mirrors do to regular, quotient and irrep fields in escnn's bases), kept
-    where it explains both halves within ``tolerance``; otherwise Procrustes in float64."""
+    half and on the held-out half (NaN where the data is not finite: no fit is then accepted). A signed
+    permutation is tried first (what quarter turns and mirrors do to regular, quotient and irrep fields in
+    escnn's bases), kept where it explains both halves within ``tolerance``; otherwise Procrustes in
+    float64."""
     correlation = target[0] @ source[0].T  # NaN or Inf anywhere in the data shows here
     if not np.isfinite(correlation).all():
-        return np.eye(len(correlation)), np.inf, np.inf
+        return np.eye(len(correlation)), np.nan, np.nan
     chosen = signed_permutation(correlation)
     if chosen is not None:
         order, signs = chosen
@@ -265,9 +266,9 @@ def close_representation(group: Group, fitted: list[tuple[Element, np.ndarray]],
     while queue:
         a = elements[queue.pop()]
         for b in list(elements.values()):
-            for product in (group.compose(a, b), group.compose(b, a)):
-                matrix = matrices[a.label] @ matrices[b.label] if product.label == group.compose(a, b).label \
-                    else matrices[b.label] @ matrices[a.label]
+            products = ((group.compose(a, b), matrices[a.label] @ matrices[b.label]),
+                        (group.compose(b, a), matrices[b.label] @ matrices[a.label]))
+            for product, matrix in products:
                 if product.label in matrices:
                     if np.abs(matrices[product.label] - matrix).max() > RELATION_TOLERANCE:
                         return None

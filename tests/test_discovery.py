@@ -264,3 +264,17 @@ def test_c8_fields_under_c8_are_found_in_the_output_and_in_hidden_layers() -> No
     assert all(layer.passed for layer in result.layers)
     assert any(layer.representation.endswith("of C4") and layer.representation_source == "found"
                for layer in result.layers)
+
+
+def test_data_that_is_not_finite_is_never_given_a_found_type() -> None:
+    from eqcheck.discovery import discover
+    from eqcheck.discovery_o3 import discover_irreps
+    from eqcheck.groups import parse_group
+    from eqcheck.groups.base import SamplingContext
+
+    for spec, shape, find in (("p4m", (2, 8, 16, 16), discover), ("o3", (2, 40, 5), discover_irreps)):
+        group = parse_group(spec)
+        elements = group.testing_elements(SamplingContext(rng=np.random.default_rng(0)))
+        x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+        x[0, 0, ...] = np.nan
+        assert find(group, elements, x, [x.copy() for _ in elements], 1e-5) is None
