@@ -8,6 +8,7 @@ from eqcheck.actions.representations import (
 )
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
+from eqcheck.inputs import is_integer_dtype
 
 
 def split_declaration(option: str, value: str, names: list[str]) -> tuple[str | None, str]:
@@ -36,6 +37,8 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]], declar
                         dtypes: dict[str, str] | None = None) -> tuple[dict[str, Representation], int | None]:
     """Actions for every input, and the set size (for permutation groups)."""
     names = list(shapes)
+    dtypes = dtypes or {}
+    positions = positions_input(shapes, dtypes) if group.point_cloud else None
     first = shapes[names[0]]
     set_size = None
     if group.permutes_sets:
@@ -56,9 +59,9 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]], declar
             if reason:
                 raise UsageError(f"--act {name}={rep.spec if isinstance(given, Representation) else given}: {reason}")
         elif group.point_cloud:
-            rep = _infer_3d(shape, (dtypes or {}).get(name, "float32"), name == positions_input(shapes, dtypes))
+            rep = _infer_3d(shape, dtypes.get(name, "float32"), name == positions)
         else:
-            rep = _infer(group, shape, set_size, index == 0, (dtypes or {}).get(name, "float32"))
+            rep = _infer(group, shape, set_size, index == 0, dtypes.get(name, "float32"))
             if rep is None:
                 reason = ImageAction().fits(group, shape) if group.spatial else "no set axis"
                 raise UsageError(f"{group.spec} cannot act on input {name!r}: {reason}")
@@ -78,7 +81,7 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]], declar
 def _infer(group: Group, shape: tuple[int, ...], set_size: int | None, is_first: bool,
            dtype: str = "float32") -> Representation | None:
     candidates: list[Representation] = []
-    if group.permutes_sets and not is_first and dtype.startswith(("int", "uint")):
+    if group.permutes_sets and not is_first and is_integer_dtype(dtype):
         # integers are labels, never numbers to permute blindly: an edge index [2, E] names nodes; a batch
         # vector [N] on the set axis follows its nodes; other integers (atom types per edge...) stay
         axis = group.set_axis
@@ -106,11 +109,15 @@ def _infer(group: Group, shape: tuple[int, ...], set_size: int | None, is_first:
 POSITION_NAMES = ("pos", "positions", "coords", "coors", "coordinates", "xyz", "r")
 
 
-def positions_input(shapes: dict[str, tuple[int, ...]], dtypes: dict[str, str] | None) -> str | None:
+def _is_point(shape: tuple[int, ...], dtype: str) -> bool:
+    """A float tensor ``[..., 3]``: points or vectors in space."""
+    return bool(shape) and shape[-1] == 3 and not is_integer_dtype(dtype) and dtype != "bool"
+
+
+def positions_input(shapes: dict[str, tuple[int, ...]], dtypes: dict[str, str]) -> str | None:
     """The input that holds positions: a float ``[..., 3]`` named so (``pos``, ``coords``, ...), else the
     first float ``[..., 3]``."""
-    points = [n for n, shape in shapes.items() if shape and shape[-1] == 3
-              and (dtypes or {}).get(n, "float32").startswith(("float", "bfloat"))]
+    points = [n for n, shape in shapes.items() if _is_point(shape, dtypes.get(n, "float32"))]
     return next((n for n in points if n.lower() in POSITION_NAMES), points[0] if points else None)
 
 
@@ -119,6 +126,6 @@ def _infer_3d(shape: tuple[int, ...], dtype: str, is_positions: bool) -> Represe
     everything else (node features, atom types, edge indices) is invariant (``--act`` declares otherwise)."""
     if is_positions:
         return PositionAction()
-    if dtype.startswith(("float", "bfloat")) and shape and shape[-1] == 3:
+    if _is_point(shape, dtype):
         return IrrepsAction(spec="1x1o")
     return Representation()

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from eqcheck.errors import ModelRunError
-from eqcheck.layers.trace import LayerTracer, Site, stack_items
+from eqcheck.layers.glue import op_name
+from eqcheck.layers.trace import LayerTracer, Site, numbered, stack_items
 from eqcheck.models.base import first_line
 
 
@@ -29,11 +30,9 @@ class GraphLayer:
 
 
 def _op_name(target) -> str:
-    """``add`` for ``operator.add``, ``torch.add``, ``aten.add.Tensor`` and the method ``"add"``."""
+    """glue.op_name, a Python function's or method's name without its underscores (``__add__``, ``mul_``)."""
     text = str(target)
-    if text.startswith("aten."):
-        return text.split(".")[1]
-    return getattr(target, "__name__", text).split(".")[-1].strip("_") or text
+    return op_name(target) if text.startswith("aten.") else (op_name(target).strip("_") or text)
 
 
 def _type_name(value) -> str:
@@ -213,17 +212,11 @@ class GraphTracer(LayerTracer):
                         inputs.append(keys[source])
             name, op, module, constants = self._describe(layer, output)
             drafts.append((name, op, module, constants, keys[output], tuple(inputs), index))
-        counts: dict[str, int] = {}
-        for name, *_ in drafts:
-            counts[name] = counts.get(name, 0) + 1
-        seen: dict[str, int] = {}
         sites = []
-        for name, op, module, constants, output, inputs, index in drafts:
-            seen[name] = seen.get(name, 0) + 1
+        for (_, op, module, constants, output, inputs, index), name in zip(drafts, numbered([d[0] for d in drafts])):
             group, declared_in, declared_out = declared_types(module)
             sites.append(Site(
-                name=name if counts[name] == 1 else f"{name}#{seen[name]}", op=op, output=output,
-                inputs=inputs, node=name, constants=constants, span=(index, index),
+                name=name, op=op, output=output, inputs=inputs, node=name, constants=constants, span=(index, index),
                 declared_group=group, declared_in=declared_in, declared_out=declared_out))
         return sites
 
@@ -249,7 +242,7 @@ class GraphTracer(LayerTracer):
     def capture(self, sites, items, groups, identity=None, patches=None):
         wanted = {k for s in sites for k in (s.output, *s.inputs)}
         runs = torch_runs(self, items, groups, patches or {}, lambda feeds, replace: self._run(feeds, wanted, replace))
-        return self.split_captured(wanted, runs, identity, self.batch)
+        return self.split_captured(wanted, runs, identity)
 
 
 def torch_runs(tracer, items, groups, patches, run) -> list[tuple[dict[str, np.ndarray], int]]:

@@ -280,8 +280,7 @@ class OnnxTracer(LayerTracer):
             values.update({n: feeds[n] for n in self.graph_inputs})
             values.update({name: feeds[f"{name}@patch"] for name in patches if name not in values})
             runs.append((self._with_views(values), len(group)))
-        return self.split_captured(dict.fromkeys(names + [i for s in sites for i in s.inputs]), runs, identity,
-                                   self.batch)
+        return self.split_captured(dict.fromkeys(names + [i for s in sites for i in s.inputs]), runs, identity)
 
     def close(self):
         self._sessions = {}

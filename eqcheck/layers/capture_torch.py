@@ -9,7 +9,7 @@ import numpy as np
 
 from eqcheck.errors import ModelRunError
 from eqcheck.layers.capture_graph import declared_types, first_float, is_layer_module, to_numpy, torch_runs
-from eqcheck.layers.trace import LayerTracer, Site
+from eqcheck.layers.trace import LayerTracer, Site, numbered
 from eqcheck.models.base import first_line
 
 OUTPUT_KEY = "<output>"
@@ -142,16 +142,10 @@ class TorchTracer(LayerTracer):
         return captured
 
     def _sites(self) -> list[Site]:
-        counts: dict[str, int] = {}
-        for call in self.calls:
-            counts[call.name] = counts.get(call.name, 0) + 1
-        seen: dict[str, int] = {}
         sites = []
-        for index, call in enumerate(self.calls):
-            seen[call.name] = seen.get(call.name, 0) + 1
+        for index, (call, name) in enumerate(zip(self.calls, numbered([c.name for c in self.calls]))):
             if call.output is None:
                 continue
-            name = call.name if counts[call.name] == 1 else f"{call.name}#{seen[call.name]}"
             mod = call.module
             sites.append(Site(
                 name=name, op=type(mod).__name__, output=f"{index}:out", node=call.name,
@@ -164,7 +158,7 @@ class TorchTracer(LayerTracer):
         wanted = {k for s in sites for k in (s.output, *s.inputs)} | {OUTPUT_KEY}
         runs = torch_runs(self, items, groups, patches or {},
                           lambda feeds, replace: self._capture_run(feeds, wanted, replace))
-        return self.split_captured(wanted, runs, identity, self.batch)
+        return self.split_captured(wanted, runs, identity)
 
     def _capture_run(self, feeds, wanted: set[str], replace: dict) -> dict[str, np.ndarray]:
         values: dict[str, np.ndarray] = {n: feeds[n] for n in self.input_names if n in wanted}

@@ -20,7 +20,7 @@ def _parent_graph(module):
         return None
 
 
-def _op_name(target) -> str:
+def op_name(target) -> str:
     """``add`` for ``operator.add``, ``torch.add``, ``aten.add.Tensor`` and the method ``"add"``."""
     text = str(target)
     if text.startswith("aten."):
@@ -55,7 +55,7 @@ def describe_glue(root, parent: str, child: str | None) -> tuple[str, str, tuple
         if node.op == "get_attr":
             attrs.append(str(node.target))
         elif node.op in ("call_function", "call_method"):
-            ops.append(_op_name(node.target))
+            ops.append(op_name(node.target))
         queue.extend(node.all_input_nodes)
     if not attrs and not ops:
         return fallback

@@ -45,6 +45,8 @@ class LayerTracer(ABC):
     layouts: dict[str, tuple[int, int]]
     #: every tensor of the reference run, by key
     ref: dict[str, np.ndarray]
+    #: the batch of the reference run (a merged batch axis is told apart by it)
+    batch: int = 0
     #: the key of the model's output where code after the last layer computes it (torch), else None
     output_key: str | None = None
 
@@ -65,19 +67,33 @@ class LayerTracer(ABC):
     def close(self) -> None:
         """Release sessions and hooks."""
 
-    def split_captured(self, keys, runs: list[tuple[dict[str, np.ndarray], int]], identity: int | None,
-                       batch: int) -> dict[str, list[np.ndarray]]:
+    def split_captured(self, keys, runs: list[tuple[dict[str, np.ndarray], int]],
+                       identity: int | None) -> dict[str, list[np.ndarray]]:
         """The captured tensors of several runs (each ``(values by key, item count)``) cut into items,
         for the ``keys`` every run and the reference hold; their batch axes and layouts are recorded."""
         result = {}
         for key in keys:
             if key in runs[0][0] and key in self.ref:
                 split = split_runs(self.ref[key], [(values[key], count) for values, count in runs],
-                                   identity=identity, batch=batch)
+                                   identity=identity, batch=self.batch)
                 if split is not None:
                     result[key], self.layouts[key] = split
                     self.axes[key] = split[1][0]
         return result
+
+
+def numbered(names: list[str]) -> list[str]:
+    """Each name as it is where it occurs once, else ``name#k`` for its k-th occurrence (a module or an op
+    called several times)."""
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if counts[name] == 1 else f"{name}#{seen[name]}")
+    return out
 
 
 def run_groups(items: list[dict[str, np.ndarray]], stacked: bool, max_batch: int | None) -> list[list[int]]:
