@@ -1,7 +1,9 @@
 """What finding an output's type from the data costs (eqcheck/discovery.py), against one forward pass of
 the sample models, interleaved, medians of repeated runs.
 
-    python benchmarks/bench_discovery.py [--repeats 15]
+    OMP_NUM_THREADS=1 python benchmarks/bench_discovery.py [--repeats 15]
+
+(OMP_NUM_THREADS=1: torch's idle OpenMP threads would slow numpy's BLAS in this mixed benchmark.)
 
 A [2, 64, 64, 64] output under p4m (8 elements) whose channels carry 32 copies of escnn's irrep(1,1) of D4
 (rotated pairs, one field type no named candidate explains) is discovered; the forward passes are those
@@ -54,29 +56,39 @@ def main() -> None:
     torch.manual_seed(0)
     maker = torch.nn.Sequential(P4ConvZ2(3, 4, 3, padding=1), torch.nn.ReLU(), P4ConvP4(4, 16, 3, padding=1)).eval()
     image = torch.randn(2, 3, 64, 64)
-    runners["64-channel maker"] = None
-    times = {"discovery": [], **{f"forward {name}": [] for name in runners}}
-    found = None
-    for _ in range(args.repeats):  # interleaved, so that drift hits every measure alike
-        start = time.perf_counter()
-        found = discover(group, elements, reference, transformed, 1e-5)
-        times["discovery"].append(time.perf_counter() - start)
-        for name, runner in runners.items():
+    found = []
+
+    def discovery():
+        found.append(discover(group, elements, reference, transformed, 1e-5))
+
+    def forward(runner):
+        return lambda: runner.run(feeds[runner_names[runner]])
+
+    def make_map():
+        with torch.no_grad():
+            maker(image)
+
+    runner_names = {runner: name for name, runner in runners.items()}
+    measures = {"discovery": discovery, **{f"forward {name}": forward(r) for name, r in runners.items()},
+                "forward 64-channel maker": make_map}
+    times = {name: [] for name in measures}
+    order = np.random.default_rng(1)
+    for _ in range(args.repeats):  # interleaved, in a new order every round: drift, and the state of the
+        for name in order.permutation(list(measures)):  # caches what ran before leaves, hit all alike
             start = time.perf_counter()
-            if runner is None:
-                with torch.no_grad():
-                    maker(image)
-            else:
-                runner.run(feeds[name])
-            times[f"forward {name}"].append(time.perf_counter() - start)
+            measures[name]()
+            times[name].append(time.perf_counter() - start)
+    found = found[-1]
     print(f"found: {found.spec if found else None}")
     for name, values in times.items():
         values = sorted(values)
         print(f"{name:>18}: median {statistics.median(values) * 1e3:7.2f} ms  (min {values[0] * 1e3:.2f}, "
               f"max {values[-1] * 1e3:.2f})")
-    for name in runners:
-        ratio = statistics.median(times["discovery"]) / statistics.median(times[f"forward {name}"])
-        print(f"discovery / one forward pass of {name} (batch 2): {ratio:.2f}x")
+    for name in [n for n in measures if n != "discovery"]:
+        ratio = statistics.median(times["discovery"]) / statistics.median(times[name])
+        print(f"discovery / one {name.replace('forward', 'forward pass of')} (batch 2): {ratio:.2f}x")
+    quartiles = statistics.quantiles(times["discovery"], n=4)
+    print(f"noise: discovery's quartiles {quartiles[0] * 1e3:.2f}-{quartiles[2] * 1e3:.2f} ms around its median")
 
 
 if __name__ == "__main__":

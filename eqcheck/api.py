@@ -12,14 +12,16 @@ import numpy as np
 from eqcheck import __version__
 from eqcheck.diagnose import measured_diagnoses, structural_diagnoses
 from eqcheck.engine import measure
-from eqcheck.errors import UsageError
+from eqcheck.errors import ModelRunError, UsageError
 from eqcheck.groups import Group, parse_group
 from eqcheck.guard import guarded
 from eqcheck.actions.representations import EdgeIndexAction
 from eqcheck.input_actions import infer_input_actions, parse_declarations
 from eqcheck.inputs import cast_input, generate, input_bytes, load_input_file, parse_named_shapes, resolve_shapes
 from eqcheck.layers import analyze_layers
+from eqcheck.models.base import first_line
 from eqcheck.models.loader import load_model
+from eqcheck.precision import precision_diagnosis, with_precision
 from eqcheck.result import RunInfo, VerificationResult
 from eqcheck.structure import scan
 from eqcheck.tolerance import Tolerance
@@ -112,13 +114,30 @@ def verify(
                    max_batch=max_batch, per_layer=per_layer, layer_types=layer_types, progress=progress,
                    command=command)
     with guarded(str(model) if isinstance(model, (str, Path)) else type(model).__name__, timeout) as guard:
-        runner = load_model(model, device=device, dtype=dtype, weights=weights, unsafe_load=unsafe_load,
-                            allow_tf32=allow_tf32, train_mode=train_mode)
-        result = _check(runner, group, **options)
+        load = dict(device=device, weights=weights, unsafe_load=unsafe_load, allow_tf32=allow_tf32,
+                    train_mode=train_mode)
+        result = _check(load_model(model, dtype=dtype, **load), group, **options)
+        # a float32 model failing by a little: checked again in float64, to tell rounding from a broken symmetry
+        result = with_precision(result, precision_diagnosis(result, lambda: _check(
+            load_model(_own_copy(model), dtype="float64", **load), group,
+            **{**options, "per_layer": False, "progress": None})))
     note = guard.note()
     if note is not None:
         result = replace(result, run=replace(result.run, notes=(*result.run.notes, note)))
     return replace(result, elapsed_s=time.perf_counter() - start)
+
+
+def _own_copy(model):
+    """A model object the float64 re-run may cast (``nn.Module.to`` works in place): a copy of the caller's
+    module; paths and specs load afresh."""
+    if isinstance(model, (str, Path)):
+        return model
+    import copy
+
+    try:
+        return copy.deepcopy(model)
+    except Exception as error:  # noqa: BLE001 (a module that cannot be copied is not re-run)
+        raise ModelRunError(f"the model could not be copied ({first_line(error)})") from None
 
 
 def _check(runner, group: Group, *, input_shape, inputs, act, output_type, output, tol, approx_tol, seed, samples,

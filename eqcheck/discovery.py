@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from eqcheck.actions.fields import mix_channels, signed_permutation_of
+from eqcheck.actions.fields import mix_channels
 from eqcheck.actions.representations import Representation, _spatial_fits
 from eqcheck.actions.spatial import apply_spatial, central_disk, turn
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
 from eqcheck.reps import character_name, decompose
+from eqcheck.reps.signed import SignedPermutation, dense, trace
 
 #: samples (batch items x pixels) per channel below which no matrix is fitted
 MIN_SAMPLES_PER_CHANNEL = 4
@@ -30,8 +31,9 @@ RELATION_TOLERANCE = 1e-3
 
 @dataclass(frozen=True, eq=False)
 class FoundAction(Representation):
-    """An action whose matrices, one per tested element (by label), were found from the data; they are
-    its identity: two fits are two actions, compared and hashed as objects."""
+    """An action whose matrices, one per tested element (by label: a float64 array or a
+    ``SignedPermutation``), were found from the data; they are its identity: two fits are two actions,
+    compared and hashed as objects."""
 
     spec: str = "found"
     matrices: dict = field(default_factory=dict)
@@ -54,7 +56,7 @@ class FoundFieldAction(FoundAction):
     spatial: bool = True
 
     def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
-        mixed = mix_channels(self.matrices[element.label], None, x)
+        mixed = mix_channels(self.matrices[element.label], x)
         if x.ndim >= 4:
             mixed = apply_spatial(element, mixed, stride=stride, zero_fill=zero_fill, order=order)
         return mixed
@@ -70,81 +72,121 @@ def _samples(x: np.ndarray) -> np.ndarray:
     return np.moveaxis(np.asarray(x, dtype=np.float64), 1, 0).reshape(x.shape[1], -1)
 
 
-#: samples (batch items x pixels) per channel that a fit and its held-out check each use at least
+#: samples (batch items x pixels) per channel that a Procrustes fit and its held-out check each use at least
 FIT_SAMPLES_PER_CHANNEL = 12
+#: ... that choose a signed permutation, and that it is then held to: it has C log 2C bits to choose, not
+#: C^2 reals, and each of the C channels must match its source to the tolerance on every held-out sample
+SIGNED_FIT_SAMPLES_PER_CHANNEL, SIGNED_HELD_SAMPLES_PER_CHANNEL = 2, 4
 
 
-def _sample_grids(reference: np.ndarray) -> tuple[tuple | None, tuple | None]:
-    """Index tuples of the pixels used for the fit and for the held-out check: two bands of whole rows,
-    about a third and two thirds down, as many as the channels need (alternate rows where the map is too
-    small for bands). Slices, so that each is a view of any tensor, turned ones included, and reads few
-    cache lines. None for a ``[B, C]`` tensor (its batch items are split instead)."""
+def _sample_grids(reference: np.ndarray, fit_per_channel: int,
+                  held_per_channel: int | None = None) -> tuple[tuple | None, tuple | None]:
+    """Index tuples of the pixels used for the fit and for the held-out check, ``fit_per_channel`` and
+    ``held_per_channel`` (the same by default) samples per channel at least: two bands of whole rows,
+    about a third and two thirds down (alternate rows where the map is too small for bands). Slices, so
+    that each is a view of any tensor, turned ones included. None for a ``[B, C]`` tensor (its batch
+    items are split instead)."""
     if reference.ndim == 2:
         return None, None
     batch, channels, h, w = reference.shape
-    rows = -(-FIT_SAMPLES_PER_CHANNEL * channels // (batch * w))
-    if 3 * rows > h:
+    fit_rows = -(-fit_per_channel * channels // (batch * w))
+    held_rows = -(-(held_per_channel or fit_per_channel) * channels // (batch * w))
+    if fit_rows + held_rows + max(fit_rows, held_rows) > h:
         return (..., slice(0, None, 2), slice(None)), (..., slice(1, None, 2), slice(None))
-    fit_start = h // 3 - rows // 2
-    held_start = max(fit_start + rows, min(2 * h // 3 - rows // 2, h - rows))
-    return (..., slice(fit_start, fit_start + rows), slice(None)), (..., slice(held_start, held_start + rows), slice(None))
+    fit_start = max(0, h // 3 - fit_rows // 2)
+    held_start = max(fit_start + fit_rows, min(2 * h // 3 - held_rows // 2, h - held_rows))
+    return ((..., slice(fit_start, fit_start + fit_rows), slice(None)),
+            (..., slice(held_start, held_start + held_rows), slice(None)))
 
 
-def _columns(x: np.ndarray, grid: tuple | None, part: int = 0) -> np.ndarray:
-    """``[C, samples]``, float32 or wider: the grid's pixels of every batch item; a ``[B, C]`` tensor: half
-    of its items (``part`` 0 or 1)."""
-    dtype = np.result_type(x.dtype, np.float32)
+def _columns(xs: list[np.ndarray], grid: tuple | None, part: int = 0) -> np.ndarray:
+    """``[len(xs), C, samples]``, float32 or wider: the grid's pixels of every batch item of each tensor;
+    of a ``[B, C]`` tensor, half of its items (``part`` 0 or 1). One copy for all of them."""
+    dtype = np.result_type(xs[0].dtype, np.float32)
     if grid is None:
-        half = x.shape[0] // 2
-        rows = x[:half] if part == 0 else x[half:]
-        return np.array(rows.T, dtype=dtype, order="C")
-    picked = x[grid]
-    return np.array(np.moveaxis(picked, 1, 0), dtype=dtype, order="C").reshape(x.shape[1], -1)
+        half = xs[0].shape[0] // 2
+        picked = [(x[:half] if part == 0 else x[half:]).T for x in xs]
+    else:
+        picked = [x[grid].swapaxes(0, 1) for x in xs]
+    out = np.empty((len(xs), *picked[0].shape), dtype=dtype)
+    for target, view in zip(out, picked):
+        target[...] = view
+    return out.reshape(len(xs), xs[0].shape[1], -1)
 
 
-def _pair(y: np.ndarray, fit, held) -> tuple[np.ndarray, np.ndarray]:
-    """The columns of ``y`` for the fit and for the held-out check (a ``[B, C]`` tensor: its two halves)."""
+def _pair(ys: list[np.ndarray], fit, held) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of each of ``ys`` for the fit and for the held-out check (a ``[B, C]`` tensor: its two
+    halves), ``[len(ys), C, samples]`` each."""
     if fit is None:
-        return _columns(y, None, 0), _columns(y, None, 1)
-    return _columns(y, fit), _columns(y, held)
+        return _columns(ys, None, 0), _columns(ys, None, 1)
+    return _columns(ys, fit), _columns(ys, held)
 
 
-def fit_channels(source: tuple, target: tuple, tolerance: float) -> tuple[np.ndarray, float, float]:
-    """The orthogonal M that maps ``source`` columns to ``target`` columns, with its error on the fit
-    half and on the held-out half (NaN where the data is not finite: no fit is then accepted). A signed
-    permutation is tried first (what quarter turns and mirrors do to regular, quotient and irrep fields in
-    escnn's bases), kept where it explains both halves within ``tolerance``; otherwise Procrustes in
-    float64."""
-    correlation = target[0] @ source[0].T  # NaN or Inf anywhere in the data shows here
-    if not np.isfinite(correlation).all():
-        return np.eye(len(correlation)), np.nan, np.nan
-    chosen = signed_permutation(correlation)
-    if chosen is not None:
-        order, signs = chosen
-        signs = signs.astype(target[0].dtype)
-        errors = [_rel(signs[:, None] * s[order], t) for s, t in zip(source, target)]
-        if max(errors) <= tolerance:
-            m = np.zeros((len(order), len(order)))
-            m[np.arange(len(order)), order] = signs
-            return m, errors[0], errors[1]
+Fit = tuple  # (rho, error on the fit half, error on the held-out half)
+
+
+def fit_channels(source: tuple, target: tuple, tolerance: float) -> Fit:
+    """The orthogonal rho that maps ``source`` columns ``[C, samples]`` to ``target`` columns, with its
+    error on the fit half and on the held-out half (NaN where the data is not finite: no fit is then
+    accepted): a signed permutation where one explains the held-out half within ``tolerance``, else
+    Procrustes."""
+    chosen = fit_signed_permutations(tuple(s[None] for s in source), tuple(t[None] for t in target), tolerance)
+    return chosen[0] or fit_orthogonal(source, target)
+
+
+def fit_signed_permutations(source: tuple, target: tuple, tolerance: float) -> list[Fit | None]:
+    """For each of the stacked ``[G, C, samples]`` source and target columns (fit half, held-out half),
+    ``(rho, error, error)`` with rho a ``SignedPermutation`` (what quarter turns and mirrors do to regular,
+    quotient and irrep fields in escnn's bases), chosen by the correlation of the fit half and kept where
+    it explains the held-out half within ``tolerance`` (its one error, given for both); else None. All
+    at once: a few numpy calls whatever G is."""
+    correlation = target[0] @ source[0].transpose(0, 2, 1)  # [G, C, C]; NaN or Inf in the data shows here
+    norms = np.sqrt(np.einsum("gij,gij->gi", source[0], source[0]))
+    scaled = np.abs(correlation / np.where(norms > 0, norms, 1)[:, None, :])
+    order = scaled.argmax(axis=2)  # each target channel's most correlated source channel
+    stacked, channels = order.shape
+    rows = (order + channels * np.arange(stacked)[:, None]).ravel()  # of the [G * C, ...] stacks
+    signs = np.sign(correlation.reshape(stacked * channels, channels)[np.arange(stacked * channels),
+                                                                      order.ravel()]).reshape(order.shape)
+    bijective = (np.sort(order, axis=1) == np.arange(channels)).all(axis=1)
+    moved = source[1].reshape(stacked * channels, -1)[rows].reshape(source[1].shape)
+    moved *= signs.astype(moved.dtype)[..., None]
+    errors = _rel_stacked(moved, target[1])  # moved is a copy: overwritten
+    finite = np.isfinite(correlation).all(axis=(1, 2))
+    return [(SignedPermutation(o, s), e, e) if ok and keep and e <= tolerance else None
+            for o, s, e, ok, keep in zip(order, signs, errors.tolist(), bijective, finite)]
+
+
+def _rel_stacked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``||a_g - b_g|| / ||b_g||`` for each g of the stacked ``[G, C, samples]`` arrays (inf where b_g is 0
+    and a_g is not, 0 where both are). Overwrites ``a``."""
+    a -= b  # a is a scratch copy
+    diff = np.sqrt(np.square(a).sum(axis=(1, 2), dtype=np.float64))
+    norm = np.sqrt(np.square(b).sum(axis=(1, 2), dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norm > 0, diff / np.where(norm > 0, norm, 1), np.where(diff == 0, 0.0, np.inf))
+
+
+def fit_orthogonal(source: tuple, target: tuple) -> Fit:
+    """``(M, fitted, held_out)`` with M the orthogonal matrix of least squares (Procrustes, float64), fitted
+    on the first half; NaN errors where the data is not finite."""
     source = [np.asarray(s, dtype=np.float64) for s in source]
     target = [np.asarray(t, dtype=np.float64) for t in target]
-    m = procrustes(target[0], source[0])
+    correlation = target[0] @ source[0].T
+    if not np.isfinite(correlation).all():
+        return np.eye(len(correlation)), np.nan, np.nan
+    m = nearest_orthogonal(correlation)
     return m, _rel(m @ source[0], target[0]), _rel(m @ source[1], target[1])
-
-
-def signed_permutation(correlation: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(order, signs)`` with ``target ~ signs * source[order]`` from ``correlation = target @ source.T``:
-    each target channel's most correlated source channel, None where two target channels pick the same."""
-    order = np.abs(correlation).argmax(axis=1)
-    if len(np.unique(order)) < len(order):
-        return None
-    return order, np.sign(correlation[np.arange(len(order)), order])
 
 
 def procrustes(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     """The orthogonal M minimising ||target - M source||."""
-    u, _, vt = np.linalg.svd(target @ source.T)
+    return nearest_orthogonal(target @ source.T)
+
+
+def nearest_orthogonal(correlation: np.ndarray) -> np.ndarray:
+    """The orthogonal M maximising trace(M^T correlation): U V^T of its SVD."""
+    u, _, vt = np.linalg.svd(correlation)
     return u @ vt
 
 
@@ -170,20 +212,30 @@ def discover(group: Group, elements: list[Element], reference: np.ndarray, trans
     if reference[:, 0].size < 2 * MIN_SAMPLES_PER_CHANNEL * channels:
         return None
     matrices = {}
-    fit, held = _sample_grids(reference)
+    signed_grids = _sample_grids(reference, SIGNED_FIT_SAMPLES_PER_CHANNEL, SIGNED_HELD_SAMPLES_PER_CHANNEL)
+    grids = _sample_grids(reference, FIT_SAMPLES_PER_CHANNEL)
     generators = _exact_generators(group, pairs)
     if generators is not None:  # a finite group: fit its generators, derive the rest by the group law
         pairs = generators
+    # flips and quarter turns move pixels exactly ([B, C]: none to move): signed permutations, all at once
+    exact_pairs = [(g, y) for g, y in pairs if g.exact or reference.ndim == 2]
+    turned = {g.label: reference if reference.ndim == 2 else turn(g, reference) for g, _ in exact_pairs}  # views
+    if exact_pairs:
+        signed = fit_signed_permutations(_pair(list(turned.values()), *signed_grids),
+                                         _pair([y for _, y in exact_pairs], *signed_grids), tolerance)
+        matrices.update({g.label: fit[0] for (g, _), fit in zip(exact_pairs, signed) if fit is not None})
     for g, y in pairs:
-        if g.exact or reference.ndim == 2:  # flips and quarter turns move pixels ([B, C]: none to move)
-            moved = reference if reference.ndim == 2 else turn(g, reference)  # a view: nothing copied
-            source, target = _pair(moved, fit, held), _pair(y, fit, held)
+        if g.label in matrices:
+            continue
+        if g.label in turned:  # no signed permutation explains it: Procrustes, on more samples
+            source = tuple(c[0] for c in _pair([turned[g.label]], *grids))
+            target = tuple(c[0] for c in _pair([y], *grids))
         else:  # interpolated: the disk that comparisons use, every pixel of it
             mask = central_disk(*reference.shape[-2:])
             moved, inside = _samples(apply_spatial(g, reference)[..., mask]), _samples(y[..., mask])
             half = moved.shape[1] // 2
             source, target = (moved[:, :half], moved[:, half:]), (inside[:, :half], inside[:, half:])
-        m, fitted, held_out = fit_channels(source, target, tolerance)
+        m, fitted, held_out = fit_orthogonal(source, target)
         if not held_out <= max(HELD_OUT_FACTOR * fitted, tolerance):
             return None
         matrices[g.label] = m
@@ -210,48 +262,50 @@ def _exact_generators(group: Group, pairs: list) -> list | None:
 
 
 def generate_representation(group: Group, fitted: dict) -> dict | None:
-    """Every element's matrix from the generators' (by label), or None when the relations do not hold
-    (two products reaching one element with different matrices). Signed permutations (what quarter turns
-    and mirrors do in escnn's bases) are composed as index arrays, exactly."""
+    """Every element's matrix from the generators' (by label), or None when the relations do not hold (a
+    product of a generator and an element that lands on a reached element with another matrix). Signed
+    permutations (what quarter turns and mirrors do in escnn's bases) are composed as index arrays,
+    exactly, and stay signed permutations; the relations are checked all at once."""
     point_group = group.point_group
-    generators = {p: fitted[group.from_point(p).label] for p in point_group.generators()}
-    size = len(next(iter(generators.values())))
-    permutations = {p: signed_permutation_of(m) for p, m in generators.items()}
-    if all(order is not None for order, _ in permutations.values()):
-        moves = {p: (order, np.ones(size) if signs is None else signs) for p, (order, signs) in permutations.items()}
-        # (o1, s1) after (o2, s2): M1 M2 v = s1 * s2[o1] * v[o2[o1]]
-        table = _closure(point_group, moves, (np.arange(size), np.ones(size)),
-                         lambda g, a: (a[0][g[0]], g[1] * a[1][g[0]]),
-                         lambda a, b: np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]))
-        if table is None:
+    generators = [fitted[group.from_point(p).label] for p in point_group.generators()]
+    words = point_group.words
+    if all(isinstance(m, SignedPermutation) for m in generators):
+        table = _generate_signed(words, generators)
+    else:
+        table = _generate_dense(words, [dense(m) for m in generators])
+    return None if table is None else {group.from_point(p).label: m for p, m in zip(words.elements, table)}
+
+
+def _generate_signed(words, generators: list[SignedPermutation]) -> list[SignedPermutation] | None:
+    size = len(generators[0])
+    orders = np.empty((len(words.elements), size), dtype=np.int64)
+    signs = np.empty((len(words.elements), size))
+    orders[0], signs[0] = np.arange(size), 1.0
+    for b, s, a in words.built:  # (o1, s1) after (o2, s2): s1 * s2[o1] * v[o2[o1]]
+        g = generators[s].order
+        orders[b], signs[b] = orders[a][g], generators[s].signs * signs[a][g]
+    if len(words.checked):
+        b, s, a = words.checked.T
+        g_orders = np.array([g.order for g in generators])[s]
+        g_signs = np.array([g.signs for g in generators])[s]
+        if not ((np.take_along_axis(orders[a], g_orders, 1) == orders[b]).all()
+                and (g_signs * np.take_along_axis(signs[a], g_orders, 1) == signs[b]).all()):
             return None
-        dense = {}
-        for p, (order, signs) in table.items():
-            matrix = np.zeros((size, size))
-            matrix[np.arange(size), order] = signs
-            dense[group.from_point(p).label] = matrix
-        return dense
-    table = _closure(point_group, generators, np.eye(size), lambda g, a: g @ a,
-                     lambda a, b: np.abs(a - b).max() <= RELATION_TOLERANCE)
-    return None if table is None else {group.from_point(p).label: m for p, m in table.items()}
+    traces = np.where(orders == np.arange(size), signs, 0.0).sum(axis=1).tolist()
+    return [SignedPermutation(o, v, t) for o, v, t in zip(orders, signs, traces)]
 
 
-def _closure(point_group, generators: dict, identity, compose, same) -> dict | None:
-    """Every element reached from the identity by the generators, with its value (``compose(generator,
-    value)``), or None where two products reach one element with values that are not ``same``."""
-    table = {point_group.identity: identity}
-    queue = [point_group.identity]
-    while queue:
-        a = queue.pop()
-        for s, value in generators.items():
-            b, product = point_group.compose(s, a), compose(value, table[a])
-            if b in table:
-                if not same(table[b], product):
-                    return None
-            else:
-                table[b] = product
-                queue.append(b)
-    return table
+def _generate_dense(words, generators: list[np.ndarray]) -> list[np.ndarray] | None:
+    size = len(generators[0])
+    table = np.empty((len(words.elements), size, size))
+    table[0] = np.eye(size)
+    for b, s, a in words.built:
+        table[b] = generators[s] @ table[a]
+    if len(words.checked):
+        b, s, a = words.checked.T
+        if np.abs(np.stack(generators)[s] @ table[a] - table[b]).max() > RELATION_TOLERANCE:
+            return None
+    return list(table)
 
 
 def close_representation(group: Group, fitted: list[tuple[Element, np.ndarray]],
@@ -287,7 +341,8 @@ def is_representation(group: Group, elements: list[Element], matrices: dict) -> 
         for b in elements:
             product = group.compose(a, b).label
             if product in by_label:
-                if np.abs(matrices[product] - matrices[a.label] @ matrices[b.label]).max() > RELATION_TOLERANCE:
+                composed = dense(matrices[a.label]) @ dense(matrices[b.label])
+                if np.abs(dense(matrices[product]) - composed).max() > RELATION_TOLERANCE:
                     return False
     return True
 
@@ -300,7 +355,7 @@ def name_representation(group: Group, elements: list[Element], matrices: dict) -
     if field_group.finite:
         labels = {field_group.label(g): g.label for g in elements}
         if len(labels) == field_group.order and None not in labels:
-            characters = {label: float(np.trace(matrices[name])) for label, name in labels.items()}
+            characters = {label: trace(matrices[name]) for label, name in labels.items()}
             terms = decompose(characters, field_group)
             if terms is None:
                 return None
@@ -320,7 +375,7 @@ def c4_name(elements: list[Element], matrices: dict) -> str:
     c4 = FieldGroup("c", 4)
     labels = {c4.label(g): g.label for g in elements if g.exact and c4.label(g) is not None and not g.flip}
     if len(labels) == 4:
-        terms = decompose({label: float(np.trace(matrices[name])) for label, name in labels.items()}, c4)
+        terms = decompose({label: trace(matrices[name]) for label, name in labels.items()}, c4)
         if terms is not None:
             return f"{character_name(terms, c4)} of C4"
     return f"found({len(next(iter(matrices.values())))})"
@@ -339,7 +394,7 @@ def so2_name(group: Group, elements: list[Element], matrices: dict) -> str | Non
     from eqcheck.reps import make_rep
 
     so2 = group.field_group
-    angles = {so2.label(g): float(np.trace(matrices[g.label])) for g in elements if not g.flip}
+    angles = {so2.label(g): trace(matrices[g.label]) for g in elements if not g.flip}
     size = len(next(iter(matrices.values())))
     thetas = np.array(list(angles))
     basis = np.stack([np.ones_like(thetas)] + [2 * np.cos(k * thetas) for k in range(1, MAX_SO2_FREQUENCY + 1)], 1)

@@ -12,6 +12,7 @@ from eqcheck.discovery import HELD_OUT_FACTOR, MIN_SAMPLES_PER_CHANNEL, FoundAct
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
 from eqcheck.reps.o3 import name_irreps, parse_irreps
+from eqcheck.reps.signed import dense
 
 #: singular values of the output below this fraction of the largest: directions the data does not reach
 SPAN_TOLERANCE = 1e-5
@@ -54,7 +55,7 @@ def discover_irreps(group: Group, elements: list[Element], reference: np.ndarray
         m, fitted, held_out = fit_channels(source, _rows(y), tolerance)  # NaN errors where data is not finite
         if not held_out <= max(HELD_OUT_FACTOR * fitted, tolerance):
             return None
-        matrices[g.label] = m
+        matrices[g.label] = dense(m)
     # channels that carry no data (a cross product of a vector with itself) have no type to find: the
     # representation is named on the span of the data, which an equivariant map keeps invariant
     u, singular, _ = np.linalg.svd(np.asarray(source[0], dtype=np.float64), full_matrices=False)

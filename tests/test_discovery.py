@@ -214,24 +214,27 @@ def test_a_type_in_any_orthogonal_basis_is_found_and_named(spec, group_spec, nam
 
 
 def test_channels_are_mixed_by_gathering_exactly_where_rho_is_a_signed_permutation() -> None:
-    from eqcheck.actions.fields import mix_channels, signed_permutation_of
-    from eqcheck.reps import parse_sum, parse_field_group
+    from eqcheck.actions.fields import mix_channels
+    from eqcheck.reps import parse_field_group, parse_sum
+    from eqcheck.reps.signed import SignedPermutation
 
     x = np.random.default_rng(0).standard_normal((2, 12, 5, 5)).astype(np.float32)
     d4 = parse_field_group("d4")
     rep = parse_sum("regular+irrep(1,1)+2*trivial", d4)
     for label in d4.elements():
         matrix = rep.matrix(label)
-        order, _ = signed_permutation_of(matrix)
-        assert order is not None  # escnn's basis: every element of D4 is a signed permutation
-        gathered = mix_channels(matrix, None, x)
+        permutation = SignedPermutation.of(matrix)
+        assert permutation is not None  # escnn's basis: every element of D4 is a signed permutation
+        np.testing.assert_array_equal(permutation.matrix, matrix)
+        assert permutation.trace == np.trace(matrix)
+        gathered = mix_channels(matrix, x)
         assert gathered.dtype == np.float32
         np.testing.assert_array_equal(gathered, np.einsum("ij,bj...->bi...", matrix, x.astype(np.float64)))
     c8 = parse_field_group("c8")
     turn_45 = parse_sum("irrep(1)", c8).matrix(c8.elements()[1])
-    assert signed_permutation_of(turn_45) == (None, None)
+    assert SignedPermutation.of(turn_45) is None
     y = x[:, :2]
-    np.testing.assert_allclose(mix_channels(turn_45, None, y), np.einsum("ij,bj...->bi...", turn_45, y), atol=1e-6)
+    np.testing.assert_allclose(mix_channels(turn_45, y), np.einsum("ij,bj...->bi...", turn_45, y), atol=1e-6)
 
 
 def test_so2_frequencies_are_read_from_the_characters_at_every_angle() -> None:
@@ -278,3 +281,71 @@ def test_data_that_is_not_finite_is_never_given_a_found_type() -> None:
         x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
         x[0, 0, ...] = np.nan
         assert find(group, elements, x, [x.copy() for _ in elements], 1e-5) is None
+
+
+def test_signed_permutations_compose_trace_and_apply_as_their_matrices() -> None:
+    from eqcheck.reps.signed import SignedPermutation
+
+    rng = np.random.default_rng(3)
+    a = SignedPermutation(rng.permutation(6), rng.choice([-1.0, 1.0], 6))
+    b = SignedPermutation(rng.permutation(6), rng.choice([-1.0, 1.0], 6))
+    np.testing.assert_array_equal(a.after(b).matrix, a.matrix @ b.matrix)
+    assert a.after(b).trace == np.trace(a.matrix @ b.matrix)
+    assert SignedPermutation.of(a.matrix).same(a) and not a.same(b)
+    x = rng.standard_normal((2, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(a.apply(x, axis=1), np.einsum("ij,bjk->bik", a.matrix, x), atol=1e-6)
+    assert SignedPermutation.of(0.5 * a.matrix) is None and SignedPermutation.of(np.ones((2, 2))) is None
+
+
+@pytest.mark.parametrize("n, mirrors", [(4, False), (4, True), (8, False), (6, True)])
+def test_every_element_of_a_point_group_is_reached_once_and_every_other_product_is_checked(n, mirrors) -> None:
+    from eqcheck.groups.point import PointGroup
+
+    group = PointGroup(n, mirrors)
+    words = group.words
+    assert sorted(words.elements) == sorted(group.elements) and words.elements[0] == group.identity
+    assert len(words.built) == group.order - 1
+    assert len(words.built) + len(words.checked) == group.order * len(group.generators())
+    for b, s, a in [*words.built, *words.checked.tolist()]:
+        assert words.elements[b] == group.compose(group.generators()[s], words.elements[a])
+
+
+def test_generators_that_break_a_relation_generate_no_representation() -> None:
+    """rot90 -> a 3-cycle on three channels does not satisfy r^4 = e: no representation of C4 (either as
+    index arrays or as dense matrices); the escnn regular field's generators do."""
+    from eqcheck.discovery import generate_representation
+    from eqcheck.groups import parse_group
+    from eqcheck.groups.base import SamplingContext
+    from eqcheck.reps import parse_sum
+    from eqcheck.reps.signed import SignedPermutation
+
+    group = parse_group("p4")
+    rot90 = group.generator_elements()[0]
+    cycle = SignedPermutation(np.array([1, 2, 0]), np.ones(3))
+    assert generate_representation(group, {rot90.label: cycle}) is None
+    assert generate_representation(group, {rot90.label: cycle.matrix}) is None
+    regular = parse_sum("regular", group.field_group)
+    rho = SignedPermutation.of(regular.matrix(group.field_group.label(rot90)))
+    table = generate_representation(group, {rot90.label: rho})
+    for g in group.testing_elements(SamplingContext(rng=np.random.default_rng(0))):
+        np.testing.assert_array_equal(table[g.label].matrix, regular.matrix(group.field_group.label(g)))
+    dense = generate_representation(group, {rot90.label: rho.matrix})
+    assert all(np.abs(dense[k] - table[k].matrix).max() < 1e-12 for k in table)
+
+
+def test_signed_permutation_fits_are_held_to_data_they_were_not_chosen_on() -> None:
+    """Two stacked fits at once: one map whose held-out half another permutation explains (it is
+    refused), one that a signed permutation explains everywhere (it is kept, with its error)."""
+    from eqcheck.discovery import fit_signed_permutations
+
+    rng = np.random.default_rng(4)
+    source = rng.standard_normal((2, 2, 8, 64)).astype(np.float32)  # [fit/held, G, C, samples]
+    order, signs = rng.permutation(8), rng.choice([-1.0, 1.0], 8)
+    target = (signs[:, None] * source[:, :, order]).astype(np.float32)
+    target[1, 0] = target[1, 0, ::-1]  # the first map's held-out half follows another channel order
+    refused, kept = fit_signed_permutations(tuple(source), tuple(target), 1e-5)
+    assert refused is None
+    rho, error, _ = kept
+    np.testing.assert_array_equal(rho.order, order)
+    np.testing.assert_array_equal(rho.signs, signs)
+    assert error == 0.0

@@ -11,34 +11,18 @@ from eqcheck.actions.spatial import apply_spatial
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
 from eqcheck.reps import DirectSum
+from eqcheck.reps.signed import SignedPermutation
 
 
-def mix_channels(matrix: np.ndarray | None, permutation: np.ndarray | None, x: np.ndarray) -> np.ndarray:
-    """``rho x`` along axis 1: a gather where rho permutes channels (given, or read from a matrix that is
-    a signed permutation: quarter turns and mirrors of most field types), exact in x's dtype; otherwise a
-    matrix product in float64 (the result in x's dtype)."""
-    signs = None
-    if permutation is None:
-        permutation, signs = signed_permutation_of(matrix)
+def mix_channels(rho: np.ndarray | SignedPermutation, x: np.ndarray) -> np.ndarray:
+    """``rho x`` along axis 1: a gather where rho is a signed permutation (given, or a matrix that is one:
+    quarter turns and mirrors of most field types), exact in x's dtype; otherwise a matrix product in
+    float64 (the result in x's dtype)."""
+    permutation = rho if isinstance(rho, SignedPermutation) else SignedPermutation.of(rho)
     if permutation is not None:
-        moved = np.take(x, permutation, axis=1)
-        if signs is not None:
-            moved *= signs.astype(moved.dtype).reshape((1, -1) + (1,) * (x.ndim - 2))
-        return moved
-    mixed = np.tensordot(matrix, x.astype(np.float64, copy=False), axes=([1], [1]))
+        return permutation.apply(x, axis=1)
+    mixed = np.tensordot(rho, x.astype(np.float64, copy=False), axes=([1], [1]))
     return np.moveaxis(mixed, 0, 1).astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)
-
-
-def signed_permutation_of(matrix: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(order, signs)`` with ``matrix @ v == signs * v[order]`` where each row and column of ``matrix``
-    holds exactly one entry, +1 or -1 (signs None where all are +1); ``(None, None)`` otherwise."""
-    rows = np.arange(len(matrix))
-    order = np.abs(matrix).argmax(axis=1)
-    signs = matrix[rows, order]
-    if not (np.all(np.abs(signs) == 1) and np.count_nonzero(matrix) == len(matrix)
-            and len(np.unique(order)) == len(order)):
-        return None, None
-    return order, (None if np.all(signs == 1) else signs)
 
 
 @dataclass(frozen=True)
@@ -54,8 +38,9 @@ class FieldTypeAction(Representation):
         if label is None:
             raise ValueError(f"{element.label} is not an element of {self.rep.group.spec}")
         permutation = self.rep.permutation(label)
-        matrix = None if permutation is not None else self.rep.matrix(label)
-        return mix_channels(matrix, permutation, x)
+        if permutation is not None:
+            return SignedPermutation(permutation, np.ones(len(permutation))).apply(x, axis=1)
+        return mix_channels(self.rep.matrix(label), x)
 
     def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
         moved = self.channel_part(element, x)

@@ -33,6 +33,17 @@ class PointElement:
 
 
 @dataclass(frozen=True)
+class Words:
+    """``elements`` in the order they are reached (the identity first); ``built`` rows ``(b, s, a)``:
+    ``elements[b] = generators[s] * elements[a]``, each a new element; ``checked`` rows ``(b, s, a)``, an
+    int array: the other products, which land on an element already reached."""
+
+    elements: tuple[PointElement, ...]
+    built: tuple[tuple[int, int, int], ...]
+    checked: np.ndarray
+
+
+@dataclass(frozen=True)
 class PointGroup:
     """The cyclic group C_N (``mirrors=False``) or the dihedral group D_N (``mirrors=True``)."""
 
@@ -78,6 +89,26 @@ class PointGroup:
         if self.mirrors:
             gens.append(self.element(0, 1))
         return tuple(gens)
+
+    @cached_property
+    def words(self) -> Words:
+        """How every element is reached from the identity by the generators, and which products of a
+        generator and an element must then agree: what a map defined on the generators must satisfy to
+        be a homomorphism (every relation of the group is among these products)."""
+        generators = self.generators()
+        reached = [self.identity]
+        index = {self.identity: 0}
+        built, checked = [], []
+        for a_index, a in enumerate(reached):  # grows as it goes: breadth first
+            for s_index, s in enumerate(generators):
+                b = self.compose(s, a)
+                if b in index:
+                    checked.append((index[b], s_index, a_index))
+                else:
+                    index[b] = len(reached)
+                    built.append((len(reached), s_index, a_index))
+                    reached.append(b)
+        return Words(tuple(reached), tuple(built), np.array(checked, dtype=np.int64).reshape(-1, 3))
 
     def channel_order(self, convention: str = "escnn", orientation: str = "ccw") -> tuple[PointElement, ...]:
         """The group element that each channel of a regular field stands for.

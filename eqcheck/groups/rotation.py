@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from eqcheck.groups.base import Group, SamplingContext
 from eqcheck.groups.element import Element, format_angle, quarter_turns_of
@@ -72,7 +73,7 @@ class FiniteRotationGroup(Group):
     def needs_smooth_inputs(self) -> bool:
         return any(not e.exact for e in map(self.from_point, self.point_group.elements))
 
-    @property
+    @cached_property
     def field_group(self):
         from eqcheck.reps import FieldGroup
 
@@ -83,6 +84,15 @@ class FiniteRotationGroup(Group):
         return [self.from_point(p) for p in self.point_group.generators()]
 
     def from_point(self, p: PointElement, shift: tuple[int, int] = (0, 0)) -> Element:
+        if not any(shift):
+            return self._unshifted[p]
+        return self._element(p, shift)
+
+    @cached_property
+    def _unshifted(self) -> dict[PointElement, Element]:
+        return {p: self._element(p, (0, 0)) for p in self.point_group.elements}
+
+    def _element(self, p: PointElement, shift: tuple[int, int]) -> Element:
         angle = p.angle
         return Element(
             label=element_label(angle, bool(p.flip), shift),
@@ -153,7 +163,7 @@ class SO2(Group):
     def needs_smooth_inputs(self) -> bool:
         return True
 
-    @property
+    @cached_property
     def field_group(self):
         from eqcheck.reps import FieldGroup
 

@@ -59,7 +59,7 @@ class EscnnFieldAction(Representation):
 
     def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
         matrix = np.asarray(self.field_type.representation(self._element(element)), dtype=np.float64)
-        mixed = mix_channels(matrix, None, x)
+        mixed = mix_channels(matrix, x)
         if x.ndim >= 4:
             mixed = apply_spatial(element, mixed, stride=stride, zero_fill=zero_fill, order=order)
         return mixed

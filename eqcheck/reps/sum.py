@@ -86,24 +86,21 @@ def decompose(characters: dict, group: FieldGroup) -> list[tuple[int, Rep]] | No
     """Multiplicities of the irreps of ``group`` in a representation given by its character on every
     element (``<chi, chi_i> / <chi_i, chi_i>``: a real 2-D irrep of C_N is two complex ones, so its own
     norm is 2|G|); None when they are not whole numbers (not a representation)."""
-    elements, table = _character_table(group)
-    chi = np.array([characters[g] for g in elements])
-    found = []
-    for irrep, own in table:
-        total = float(chi @ own) / float(own @ own)
-        count = round(total)
-        if abs(total - count) > 0.05:
-            return None
-        if count:
-            found.append((count, irrep))
-    return found
+    elements, reps, table = _character_table(group)
+    totals = table @ np.array([characters[g] for g in elements]) / np.einsum("ij,ij->i", table, table)
+    counts = np.round(totals)
+    if np.abs(totals - counts).max() > 0.05:
+        return None
+    return [(int(count), irrep) for count, irrep in zip(counts.tolist(), reps) if count]
 
 
 @lru_cache(maxsize=None)
-def _character_table(group: FieldGroup) -> tuple[list, list[tuple[Rep, np.ndarray]]]:
-    """The group's elements and each irrep with its character on them (derived once per group)."""
+def _character_table(group: FieldGroup) -> tuple[list, list[Rep], np.ndarray]:
+    """The group's elements, its irreps, and their characters on them (a row per irrep; derived once per
+    group)."""
     elements = group.elements()
-    return elements, [(irrep, np.array([irrep.character(g) for g in elements])) for irrep in irreps(group)]
+    reps = irreps(group)
+    return elements, reps, np.array([[irrep.character(g) for g in elements] for irrep in reps], dtype=np.float64)
 
 
 def character_name(terms: list[tuple[int, Rep]], group: FieldGroup) -> str:
