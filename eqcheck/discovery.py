@@ -37,6 +37,9 @@ class FoundAction(Representation):
 
     spec: str = "found"
     matrices: dict = field(default_factory=dict)
+    #: the named type it is equivalent to (the same irreps in another basis), if any: a tensor that failed
+    #: under that type is not excused by its change of basis
+    equivalent: str | None = None
 
     def __eq__(self, other) -> bool:
         return self is other

@@ -64,9 +64,11 @@ def discover_irreps(group: Group, elements: list[Element], reference: np.ndarray
     name = name_irreps([g.rotation for g in elements], traces, span.shape[1], group.inversion)
     if name is None:
         return None
+    irreps = name
     if span.shape[1] < dim:
         name += f" (+{dim - span.shape[1]} channels without data)"
-    elif not all(np.abs(matrices[g.label] - parse_irreps(name).matrix(g.rotation)).max() <= BASIS_TOLERANCE
-                 for g in elements):
-        name += " in another basis"  # equivalent to e3nn's irreps, but not in e3nn's basis (x, y, z)
-    return FoundIrrepsAction(spec=name, matrices=matrices)
+    else:  # e3nn's basis, escnn's, or equivalent to them in another one
+        name = next((spec for spec in (name, f"{name}:escnn") if all(
+            np.abs(matrices[g.label] - parse_irreps(spec).matrix(g.rotation)).max() <= BASIS_TOLERANCE
+            for g in elements)), f"{name} in another basis")
+    return FoundIrrepsAction(spec=name, matrices=matrices, equivalent=irreps)

@@ -242,7 +242,7 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
             # (interpolated angles) is the model's error under that type
             named = {rep.spec for _, rep, _ in scored[:-1]}  # a vector that failed as 1x1o is not one elsewhere
             if (all(r.passed for r in results if r.exact) and scored[-1][0] < best_error
-                    and found.spec.removesuffix(" in another basis") not in named):
+                    and found.equivalent not in named):
                 (best_error, best_rep, best_results), source = scored[-1], "found"
     return TensorCheck(
         name=name,

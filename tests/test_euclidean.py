@@ -237,3 +237,37 @@ def test_positions_are_found_by_name_and_a_small_cloud_says_how_to_type_its_outp
 def test_a_3d_group_with_nothing_to_move_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="no input has one"):
         eqcheck.verify(nn.Conv2d(1, 2, 3), "so3", input_shape=[2, 1, 9, 9])
+
+
+ESCNN_SO3 = json.loads((Path(__file__).parent / "data" / "escnn_so3_irreps.json").read_text())
+
+
+def test_escnn_basis_is_e3nn_in_the_frame_y_z_x_for_every_degree() -> None:
+    """escnn's own SO(3) ``irrep(l)(g)`` matrices (benchmarks/zoo/make_escnn_so3_irreps.py, in escnn's
+    environment) are eqcheck's ``1x{l}e:escnn`` for l = 1, 2, 3; its l = 1 is e3nn's in (y, z, x) order."""
+    for entry in ESCNN_SO3:
+        rotation = np.array(entry["rotation"])
+        for l in (1, 2, 3):
+            np.testing.assert_allclose(parse_irreps(f"1x{l}e:escnn").matrix(rotation), np.array(entry[f"irrep{l}"]),
+                                       atol=1e-12)
+        np.testing.assert_allclose(np.array(entry["irrep1"]), rotation[[1, 2, 0]][:, [1, 2, 0]], atol=1e-12)
+    assert parse_irreps("2x1o+1x2e:escnn").spec == "2x1o+1x2e:escnn"
+    with pytest.raises(UsageError):
+        parse_irreps("1o:lie_learn")
+
+
+class EscnnOrderForces(nn.Module):
+    """Centred positions in escnn's (y, z, x) order."""
+
+    example_input_shape = (2, 16, 3)
+
+    def forward(self, pos):
+        return (pos - pos.mean(1, keepdim=True))[..., [1, 2, 0]]
+
+
+def test_a_vector_in_escnns_order_is_named_so_and_passes_only_when_declared() -> None:
+    found = eqcheck.verify(EscnnOrderForces(), "o3", per_layer=False)
+    assert not found.passed  # a vector output that fails as 1o is not excused by its order
+    assert "1x1o:escnn" in [c.representation for c in found.output.candidates]
+    declared = eqcheck.verify(EscnnOrderForces(), "o3", output_type="1o:escnn", per_layer=False)
+    assert declared.passed and declared.output.representation == "1x1o:escnn"

@@ -21,11 +21,20 @@ MAX_L = 11
 _TERM = re.compile(r"(?:(\d+)x)?(\d+)([eo])")
 
 
+#: escnn's frame: its SO(3) ``irrep(l)(R)`` is e3nn's ``D^l(C R C^T)`` for this cyclic permutation of the
+#: axes, every l (its l = 1 is (y, z, x); checked against escnn 1.0.11 in tests/test_euclidean.py)
+ESCNN_FRAME = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+#: the bases a spec may name after its irreps (``1x1o:escnn``)
+BASES = ("e3nn", "escnn")
+
+
 @dataclass(frozen=True)
 class Irreps:
-    """A direct sum of O(3) irreps ``((mul, l, parity), ...)``, parity +1 (e) or -1 (o)."""
+    """A direct sum of O(3) irreps ``((mul, l, parity), ...)``, parity +1 (e) or -1 (o), in e3nn's basis or
+    escnn's (``basis``)."""
 
     terms: tuple[tuple[int, int, int], ...]
+    basis: str = "e3nn"
 
     @property
     def dim(self) -> int:
@@ -33,10 +42,13 @@ class Irreps:
 
     @property
     def spec(self) -> str:
-        return "+".join(f"{mul}x{l}{'e' if p > 0 else 'o'}" for mul, l, p in self.terms)
+        text = "+".join(f"{mul}x{l}{'e' if p > 0 else 'o'}" for mul, l, p in self.terms)
+        return text if self.basis == "e3nn" else f"{text}:{self.basis}"
 
     def matrix(self, rotation: np.ndarray) -> np.ndarray:
         """D(g), block diagonal: each (mul, l, p) block ``mul`` times, for ``rotation`` (det +1 or -1)."""
+        if self.basis == "escnn":
+            rotation = ESCNN_FRAME @ rotation @ ESCNN_FRAME.T
         det = 1.0 if np.linalg.det(rotation) > 0 else -1.0
         blocks = []
         for mul, l, parity in self.terms:
@@ -53,8 +65,10 @@ class Irreps:
 
 def parse_irreps(spec: str) -> Irreps:
     """``4x0e+2x1o+1x2e``, ``1o``, ``0e``; aliases ``scalar`` (0e), ``pseudoscalar`` (0o), ``vector`` (1o),
-    ``pseudovector`` (1e)."""
-    text = spec.strip().lower().replace(" ", "")
+    ``pseudovector`` (1e); ``:escnn`` after any of them: in escnn's basis (its l = 1 is (y, z, x))."""
+    text, _, basis = spec.strip().lower().replace(" ", "").partition(":")
+    if basis and basis not in BASES:
+        raise UsageError(f"type {spec!r}: unknown basis {basis!r} ({', '.join(BASES)})")
     text = {"scalar": "0e", "pseudoscalar": "0o", "vector": "1o", "pseudovector": "1e"}.get(text, text)
     terms = []
     for part in text.split("+"):
@@ -65,12 +79,14 @@ def parse_irreps(spec: str) -> Irreps:
         if not 1 <= mul <= 100000 or l > MAX_L:
             raise UsageError(f"type {spec!r}: {part!r} out of range (l <= {MAX_L})")
         terms.append((mul, l, parity))
-    return Irreps(tuple(terms))
+    return Irreps(tuple(terms), basis or "e3nn")
 
 
 def is_irreps_spec(spec: str) -> bool:
-    text = spec.strip().lower().replace(" ", "")
-    return text in ("scalar", "pseudoscalar", "pseudovector") or all(
+    text, _, basis = spec.strip().lower().replace(" ", "").partition(":")
+    if basis and basis not in BASES:
+        return False
+    return text in ("scalar", "pseudoscalar", "vector", "pseudovector") or all(
         _TERM.fullmatch(part) for part in text.split("+"))
 
 
