@@ -141,6 +141,15 @@ def channel_matrix(x: np.ndarray) -> np.ndarray:
     return np.moveaxis(x.reshape(x.shape[0], channels, -1), 1, 0).reshape(channels, -1).astype(np.float64)
 
 
+def could_be_orthogonal(observed: np.ndarray, moved: np.ndarray, error: float) -> bool:
+    """Whether some orthogonal channel matrix M could map ``moved`` to ``observed`` (both ``[C, samples]``)
+    within ``error`` relative: M keeps every sample's norm, and ``| |a_p| - |M b_p| | <= |a_p - M b_p|``,
+    so the samples' norms must already agree that well. One pass over the data, where Procrustes costs an
+    SVD: a layer that is not equivariant is told apart before it."""
+    a, b = np.linalg.norm(observed, axis=0), np.linalg.norm(moved, axis=0)
+    return bool(np.linalg.norm(a - b) <= error * np.linalg.norm(b))
+
+
 def same_channel_norms(observed: np.ndarray, moved: np.ndarray, rtol: float = 1e-3) -> bool:
     """A permutation of channels keeps the multiset of channel norms; rotations keep each norm."""
     a = np.sort(np.linalg.norm(channel_matrix(observed), axis=1))
@@ -230,15 +239,20 @@ def find_matrices(expect: Expectation, elements: list[Element], observed: list[n
         fitted = {}
         for s in pg.generators():
             element, seen = by_point[s]
-            fitted[element.label] = procrustes(channel_matrix(seen), channel_matrix(expect.moved(element)))
+            target, source = channel_matrix(seen), channel_matrix(expect.moved(element))
+            if not could_be_orthogonal(target, source, FOUND_MAX_ERROR):
+                return None
+            fitted[element.label] = procrustes(target, source)
         matrices = generate_representation(group, fitted)
         named = [group.from_point(p) for p in pg.elements]
     elif any(e.shifts for e in elements):
         return None
     else:  # each exact element's matrix; the others the tested ones reach by the group law
-        closed = close_representation(group, [
-            (e, procrustes(channel_matrix(seen), channel_matrix(expect.moved(e)))) for e, seen in zip(elements, observed)
-            if not e.is_identity])
+        pairs = [(e, channel_matrix(seen), channel_matrix(expect.moved(e))) for e, seen in zip(elements, observed)
+                 if not e.is_identity]
+        if not all(could_be_orthogonal(target, source, FOUND_MAX_ERROR) for _, target, source in pairs):
+            return None
+        closed = close_representation(group, [(e, procrustes(target, source)) for e, target, source in pairs])
         named, matrices = closed if closed is not None else ([], None)
     if matrices is None:
         return None
