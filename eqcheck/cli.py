@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from eqcheck.errors import EXIT_INTERRUPTED, EXIT_MODEL, EXIT_USAGE, EqcheckError
+from eqcheck.errors import UsageError as EqcheckUsage
 from eqcheck.guard import DEFAULT_TIMEOUT_S, in_main_thread
 from eqcheck.report.inert import printable
 
@@ -103,22 +104,40 @@ def verify(
 
 @app.command()
 def report(
-    result_path: Path = typer.Argument(..., metavar="RESULT.json", help="a result saved with --json"),
+    result_paths: list[Path] = typer.Argument(..., metavar="RESULT.json...",
+                                              help="a result saved with --json; or the shards of one "
+                                                   "'eqcheck check --shard K/N --json', merged"),
     html_path: Optional[str] = typer.Option(None, "--html", help="write the HTML report to PATH"),
     junit_path: Optional[str] = typer.Option(None, "--junit", help="write a JUnit XML report to PATH"),
+    json_path: Optional[str] = typer.Option(None, "--json", help="write the merged check as JSON to PATH"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print the verdict line only"),
 ) -> None:
-    """Render a saved JSON result again (terminal, --html, --junit); the exit code is its verdict's."""
+    """Render saved JSON results again (terminal, --html, --junit); several 'eqcheck check' shards are merged
+    into one verdict, one table, one page. The exit code is the verdict's."""
     from eqcheck.gate import exit_code
-    from eqcheck.report.outputs import check_outputs, read_result, write_reports
-
+    from eqcheck.report.outputs import check_outputs, read_saved, write_reports
     from eqcheck.report.targets import ReadFile
+    from eqcheck.result import VerificationResult
 
-    check_outputs(html_path=html_path, junit_path=junit_path, reads=[ReadFile(result_path, "the result")])
-    html_path, junit_path = map(_absolute, (html_path, junit_path))
-    result = read_result(result_path)
-    write_reports(result, html_path=html_path, junit_path=junit_path, quiet=quiet)
-    raise typer.Exit(exit_code(result))
+    check_outputs(html_path=html_path, junit_path=junit_path, json_path=json_path,
+                  reads=[ReadFile(path, "the result") for path in result_paths])
+    html_path, junit_path, json_path = map(_absolute, (html_path, junit_path, json_path))
+    saved = [read_saved(path) for path in result_paths]
+    if len(saved) == 1 and isinstance(saved[0], VerificationResult):
+        write_reports(saved[0], html_path=html_path, junit_path=junit_path, json_path=json_path, quiet=quiet)
+        raise typer.Exit(exit_code(saved[0]))
+    if any(isinstance(s, VerificationResult) for s in saved):
+        raise EqcheckUsage("several results merge only as the shards of one 'eqcheck check --json'; give "
+                           "'eqcheck verify' results one at a time")
+    from eqcheck.checks import merge_shards
+    from eqcheck.gate import gate_checks
+    from eqcheck.report.outputs import write_check_reports
+
+    outcomes = merge_shards(saved)
+    verdict = gate_checks(outcomes)
+    write_check_reports(outcomes, verdict, json_path=json_path, html_path=html_path, junit_path=junit_path,
+                        quiet=quiet, config_models=max(s.config_models for s in saved))
+    raise typer.Exit(verdict.exit_code)
 
 
 @app.command()
@@ -143,12 +162,19 @@ def check(
     html_path: Optional[str] = typer.Option(None, "--html", help="write one HTML page: the verdict, a row per "
                                                                  "model, each model's report"),
     junit_path: Optional[str] = typer.Option(None, "--junit", help="write a JUnit XML report to PATH"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="models checked at once, each in its own "
+                                                                   "process with its share of the cores "
+                                                                   "(default: $EQCHECK_JOBS, else the cores)"),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="check only shard K of N (the "
+                                                                             "models at positions K, K+N, ...); "
+                                                                             "merge the shards' --json with "
+                                                                             "'eqcheck report'"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="print each model's full report too"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print the verdict line only (and no progress bar)"),
 ) -> None:
     """Check every model listed in [tool.eqcheck]; exit 1 if one is not equivariant (flags > model entry >
     [tool.eqcheck] defaults > built-in defaults)."""
-    from eqcheck.checks import run_checks
+    from eqcheck.checks import default_jobs, parse_shard, run_checks
     from eqcheck.config import config_reads, load_config
     from eqcheck.gate import gate_checks
     from eqcheck.report.outputs import check_outputs, write_check_reports
@@ -160,11 +186,15 @@ def check(
     overrides = dict(group=group, output_type=output_type or None, tol=tol, approx_tol=approx_tol, seed=seed,
                      samples=samples, max_batch=max_batch, dtype=dtype, device=device, per_layer=per_layer,
                      timeout=timeout)
+    parts = parse_shard(shard)
+    if jobs is not None and jobs < 1:
+        raise EqcheckUsage(f"--jobs {jobs}: give 1 or more")
     with progress_bar(quiet) as progress:
-        outcomes = run_checks(settings, overrides, progress=progress, command=_command_line())
+        outcomes = run_checks(settings, overrides, progress=progress, command=_command_line(),
+                              jobs=default_jobs() if jobs is None else jobs, shard=parts)
     verdict = gate_checks(outcomes)
     write_check_reports(outcomes, verdict, json_path=json_path, html_path=html_path, junit_path=junit_path,
-                        quiet=quiet, verbose=verbose)
+                        quiet=quiet, verbose=verbose, shard=parts, config_models=len(settings.models))
     raise typer.Exit(verdict.exit_code)
 
 

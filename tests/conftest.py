@@ -8,6 +8,13 @@ from types import SimpleNamespace
 
 import pytest
 
+@pytest.fixture(autouse=True)
+def one_check_at_a_time(monkeypatch):
+    """``eqcheck check`` in one process unless a test asks for ``--jobs`` (workers would not see what a
+    test monkeypatches); tests/test_check_jobs.py runs it in parallel."""
+    monkeypatch.setenv("EQCHECK_JOBS", "1")
+
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = REPO_ROOT / "sample_models"
 

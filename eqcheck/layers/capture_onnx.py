@@ -20,11 +20,12 @@ SHARED_WEIGHTS_BYTES = 16 * 2**20
 def _session(model_bytes: bytes | str, device: str, optimize: bool):
     import onnxruntime as ort
 
-    from eqcheck.models.onnx_runner import _providers
+    from eqcheck.models.onnx_runner import _providers, worker_threads
 
     options = ort.SessionOptions()
     options.log_severity_level = 4
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads would slow numpy
+    options.intra_op_num_threads = worker_threads()
     # small models: the session that is quickest to build; large ones: the one that runs fastest
     options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
                                         else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)

@@ -1,6 +1,8 @@
 """ONNX models through onnxruntime. This path never imports torch."""
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,15 @@ def _dtype(node) -> str:
     return ONNX_DTYPES[node.type]
 
 
+def worker_threads() -> int:
+    """The threads a session may use: ``EQCHECK_THREADS`` (a worker of ``eqcheck check --jobs``: its share of
+    the cores), else 0 (onnxruntime's default: every physical core)."""
+    try:
+        return max(0, int(os.environ.get("EQCHECK_THREADS", "0")))
+    except ValueError:
+        return 0
+
+
 class OnnxRunner(ModelRunner):
     """An onnxruntime session over a file (external weights beside it) or an in-memory ModelProto."""
 
@@ -60,6 +71,7 @@ class OnnxRunner(ModelRunner):
         # threads that spin between the many short runs of a check only burn the other cores:
         # benchmarks/bench_layers_analysis.py --no-spin
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.intra_op_num_threads = worker_threads()
         if isinstance(source, (str, Path)):
             path = Path(source)
             if not path.is_file():

@@ -13,14 +13,17 @@ Format history (the reader takes every version):
      element (optional: [] or absent when not recorded). Numbers JSON has no literal for are the
      strings "nan", "inf", "-inf" (null before; readers take null as NaN). ``eqcheck check --json``
      writes {"kind": "check", passed, exit_code, models: [{name, model, group, expect, status,
-     error, result}]}, each result as above (a result has no "kind").
+     error, result}]}, each result as above (a result has no "kind"). Additions since: each model's
+     ``index`` (its position in the config, 0-based) and ``error_exit_code``; ``shard`` ({index, count},
+     null when the whole config was checked) and ``config_models`` (how many the config lists), which
+     ``eqcheck report`` reads to merge shards.
 """
 from __future__ import annotations
 
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import MISSING, asdict, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from types import UnionType
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
@@ -73,9 +76,11 @@ def dumps(result: VerificationResult) -> str:
     return json.dumps(to_dict(result), indent=2)
 
 
-def check_to_dict(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict) -> dict[str, Any]:
+def check_to_dict(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict, shard: tuple[int, int] | None = None,
+                  config_models: int | None = None) -> dict[str, Any]:
     """What ``eqcheck check --json`` writes: the gate's verdict and, per listed model, its status and
-    either its result (as ``eqcheck verify --json`` writes it) or the error that stopped it."""
+    either its result (as ``eqcheck verify --json`` writes it) or the error that stopped it; which shard
+    of how many models it is (``eqcheck report`` merges shards)."""
     from eqcheck import __version__
 
     return {
@@ -84,20 +89,69 @@ def check_to_dict(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict) -> di
         "eqcheck_version": __version__,
         "passed": verdict.passed,
         "exit_code": verdict.exit_code,
+        "shard": {"index": shard[0], "count": shard[1]} if shard else None,
+        "config_models": len(outcomes) if config_models is None else config_models,
         "models": [{
+            "index": outcome.index,
             "name": outcome.entry.name,
             "model": outcome.entry.model,
             "group": outcome.group,
             "expect": outcome.entry.expect,
             "status": status,
             "error": outcome.error,
+            "error_exit_code": outcome.error_exit_code,
             "result": to_dict(outcome.result) if outcome.result is not None else None,
         } for outcome, status in zip(outcomes, verdict.statuses)],
     }
 
 
-def dumps_check(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict) -> str:
-    return json.dumps(check_to_dict(outcomes, verdict), indent=2)
+def dumps_check(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict, shard: tuple[int, int] | None = None,
+                config_models: int | None = None) -> str:
+    return json.dumps(check_to_dict(outcomes, verdict, shard, config_models), indent=2)
+
+
+@dataclass(frozen=True)
+class CheckFile:
+    """A saved ``eqcheck check --json``: its outcomes (config order) and which shard of how many models."""
+
+    outcomes: tuple
+    shard: tuple[int, int] | None
+    config_models: int
+
+
+def check_from_dict(data: dict[str, Any]) -> CheckFile:
+    """Rebuild a saved check (each model's result by ``from_dict``); FormatError names a bad field."""
+    from eqcheck.checks import ModelOutcome
+    from eqcheck.config import ModelEntry
+    from eqcheck.errors import EXIT_MODEL
+
+    version = _field(data, "format_version")
+    if version not in READABLE_VERSIONS:
+        raise FormatError(f"unsupported format_version {version!r}")
+    models = _field(data, "models")
+    if not isinstance(models, list):
+        raise FormatError("models must be a list")
+    outcomes = []
+    for position, item in enumerate(models):
+        where = f"models[{position}]"
+        result = _field(item, "result", where)
+        index = item.get("index", position)
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise FormatError(f"{where}.index must be a position, not {index!r}")
+        entry = ModelEntry(name=str(_field(item, "name", where)), model=str(_field(item, "model", where)),
+                           expect=str(item.get("expect", "pass")))
+        exit_code = item.get("error_exit_code", EXIT_MODEL if result is None else 0)
+        outcomes.append(ModelOutcome(entry, str(_field(item, "group", where)),
+                                     result=from_dict(result) if result is not None else None,
+                                     error=item.get("error"), error_exit_code=int(exit_code), index=index))
+    shard = data.get("shard")
+    if shard is not None:
+        k, n = _field(shard, "index", "shard"), _field(shard, "count", "shard")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (k, n)) or not 1 <= k <= n:
+            raise FormatError(f"shard must be K of N with 1 <= K <= N, not {k!r} of {n!r}")
+        shard = (k, n)
+    config_models = data.get("config_models", len(outcomes))
+    return CheckFile(tuple(outcomes), shard, int(config_models))
 
 
 class FormatError(ValueError):

@@ -34,15 +34,12 @@ def make_console(file) -> "Console":
                    color_system=None if plain else "auto")
 
 
-def read_result(path: str | Path) -> VerificationResult:
-    """A result saved with ``--json``; a file that is not one is a usage error naming the field."""
+def _load_json(path: str | Path):
     import json
-
-    from eqcheck.report.json_report import FormatError, from_dict
 
     shown = printable(path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{shown} does not exist") from None
     except IsADirectoryError:
@@ -55,10 +52,28 @@ def read_result(path: str | Path) -> VerificationResult:
         raise UsageError(f"{shown} is not an eqcheck JSON result (nested too deeply)") from None
     except ValueError as error:  # an integer of more digits than Python converts
         raise UsageError(f"{shown} is not an eqcheck JSON result ({printable(error)})") from None
+
+
+def read_saved(path: str | Path):
+    """A result saved with ``eqcheck verify --json`` (a VerificationResult) or ``eqcheck check --json`` (a
+    ``json_report.CheckFile``); a file that is neither is a usage error naming the field."""
+    from eqcheck.report.json_report import FormatError, check_from_dict, from_dict
+
+    data = _load_json(path)
     try:
+        if isinstance(data, dict) and data.get("kind") == "check":
+            return check_from_dict(data)
         return from_dict(data)
     except FormatError as error:
-        raise UsageError(f"{shown} is not an eqcheck JSON result: {printable(error)}") from None
+        raise UsageError(f"{printable(path)} is not an eqcheck JSON result: {printable(error)}") from None
+
+
+def read_result(path: str | Path) -> VerificationResult:
+    """A result saved with ``eqcheck verify --json``."""
+    saved = read_saved(path)
+    if not isinstance(saved, VerificationResult):
+        raise UsageError(f"{printable(path)} holds an eqcheck check, not one model's result")
+    return saved
 
 
 def html_renderer() -> ModuleType:
@@ -119,7 +134,8 @@ def write_reports(result: VerificationResult, *, json_path: str | None = None, h
 
 def write_check_reports(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict, *, json_path: str | None = None,
                         html_path: str | None = None, junit_path: str | None = None, quiet: bool = False,
-                        verbose: bool = False) -> None:
+                        verbose: bool = False, shard: tuple[int, int] | None = None,
+                        config_models: int | None = None) -> None:
     """Everything ``eqcheck check`` writes: each model's error on stderr, the summary, JSON, HTML, JUnit,
     GitHub."""
     from eqcheck.gate import ERROR
@@ -137,7 +153,7 @@ def write_check_reports(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict,
             sys.stderr.write(f"eqcheck: error: {printable(outcome.entry.name)}: {printable(outcome.error)}\n")
     summary.render(outcomes, verdict, console, quiet=quiet)
     if json_path is not None:
-        write_report(json_path, json_report.dumps_check(outcomes, verdict) + "\n")
+        write_report(json_path, json_report.dumps_check(outcomes, verdict, shard, config_models) + "\n")
     if html_path is not None:
         write_report(html_path, html_renderer().render_check(outcomes, verdict))
     if junit_path is not None:
