@@ -18,6 +18,19 @@ def looks_like_python_spec(text: str) -> bool:
     return target.endswith(".py") or all(part.isidentifier() for part in target.split("."))
 
 
+#: what installs the PyTorch side of eqcheck
+TORCH_EXTRA = "pip install 'eqcheck[torch]'"
+
+
+def require_torch(what: str) -> None:
+    """PyTorch models need torch, an extra (ONNX models never import it): one line saying how to get it."""
+    import importlib.util
+
+    if sys.modules.get("torch") is None and importlib.util.find_spec("torch") is None:
+        raise ModelLoadError(f"{what}, and PyTorch is not installed here: {TORCH_EXTRA} (or pip install torch); "
+                             f"ONNX models need no torch")
+
+
 def load_model(model, *, device: str = "cpu", dtype: str | None = None, weights: str | None = None,
                unsafe_load: bool = False, allow_tf32: bool = False, train_mode: bool = False) -> ModelRunner:
     """A runner for ``model``; raises ModelLoadError with one clear line when it cannot be loaded."""
@@ -38,6 +51,7 @@ def load_model(model, *, device: str = "cpu", dtype: str | None = None, weights:
         raise ModelLoadError(f"cannot check a {type(model).__name__}: give a path, a spec, a module or a ModelProto")
     text = str(model)
     if looks_like_python_spec(text):
+        require_torch(f"{text} is a Python model")
         from eqcheck.models.torch_loading import load_python_spec
 
         return load_python_spec(text, weights, **torch_options)
@@ -49,6 +63,7 @@ def load_model(model, *, device: str = "cpu", dtype: str | None = None, weights:
         raise ModelLoadError(f"{path} is a folder, not a model file")
     if path.suffix == ".onnx" or _is_onnx_protobuf(path):
         return _onnx_runner(path, str(path), device, dtype)
+    require_torch(f"{path} is not ONNX: a PyTorch file")
     from eqcheck.models import torch_loading
 
     kind = torch_loading.archive_kind(path)
