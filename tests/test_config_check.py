@@ -221,7 +221,7 @@ def test_check_fails_and_names_z2cnn(capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, "check", "--junit", "report.xml")
     assert code == EXIT_NOT_EQUIVARIANT and err == ""
-    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(" models/")}
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("models/")}
     assert rows["models/p4cnn.onnx"].rstrip().endswith("PASS")
     assert rows["models/z2cnn.onnx"].rstrip().endswith("FAIL") and "/conv1/Conv" in rows["models/z2cnn.onnx"]
     assert out.splitlines()[-1] == "FAIL  1 of 2 models not equivariant: models/z2cnn.onnx"

@@ -28,8 +28,8 @@ def make_console(file) -> "Console":
     from rich.console import Console
 
     plain = bool(os.environ.get("NO_COLOR"))
-    # rich assumes 80 columns off a terminal; logs and pipes have room for the per-layer table
-    width = None if os.environ.get("COLUMNS") or (hasattr(file, "isatty") and file.isatty()) else 160
+    # the terminal's width, or COLUMNS; 80 off a terminal (a pipe, a CI log) when COLUMNS does not say
+    width = None if os.environ.get("COLUMNS") or (hasattr(file, "isatty") and file.isatty()) else 80
     return Console(file=file, highlight=False, soft_wrap=True, no_color=plain, width=width,
                    color_system=None if plain else "auto")
 

@@ -47,19 +47,39 @@ def _row(outcome: ModelOutcome, status: str) -> list[str]:
 
 
 def render(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict, console: Console, quiet: bool = False) -> None:
-    """The table (unless ``quiet``) and the verdict line; a model's error goes to stderr (``outputs.py``)."""
+    """The table (unless ``quiet``) and the verdict line; a model's error goes to stderr (``outputs.py``).
+    The table fits the console: no cell wraps; the model and the first failing layer are shortened from
+    the left, the output types from the right, where the width asks it."""
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
+    from eqcheck.report.terminal import GAP, shorten_left, wrapped
+
     if not quiet:
-        table = Table(show_edge=False, header_style="bold")
-        for column in ("model", "group", "output", "max rel error", "tol", "first failing layer"):
-            table.add_column(column, justify="right" if column in ("max rel error", "tol") else "left",
-                             overflow="fold")
-        table.add_column("result", no_wrap=True)
-        for outcome, status in zip(outcomes, verdict.statuses):
-            table.add_row(*map(terminal_text, _row(outcome, status)),
-                          Text(STATUS_LABELS[status], style=STATUS_STYLES[status]))
+        headers = ("model", "group", "output", "max rel", "tol", "first failing layer", "result")
+        rows = [[terminal_text(cell).plain for cell in _row(outcome, status)] + [STATUS_LABELS[status]]
+                for outcome, status in zip(outcomes, verdict.statuses)]
+        widest = [max([len(row[i]) for row in rows] + [len(headers[i]) if i not in (0, 2, 5) else 5])
+                  for i in range(len(headers))]
+        fixed = widest[1] + widest[3] + widest[4] + widest[6] + GAP * (len(headers) - 1) + 1
+        room = max(0, console.width - fixed)
+        widths = dict(zip(range(len(headers)), widest))
+        # the room left: the output types (up to 12), then the model names (leaving the layer 12), the rest
+        widths[2] = max(5, min(widest[2], 12, room // 3))
+        widths[0] = max(5, min(widest[0], room - widths[2] - min(widest[5], 12)))
+        widths[5] = max(5, min(widest[5], room - widths[2] - widths[0]))
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+                      header_style="bold")
+        for i, column in enumerate(headers):
+            table.add_column(column, justify="right" if column in ("max rel", "tol") else "left", no_wrap=True,
+                             width=widths[i])
+        for row, status in zip(rows, verdict.statuses):
+            cells = [shorten_left(row[0], widths[0]), row[1], row[2] if len(row[2]) <= widths[2]
+                     else row[2][:widths[2] - 1] + "\u2026", row[3], row[4], shorten_left(row[5], widths[5])]
+            table.add_row(*map(Text, cells), Text(row[6], style=STATUS_STYLES[status]))
         console.print(table)
         console.print()
-    console.print(terminal_text(check_verdict_line(verdict), "bold green" if verdict.passed else "bold red"))
+    line = terminal_text(check_verdict_line(verdict)).plain
+    console.print(Text(line if quiet else wrapped(line, console.width, 6),
+                       style="bold green" if verdict.passed else "bold red"), soft_wrap=True)
