@@ -37,6 +37,8 @@ class Measurement:
     forward_passes: int
     geometry: Geometry
     notes: list[str] = field(default_factory=list)
+    #: the action each checked output was checked under (declared, chosen or found), by name
+    actions: dict[str, Representation] = field(default_factory=dict)
 
 
 def select_outputs(names: list[str], name: str | None) -> list[int]:
@@ -187,11 +189,12 @@ def measure(
     floors = interpolation_floors(group, elements, x, order)
     geometries = [Geometry(stride=s, zero_fill=zero_fill, margin=m, order=order) for s, m in probed] if probed \
         else [Geometry(zero_fill=zero_fill, order=order)] * len(names)
-    checks, identity_errors = [], []
+    checks, identity_errors, actions = [], [], {}
     checked = select_outputs(names, output_name)
     for index in checked:
-        check = check_output(group, names[index], [o[index] for o in outputs], elements, geometries[index],
-                             tolerance, floors, set_size, declared.get(names[index]))
+        check, actions[names[index]] = check_output(group, names[index], [o[index] for o in outputs], elements,
+                                                    geometries[index], tolerance, floors, set_size,
+                                                    declared.get(names[index]))
         checks.append(check)
         identity_errors += [r.rel_error for g, r in zip(elements, check.elements) if g.is_identity]
     notes = [f"total stride {stride}: shifts are multiples of {stride}"] if stride > 1 else []
@@ -201,14 +204,15 @@ def measure(
                      f"those pixels and the zero-filled band are left out")
     return Measurement(outputs=tuple(checks), elements=elements,
                        non_determinism=max((e for e in identity_errors if e == e), default=0.0),
-                       forward_passes=passes, geometry=geometries[checked[0]], notes=notes)
+                       forward_passes=passes, geometry=geometries[checked[0]], notes=notes, actions=actions)
 
 
 def check_output(group: Group, name: str, values: list[np.ndarray], elements: list[Element], geometry: Geometry,
                  tolerance: Tolerance, floors: dict[str, float], set_size: int | None,
-                 declared: str | Representation | None) -> TensorCheck:
+                 declared: str | Representation | None) -> tuple[TensorCheck, Representation]:
     """One output: its values for the reference, the unrelated input and each transformed input, checked
-    under its declared type or every candidate (and the type found from the data, discovery.py)."""
+    under its declared type or every candidate (and the type found from the data, discovery.py); and the
+    action it was checked under."""
     reference, transformed = values[0], values[2:]
     if reference.ndim == 0 and not group.point_cloud:  # a point cloud's energy is one number per cloud
         raise UsageError(f"output {name!r} is a single number (shape []): eqcheck compares outputs sample by "
@@ -254,4 +258,4 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
         passed=all(r.passed for r in best_results),
         representation_source=source,
         candidates=tuple(Candidate(rep.spec, err) for err, rep, _ in sorted(scored, key=lambda s: s[0])),
-    )
+    ), best_rep

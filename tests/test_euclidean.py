@@ -271,3 +271,41 @@ def test_a_vector_in_escnns_order_is_named_so_and_passes_only_when_declared() ->
     assert "1x1o:escnn" in [c.representation for c in found.output.candidates]
     declared = eqcheck.verify(EscnnOrderForces(), "o3", output_type="1o:escnn", per_layer=False)
     assert declared.passed and declared.output.representation == "1x1o:escnn"
+
+
+class TripleProduct(nn.Module):
+    """A pseudoscalar per point: (x_i - c) . ((x_{i+1} - c) x (x_{i+2} - c)), [B, N, 1]."""
+
+    example_input_shape = (2, 16, 3)
+
+    def forward(self, pos):
+        r = pos - pos.mean(1, keepdim=True)
+        return (r * torch.cross(r.roll(1, 1), r.roll(2, 1), dim=-1)).sum(-1, keepdim=True)
+
+
+def test_a_pseudoscalar_output_is_typed_so_and_passes_o3() -> None:
+    result = eqcheck.verify(TripleProduct(), "o3")
+    assert result.passed and result.output.representation == "1x0o"
+    declared = eqcheck.verify(TripleProduct(), "o3", output_type="0e")
+    assert not declared.passed and declared.first_failing_layer is None  # the type is wrong, not a layer
+
+
+class FlatCoordinateMLP(nn.Module):
+    """Raw coordinates flattened into an MLP: the flatten keeps N vectors (Nx1o), the first Linear breaks."""
+
+    example_input_shape = (2, 8, 3)
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.inp, self.head = nn.Linear(24, 32), nn.Linear(32, 4)
+
+    def forward(self, pos):
+        return self.head(torch.relu(self.inp(pos.flatten(1))))
+
+
+def test_flattened_vectors_keep_their_irreps_and_the_first_linear_is_named() -> None:
+    result = eqcheck.verify(FlatCoordinateMLP(), "so3")
+    assert not result.passed and result.first_failing_layer == "inp"
+    flat = next(layer for layer in result.layers if layer.name.endswith("flatten"))
+    assert flat.representation == "8x1o" and flat.passed

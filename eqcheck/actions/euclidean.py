@@ -42,9 +42,13 @@ class IrrepsAction(Representation):
         return self.irreps.matrix(element.rotation)
 
     def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
+        if self.irreps.dim == 1:  # one scalar or pseudoscalar per entry, whatever the tensor's shape
+            return (np.asarray(x, dtype=np.float64) * self.matrix(element)[0, 0]).astype(_float(x).dtype, copy=False)
         return _on_last_axis(self.matrix(element), x)
 
     def fits(self, group, shape, set_size=None):
+        if self.irreps.dim == 1:
+            return None if group.point_cloud else f"{group.spec} does not act on 3-D coordinates"
         return _fits_3d(group, shape, self.irreps.dim, self.spec)
 
 
@@ -102,9 +106,12 @@ def space_type(spec: str) -> Representation:
 
 
 def space_candidates(group: Group, shape: tuple[int, ...]) -> list[Representation]:
-    """What a 3-D group's output may be, simplest first: invariant, then on a last axis of 3 a vector, a
-    pseudovector (under the inversion) and positions (under translations); a rank-2 tensor on ``[..., 3, 3]``."""
+    """What a 3-D group's output may be, simplest first: invariant, a pseudoscalar (under the inversion),
+    then on a last axis of 3 a vector, a pseudovector (under the inversion) and positions (under
+    translations); a rank-2 tensor on ``[..., 3, 3]``."""
     candidates: list[Representation] = [Representation()]
+    if group.inversion:  # a pseudoscalar per entry (a triple product, a chirality), named per channel
+        candidates.append(space_type(f"{shape[-1]}x0o" if len(shape) >= 3 else "0o"))
     if shape and shape[-1] == 3:
         candidates.append(space_type("1o"))
         if group.inversion:

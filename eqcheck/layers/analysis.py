@@ -55,6 +55,7 @@ def analyze_layers(
     memory_budget: int = LAYER_MEMORY_BUDGET,
     progress: Callable[[str, int, int], None] | None = None,
     batched: bool = True,
+    output_action: Representation | None = None,
 ) -> tuple[tuple[LayerResult, ...], str | None, list[Diagnosis]]:
     """Rows in execution order, the name of the first layer whose local error fails (None if none),
     and the known causes attached to failing layers. Never raises for a model it cannot analyse:
@@ -76,7 +77,7 @@ def analyze_layers(
 
     def analysed(tracer) -> LayerAnalysis:
         analysis = LayerAnalysis(tracer, group, elements, tolerance, geometry, set_size, input_actions, types,
-                                 first.shape[-1] if first is not None else None, batched)
+                                 first.shape[-1] if first is not None else None, batched, output_action)
         analysis.run(feeds, items, max_batch, memory_budget, report)
         return analysis
 

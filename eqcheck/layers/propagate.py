@@ -30,6 +30,8 @@ LAYER_MEMORY_BUDGET = 1 << 30
 MAX_BREAKS = 8
 #: ops that only reshape their input's data (ONNX op types and torch module classes)
 RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Unflatten"}
+#: the same, lower case, with torch's methods that reshape (``x.view``, ``x.flatten``, ``x.reshape``)
+RESHAPE_OPS = {name.lower() for name in RESHAPES} | {"view", "reshape", "flatten"}
 #: ops that only move, copy or select their inputs' numbers (ONNX op types, torch modules, functions and
 #: methods, lower case): given exact inputs, one whose output changes shape has an action of its own that
 #: eqcheck may not name (a flattened image, tokens in a transposed layout), not an error it makes
@@ -97,11 +99,14 @@ class LayerAnalysis:
 
     def __init__(self, tracer: LayerTracer, group: Group, elements: list[Element], tolerance: Tolerance,
                  geometry: Geometry, set_size: int | None, input_actions: Mapping[str, Representation],
-                 layer_types: Mapping[str, str], input_size: int | None, batched: bool = True) -> None:
+                 layer_types: Mapping[str, str], input_size: int | None, batched: bool = True,
+                 output_action: Representation | None = None) -> None:
         self.tracer, self.group, self.elements, self.tolerance = tracer, group, elements, tolerance
         self.geometry, self.set_size, self.input_size = geometry, set_size, input_size
         #: False where axis 0 of every tensor is no batch (a graph or a point cloud run alone)
         self.batched = batched
+        #: the action the output check settled on (declared, chosen or found): the model's output has it
+        self.output_action = output_action
         self.known: dict[str, Representation] = dict(input_actions)
         self.layer_types = dict(layer_types)
         self.used_types: set[str] = set()
@@ -210,7 +215,8 @@ class LayerAnalysis:
         input_action = next((self.known[k] for k in site.inputs if k in self.known), None)
         if site.declared_in and site.inputs:
             input_action = self._declared(site, site.declared_in, self.tracer.ref[site.inputs[0]].shape) or input_action
-        if site.op in RESHAPES and source is not None and source.local.passed and input_action is not None:
+        if (site.op.lower() in RESHAPE_OPS and source is not None and source.local.passed
+                and input_action is not None):
             reshaped = self._reshaped(site, view, source, input_action)
             if reshaped is not None:
                 return reshaped
@@ -261,11 +267,16 @@ class LayerAnalysis:
                             if other.layout != rep.layout]
         return [rep]
 
-    def record_glue(self, key: str, consumer: Site | None, view: View) -> Analysed:
-        """Code between modules (torch): its action is the one that explains its output best."""
+    def record_glue(self, key: str, consumer: Site | None, view: View,
+                    known: Representation | None = None) -> Analysed:
+        """Code between modules (torch): its action is the one that explains its output best (the model's
+        output: the one its check settled on, ``known``, where it fits)."""
         indices = self.scoring
-        choice = choose(view.expect, self.candidates(view.ref.shape),
-                        [self.elements[i] for i in indices], [view.items[i] for i in indices], batched=self.batched)
+        if known is not None and known.fits(self.group, tuple(view.ref.shape), self.set_size) is None:
+            choice = Choice(known, math.nan, None, "output")
+        else:
+            choice = choose(view.expect, self.candidates(view.ref.shape), [self.elements[i] for i in indices],
+                            [view.items[i] for i in indices], batched=self.batched)
         site = Site(name=key, op="glue", output=key, glue=True,
                     span=(consumer.span[0], consumer.span[0]) if consumer and consumer.span else None,
                     node=consumer.node if consumer else None)
@@ -382,7 +393,7 @@ class LayerAnalysis:
         if output_key and output_key in reference:
             view = self.view(output_key, reference[output_key], self.output_capture)
             if view is not None:
-                self.record_glue(output_key, None, view).finish(self)
+                self.record_glue(output_key, None, view, self.output_action).finish(self)
         unused = set(self.layer_types) - self.used_types
         if unused:
             raise UsageError(f"--layer-type names no layer: {sorted(unused)[0]!r}")
@@ -390,12 +401,35 @@ class LayerAnalysis:
 
 def same_kind(rep: Representation, group: Group, shape, set_size) -> Representation | None:
     """``rep`` if it fits ``shape``; for regular fields, the same order on the layout that fits (a reshape
-    between ``[B, C, |H|, H, W]`` and ``[B, C*|H|, H, W]`` keeps the action)."""
+    between ``[B, C, |H|, H, W]`` and ``[B, C*|H|, H, W]`` keeps the action); for irreps on a last axis
+    (and positions where nothing translates), k copies of them where the last axis is k times as long
+    (``[B, N, 3]`` flattened to ``[B, 3N]`` is ``Nx1o``: e3nn's layout of copies)."""
     if rep.fits(group, tuple(shape), set_size) is None:
         return rep
     if isinstance(rep, RegularFieldAction):
         return next(iter(fitting_layouts(rep, group, shape, set_size)), None)
+    from eqcheck.actions.euclidean import IrrepsAction, PositionAction
+    from eqcheck.reps.o3 import Irreps
+
+    if isinstance(rep, PositionAction) and not group.translations:
+        rep = IrrepsAction(spec="1x1o")
+    if isinstance(rep, IrrepsAction) and shape and rep.irreps.dim and shape[-1] % rep.irreps.dim == 0 \
+            and shape[-1] > rep.irreps.dim:
+        copies = shape[-1] // rep.irreps.dim
+        irreps = Irreps(merged_terms(rep.irreps.terms * copies), rep.irreps.basis)
+        return IrrepsAction(spec=irreps.spec, irreps=irreps)
     return None
+
+
+def merged_terms(terms: tuple) -> tuple:
+    """Adjacent terms of the same irrep as one (``1x1o+1x1o`` is ``2x1o``: the same layout)."""
+    out: list[tuple[int, int, int]] = []
+    for mul, l, parity in terms:
+        if out and out[-1][1:] == (l, parity):
+            out[-1] = (out[-1][0] + mul, l, parity)
+        else:
+            out.append((mul, l, parity))
+    return tuple(out)
 
 
 def fitting_layouts(rep: RegularFieldAction, group: Group, shape, set_size) -> list[RegularFieldAction]:
