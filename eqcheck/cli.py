@@ -18,7 +18,7 @@ from eqcheck.guard import DEFAULT_TIMEOUT_S, in_main_thread
 from eqcheck.report.inert import printable
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -50,14 +50,19 @@ def main_options(
 def verify(
     model: str = typer.Argument(..., help="model.onnx, model.pt2, a TorchScript file, or file.py:attr / pkg.mod:attr "
                                           "(imported: runs that code)"),
-    group: str = typer.Option(..., "--group", "-g", help="group spec: p4, p4m[:groupy], c8, so2, translation, perm"),
+    group: str = typer.Option(..., "--group", "-g", help="group spec: p4, p4m[:groupy|:axis=0], cN, dN, so2, "
+                                                           "translation, perm[:axis=0], so3, o3, se3, e3 "
+                                                           "('eqcheck groups' lists them)"),
     input_shape: Optional[list[str]] = typer.Option(None, "--input-shape", help="B,C,H,W or NAME=B,C,H,W"),
     input_file: Optional[Path] = typer.Option(None, "--input", help="real inputs: .npy, or .npz (key 'input' or by input name)"),
     act: Optional[list[str]] = typer.Option(None, "--act", help="declare an input's action: NAME=TYPE"),
     output_type: Optional[list[str]] = typer.Option(
-        None, "--output-type", help="an output's type, TYPE (the first output) or NAME=TYPE, repeatable: auto, "
-                                    "invariant, image, regular[:layout], set, graph, or a field type such as vector, "
-                                    "irrep(1), 2*regular+irrep(1,1)+trivial, 3*regular@c8"),
+        None, "--output-type", help="an output's type, TYPE (the first output) or NAME=TYPE, repeatable: "
+                                    "auto, invariant, image, set, graph; regular with a layout "
+                                    "(regular:5d, regular:field-major, regular:group-major); a field type "
+                                    "(vector, irrep(1), 2*regular+irrep(1,1)+trivial, 3*regular@c8); under "
+                                    "3-D groups positions, 1o, 1e, 0o, cartesian, cell or any e3nn irreps "
+                                    "(2x0e+1x1o, 1o:escnn)"),
     output: Optional[str] = typer.Option(None, "--output", help="check this output only (default: every output)"),
     tol: Optional[float] = typer.Option(None, "--tol", help="tolerance on rel error for exact elements (default per dtype)"),
     approx_tol: Optional[float] = typer.Option(None, "--approx-tol", help="tolerance for interpolated rotations"),
@@ -80,7 +85,14 @@ def verify(
     timeout: float = typer.Option(DEFAULT_TIMEOUT_S, "--timeout", help="seconds the whole check may take "
                                                                       "(0: no limit)"),
 ) -> None:
-    """Check one model against one group; the exit code says whether it passed."""
+    """Check one model against one group; the exit code says whether it passed.
+
+    \b
+    Examples:
+      eqcheck verify sample_models/p4cnn.onnx --group p4
+      eqcheck verify model.py:build --group p4m --input-shape 2,3,64,64 --html report.html
+      eqcheck verify mace_like.pt2 --group e3 --output-type energy=invariant --output-type forces=1o
+    """
     from eqcheck.api import verify as run_verify
     from eqcheck.gate import exit_code
     from eqcheck.models.sources import check_reads
@@ -262,6 +274,10 @@ def _error(text: str) -> None:
     typer.echo(f"eqcheck: error: {printable(text)}", err=True)
 
 
+#: typer's shell-completion options: they print or install a script and exit 0 before any command runs
+COMPLETION_OPTIONS = ("--show-completion", "--install-completion")
+
+
 def _main(argv: list[str] | None, debug: bool, interrupted: list[int]) -> int:
     command = typer.main.get_command(app)
     try:
@@ -292,6 +308,9 @@ def _main(argv: list[str] | None, debug: bool, interrupted: list[int]) -> int:
     except SystemExit as error:  # click's own (a closed stdout: exit 1) pass; exit 0 comes from a verdict only
         if isinstance(error.code, int) and error.code != 0:
             return error.code
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        if arguments[:1] and arguments[0].split("=")[0] in COMPLETION_OPTIONS:  # done before any command runs
+            return 0
         if debug:
             raise
         _error(f"internal error: SystemExit({error.code!r}) ended the run (set EQCHECK_DEBUG=1 for the traceback)")

@@ -231,3 +231,18 @@ def test_version(capsys) -> None:
 
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.strip() == f"eqcheck {__version__}"
+
+
+def test_verify_help_teaches_by_example_and_completion_is_offered() -> None:
+    import sys
+
+    helped = subprocess.run([sys.executable, "-m", "eqcheck", "verify", "--help"], capture_output=True, text=True,
+                            env={"COLUMNS": "100", "PATH": "/usr/bin:/bin"})
+    examples = [line for line in helped.stdout.splitlines() if line.strip().startswith("eqcheck verify ")]
+    assert helped.returncode == 0 and "Examples:" in helped.stdout and len(examples) == 3
+    assert "regular:field-major" in helped.stdout  # the layouts are listed, whole
+    top = subprocess.run([sys.executable, "-m", "eqcheck", "--help"], capture_output=True, text=True)
+    assert "--install-completion" in top.stdout and "--show-completion" in top.stdout
+    shown = subprocess.run([sys.executable, "-m", "eqcheck", "--show-completion", "bash"], capture_output=True,
+                           text=True, env={"SHELL": "/bin/bash", "PATH": "/usr/bin:/bin"})
+    assert shown.returncode == 0 and "complete" in shown.stdout
