@@ -35,6 +35,8 @@ def measured_diagnoses(group: Group, measurement: Measurement, tolerance: Tolera
         found += _output_diagnoses(output, f"output {output.name!r}: " if several else "", tolerance,
                                    measurement.geometry.order)
         found += _undetermined_type(group, output)
+        found += _declared_against_fitting(output, tolerance, f"output {output.name!r}" if several else "the output")
+        found += _subgroup_only(group, measurement.elements, output, f"output {output.name!r}: " if several else "")
     if measurement.non_determinism > 0:
         severe = measurement.non_determinism > tolerance.exact
         found.append(Diagnosis(
@@ -49,6 +51,37 @@ def measured_diagnoses(group: Group, measurement: Measurement, tolerance: Tolera
     for note in measurement.notes:
         found.append(Diagnosis("geometry", note, severity="note"))
     return found
+
+
+def _declared_against_fitting(output, tolerance: Tolerance, what: str) -> list[Diagnosis]:
+    """A declared type that fails where a named one fits: say which, and how to declare it."""
+    if output.passed or output.representation_source != "given":
+        return []
+    fitting = [c for c in output.candidates if c.representation != output.representation
+               and c.max_rel_error <= tolerance.exact]
+    if not fitting:
+        return []
+    best = min(fitting, key=lambda c: c.max_rel_error)
+    return [Diagnosis("declared-type", f"{what} fails as the declared {output.representation}, but fits "
+                                       f"{best.representation} (max rel error {best.max_rel_error:.2e}): if that is "
+                                       f"its type, declare --output-type {output.name}={best.representation}")]
+
+
+def _subgroup_only(group: Group, elements, output, prefix: str) -> list[Diagnosis]:
+    """Every element of a subgroup passes and every other fails: the model is equivariant to that subgroup
+    only (a p4 model under p4m: rotations pass, mirrors fail)."""
+    results = list(zip(elements, output.elements))
+    if output.passed or len(results) < 2 or not hasattr(group, "mirrors"):
+        return []
+    if not group.mirrors or not any(g.flip for g, _ in results):
+        return []
+    rotations = [r for g, r in results if not g.flip]
+    mirrors = [r for g, r in results if g.flip]
+    if all(r.passed for r in rotations) and not any(r.passed for r in mirrors):
+        subgroup = f"c{group.n}" if group.name not in ("p4m",) else "p4"
+        return [Diagnosis("subgroup-only", f"{prefix}every rotation passes and every mirror fails: equivariant to "
+                                           f"the rotations only (--group {subgroup} passes), not to the mirrors")]
+    return []
 
 
 def _undetermined_type(group: Group, output) -> list[Diagnosis]:

@@ -234,6 +234,14 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
                                  output_spread, floors)
         scored.append((worst(r.rel_error for r in results), rep, results))
     (best_error, best_rep, best_results), source = choose_representation(group, reference.shape, scored, source)
+    if source == "given" and not all(r.passed for r in best_results):
+        # a declared type that fails: what the named types say of the output, for the hint (diagnose.py)
+        for rep in candidate_representations(group, reference.shape, set_size,
+                                             1 if group.set_axis is None else group.set_axis):
+            if rep.spec != best_rep.spec:
+                results = element_errors(group, rep, elements, reference, transformed, geometry, tolerance,
+                                         output_spread, floors)
+                scored.append((worst(r.rel_error for r in results), rep, results))
     if source != "given" and not all(r.passed for r in best_results) and reference.dtype.kind == "f":
         # no named type explains the output: its channel representation, found from the data (discovery.py)
         find = discover_irreps if group.point_cloud else discover

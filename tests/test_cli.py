@@ -246,3 +246,16 @@ def test_verify_help_teaches_by_example_and_completion_is_offered() -> None:
     shown = subprocess.run([sys.executable, "-m", "eqcheck", "--show-completion", "bash"], capture_output=True,
                            text=True, env={"SHELL": "/bin/bash", "PATH": "/usr/bin:/bin"})
     assert shown.returncode == 0 and "complete" in shown.stdout
+
+
+def test_hints_name_the_type_that_fits_and_the_subgroup_that_passes(sample) -> None:
+    import eqcheck
+
+    declared = eqcheck.verify(sample("p4_fcn"), "p4", output_type="invariant", per_layer=False)
+    (hint,) = [d for d in declared.diagnoses if d.code == "declared-type"]
+    assert not declared.passed and "--output-type output=regular:5d" in hint.message
+    rotations_only = eqcheck.verify(sample("p4cnn"), "p4m", per_layer=False)
+    (subgroup,) = [d for d in rotations_only.diagnoses if d.code == "subgroup-only"]
+    assert "--group p4 passes" in subgroup.message
+    assert not [d for d in eqcheck.verify(sample("z2cnn"), "p4m", per_layer=False).diagnoses
+                if d.code == "subgroup-only"]  # a plain CNN fails the rotations too
