@@ -50,3 +50,11 @@ class ModelRunError(EqcheckError):
 
     slug = "model-run"
     exit_code = EXIT_MODEL
+
+
+def did_you_mean(word: str, choices) -> str:
+    """``: did you mean 'p4m'?`` for the closest of ``choices`` to a mistyped ``word``, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(word.strip().lower(), list(choices), n=1, cutoff=0.6)
+    return f": did you mean {close[0]!r}?" if close else ""

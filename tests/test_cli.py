@@ -259,3 +259,27 @@ def test_hints_name_the_type_that_fits_and_the_subgroup_that_passes(sample) -> N
     assert "--group p4 passes" in subgroup.message
     assert not [d for d in eqcheck.verify(sample("z2cnn"), "p4m", per_layer=False).diagnoses
                 if d.code == "subgroup-only"]  # a plain CNN fails the rotations too
+
+
+def test_did_you_mean_for_groups_types_files_and_the_import_path(capsys, tmp_path, monkeypatch, sample) -> None:
+    code, _, err = run(capsys, "verify", sample("p4cnn"), "--group", "p4n")
+    assert code == EXIT_USAGE and "did you mean 'p4'?" in err
+    code, _, err = run(capsys, "verify", sample("p4_fcn"), "--group", "p4", "--output-type", "field-major")
+    assert code == EXIT_USAGE and "did you mean 'regular:field-major'?" in err
+    code, _, err = run(capsys, "verify", sample("p4cnn").replace("p4cnn", "p4cn"), "--group", "p4")
+    assert code == EXIT_MODEL and "did you mean" in err and "p4cnn.onnx" in err
+    torch = pytest.importorskip("torch")
+    (tmp_path / "mymodel_for_hint.py").write_text(
+        "import torch\nclass Net(torch.nn.Module):\n    def forward(self, x):\n        return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import mymodel_for_hint
+
+    torch.save(mymodel_for_hint.Net(), tmp_path / "net.pt")
+    monkeypatch.syspath_prepend("/nonexistent")  # the module stays importable in this process: drop it
+    import sys
+
+    sys.modules.pop("mymodel_for_hint")
+    sys.path.remove(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "verify", "net.pt", "--group", "p4", "--unsafe-load", "--input-shape", "2,1,9,9")
+    assert code == EXIT_MODEL and f"PYTHONPATH={tmp_path}" in err

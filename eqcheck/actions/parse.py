@@ -6,7 +6,7 @@ from eqcheck.actions.representations import (
 )
 from eqcheck.actions.euclidean import SPACE_TYPES, space_candidates, space_type
 from eqcheck.actions.fields import FieldTypeAction
-from eqcheck.errors import UsageError
+from eqcheck.errors import UsageError, did_you_mean
 from eqcheck.groups.base import Group
 from eqcheck.reps import parse_sum
 from eqcheck.reps.o3 import is_irreps_spec
@@ -70,8 +70,12 @@ def parse_representation(spec: str, shape: tuple[int, ...] | None = None,
         return GraphAction()
     if name in ("edge_index", "edges"):
         return EdgeIndexAction()
-    raise UsageError(f"unknown type {spec!r} (one of: {', '.join(TYPE_NAMES)}, or a field type such as vector, "
-                     f"irrep(1), 2*regular+irrep(1)+trivial, 3*regular@c8)")
+    layouts = [f"regular:{layout}" for layout in LAYOUTS]
+    guess = did_you_mean(spec, [*TYPE_NAMES, *layouts, "vector", "positions", "pseudovector", "cartesian"])
+    if not guess and name in LAYOUTS:  # a layout alone: the regular field in it
+        guess = f": did you mean 'regular:{name}'?"
+    raise UsageError(f"unknown type {spec!r}{guess} (one of: {', '.join(TYPE_NAMES)}, or a field type such as "
+                     f"vector, irrep(1), 2*regular+irrep(1)+trivial, 3*regular@c8)")
 
 
 def parse_type(spec: str, group: Group, shape: tuple[int, ...] | None = None) -> Representation:

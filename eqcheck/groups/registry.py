@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from eqcheck.errors import GroupSpecError
+from eqcheck.errors import GroupSpecError, did_you_mean
 from eqcheck.groups.base import Group
 from eqcheck.groups.euclidean import KINDS, Euclidean3
 from eqcheck.groups.permutation import PermutationGroup
@@ -112,4 +112,5 @@ def parse_group(spec: str | Group) -> Group:
         _reject_leftovers(spec, flags, options)
         return Euclidean3(name)
     known = "translation, p4, p4m, cN, dN, so2, perm, so3, o3, se3, e3"
-    raise GroupSpecError(f"unknown group {spec!r} (known: {known}; see 'eqcheck groups')")
+    guess = did_you_mean(name, ["translation", "p4", "p4m", "c4", "c8", "d4", "so2", "perm", *KINDS])
+    raise GroupSpecError(f"unknown group {spec!r}{guess} (known: {known}; see 'eqcheck groups')")

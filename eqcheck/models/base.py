@@ -67,3 +67,18 @@ def first_line(error: BaseException) -> str:
         if causes:
             return causes[-1]
     return lines[0]
+
+
+def missing_file(path, what: str = "model file") -> str:
+    """``model file not found: PATH`` and, where a file beside it has a close name, ``: did you mean ...``."""
+    import difflib
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        names = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []
+    except OSError:
+        names = []
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+    hint = f": did you mean {str(path.parent / close[0])!r}?" if close else ""
+    return f"{what} not found: {path}{hint}"

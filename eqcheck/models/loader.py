@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from eqcheck.errors import ModelLoadError, UsageError
-from eqcheck.models.base import ModelRunner
+from eqcheck.models.base import ModelRunner, missing_file
 
 TORCHSCRIPT_SUFFIXES = {".pt", ".pth", ".ts", ".jit", ".torchscript", ".zip"}
 
@@ -58,7 +58,7 @@ def load_model(model, *, device: str = "cpu", dtype: str | None = None, weights:
     _refuse_weights(weights, "a model file")
     path = Path(text)
     if not path.exists():
-        raise ModelLoadError(f"model file not found: {path}")
+        raise ModelLoadError(missing_file(path))
     if path.is_dir():
         raise ModelLoadError(f"{path} is a folder, not a model file")
     if path.suffix == ".onnx" or _is_onnx_protobuf(path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from eqcheck.errors import ModelLoadError, ModelRunError, UsageError
-from eqcheck.models.base import InputSpec, ModelRunner, first_line
+from eqcheck.models.base import InputSpec, ModelRunner, first_line, missing_file
 
 ONNX_DTYPES = {
     "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
@@ -75,7 +75,7 @@ class OnnxRunner(ModelRunner):
         if isinstance(source, (str, Path)):
             path = Path(source)
             if not path.is_file():
-                raise ModelLoadError(f"model file not found: {path}")
+                raise ModelLoadError(missing_file(path))
             if path.stat().st_size == 0:
                 raise ModelLoadError(f"model file is empty: {path}")
             source = str(path)

@@ -15,10 +15,24 @@ import zipfile
 from pathlib import Path
 
 from eqcheck.errors import ModelLoadError
-from eqcheck.models.base import InputSpec, first_line
+from eqcheck.models.base import InputSpec, first_line, missing_file
 from eqcheck.models.torch_runner import (
     TorchRunner, declared_input_dtypes, declared_input_shapes, positional_input_names,
 )
+
+
+def _import_path_hint(error: BaseException, path: Path) -> str:
+    """Where a pickle names a module that is a file beside the model or in the working folder but not on
+    the import path: how to put it there."""
+    name = getattr(error, "name", None)
+    if not isinstance(error, ModuleNotFoundError) or not name:
+        return ""
+    top = name.split(".")[0]
+    for folder in dict.fromkeys([Path.cwd(), Path(path).resolve().parent]):
+        if (folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file():
+            return (f"; {top} is in {folder}, which is not on the import path: run with PYTHONPATH={folder} "
+                    f"(PYTHONPATH={folder} eqcheck verify ...)")
+    return ""
 
 
 def archive_kind(path: Path) -> str:
@@ -247,7 +261,7 @@ def load_pickle(path: Path, unsafe_load: bool, **options) -> TorchRunner:
     try:
         module = torch.load(str(path), weights_only=False, map_location="cpu")
     except Exception as error:
-        raise ModelLoadError(f"could not unpickle {path}: {first_line(error)}") from None
+        raise ModelLoadError(f"could not unpickle {path}: {first_line(error)}{_import_path_hint(error, path)}") from None
     inputs, ranges = module_inputs(module)
     return TorchRunner(module, str(path), "pytorch", inputs, index_ranges=ranges, **options)
 
@@ -269,7 +283,7 @@ def import_attribute(spec: str):
     if target.endswith(".py"):
         path = Path(target)
         if not path.is_file():
-            raise ModelLoadError(f"model file not found: {path}")
+            raise ModelLoadError(missing_file(path))
         name = f"eqcheck_user_{abs(hash(str(path.resolve())))}"
         module_spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(module_spec)
@@ -339,7 +353,7 @@ def load_weights(module, weights: str) -> None:
 
     path = Path(weights)
     if not path.is_file():
-        raise ModelLoadError(f"weights file not found: {path}")
+        raise ModelLoadError(missing_file(path, "weights file"))
     try:
         state = torch.load(str(path), weights_only=True, map_location="cpu")
         module.load_state_dict(state)
