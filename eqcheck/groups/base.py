@@ -51,6 +51,12 @@ class Group(ABC):
     point_cloud: bool = False
 
     @property
+    def samples_elements(self) -> bool:
+        """True where ``--samples`` elements are drawn (continuous groups, translations, permutations); False
+        where every element is tested."""
+        return True
+
+    @property
     @abstractmethod
     def spec(self) -> str:
         """The canonical spec string; ``parse_group(g.spec) == g``."""

@@ -79,6 +79,10 @@ class FiniteRotationGroup(Group):
 
         return FieldGroup("d" if self.mirrors else "c", self.n, "rows" if self.convention == "axis0" else "cols")
 
+    @property
+    def samples_elements(self) -> bool:  # type: ignore[override]
+        return self.shifts or self.point_group.order > EXHAUSTIVE_ORDER
+
     def generator_elements(self) -> list[Element]:
         """The rotation by 2*pi/N (and the mirror): what a field type must be defined on."""
         return [self.from_point(p) for p in self.point_group.generators()]

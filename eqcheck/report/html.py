@@ -97,7 +97,8 @@ def _header(result: VerificationResult) -> str:
               ", ".join(escape(e.element) for e in failing[:6]) or "none", bad=bool(failing)),
         _card("first failing layer", _breakable(first.name) if first else "none",
               escape(first.op) if first else f"{len(result.layers)} layers checked", bad=first is not None),
-        _card("run", f"{result.elapsed_s:.1f} s", f"{passes(run.forward_passes)}, {run.samples} samples"),
+        _card("run", f"{result.elapsed_s:.1f} s", passes(run.forward_passes)
+              + (f", {run.samples} samples" if _samples_used(run.group) else "")),
     ]
     return (f'<header><div class="brand">eqcheck &middot; equivariance report</div>'
             f'<h1>{escape(run.model)} <span class="group">under {escape(run.group)}</span></h1>'
@@ -207,6 +208,17 @@ def _layers(result: VerificationResult) -> str:
             + "</tbody></table></section>")
 
 
+def _samples_used(spec: str) -> bool:
+    """Whether the group draws elements (``--samples`` applies): not where every element is tested."""
+    from eqcheck.errors import UsageError
+    from eqcheck.groups import parse_group
+
+    try:
+        return parse_group(spec).samples_elements
+    except UsageError:  # a saved result of a group this eqcheck does not know
+        return True
+
+
 def _run(result: VerificationResult) -> str:
     run = result.run
     rows = [("model", f"{run.model} ({run.model_format})"), ("group", run.group)]
@@ -219,7 +231,8 @@ def _run(result: VerificationResult) -> str:
             rows.append(("actions tried", ", ".join(f"{c.representation} {fmt(c.max_rel_error)}"
                                                     for c in output.candidates)))
     rows += [("precision", f"{run.dtype} on {run.device}, seed {run.seed}"),
-             ("samples", f"{run.samples}, {passes(run.forward_passes)}"),
+             ("samples", f"{run.samples}, {passes(run.forward_passes)}" if _samples_used(run.group)
+              else f"every element ({passes(run.forward_passes)})"),
              ("tolerance", f"{fmt(result.tolerance)} (exact elements), {fmt(result.approximate_tolerance)} "
                            "(interpolated)"),
              ("spread", f"{', '.join(fmt(o.spread) for o in result.outputs)} (output change between unrelated "

@@ -165,8 +165,7 @@ def layer_chart(result: VerificationResult) -> str:
     xs = [columns.x(i) for i in range(len(layers))]
     out += _series([(x, y(layer.max_rel_error), k and not _bad(layer.max_rel_error))
                     for x, layer, k in zip(xs, layers, kept)], CUMULATIVE)
-    out += _series([(x, y(layer.local_rel_error), k and not _bad(layer.local_rel_error))
-                    for x, layer, k in zip(xs, layers, kept)], LOCAL, "5 3")
+    # local errors are one measurement per layer, not a curve: markers only (each layer on its own input)
     radius = 3.5 if columns.step >= 8 else 2
     for index, (x, layer) in enumerate(zip(xs, layers)):
         tip = f"<title>{_tip(layer, index)}</title>"

@@ -223,7 +223,8 @@ def test_chart_marks_tolerance_and_first_failing_layer(broken_result) -> None:
     tags = Tags(page)
     assert tags.find("svg", id="layer-chart") and tags.find("svg", id="layer-heatmap")
     assert len(tags.find("line", class_="tolerance")) == 1 and "tolerance 1.00e-05" in page
-    assert len(tags.find("polyline", class_="series")) == 2  # cumulative and local, unbroken
+    assert len(tags.find("polyline", class_="series")) == 1  # the cumulative error, unbroken
+    assert len(tags.find("rect", class_="point local")) >= 1  # local errors: a marker per layer, no line
     chart = page[page.index('id="layer-chart"'):page.index("</svg>")]
     assert "first failing: /conv&lt;3&gt;/plain&amp;&quot;conv&quot;/Conv" in chart
     band = re.search(r'<rect class="first-failing" x="([\d.]+)" y="\d+" width="([\d.]+)"', chart)
