@@ -220,12 +220,14 @@ class LayerAnalysis:
             reshaped = self._reshaped(site, view, source, input_action)
             if reshaped is not None:
                 return reshaped
-        inputs_exact = all(self.analysed[k].local.passed for k in site.inputs
+        # an input no action explains carries no known error: where the output fits an action, the part
+        # of the model before it was equivariant (e3nn's vector components combined into harmonics)
+        unknown_input = any(self.analysed[k].undetermined for k in site.inputs if k in self.analysed)
+        inputs_exact = all(self.analysed[k].local.passed or self.analysed[k].undetermined for k in site.inputs
                            if k in self.analysed and k not in self.patches)
         choice = self.choose_output(site, view, input_action, inputs_exact)
         analysed = self._store(self.analysed, site, choice, view, input_action)
         if not analysed.local.passed and choice.source not in ("given", "declared"):
-            unknown_input = any(self.analysed[k].undetermined for k in site.inputs if k in self.analysed)
             # a move into a shape no action of its input's kind fits (an image flattened to tokens); a cat
             # of channels or a crop keeps an image's shape and is judged as one
             moved = (site.op.lower() in DATA_MOVES and inputs_exact and input_action is not None
