@@ -10,6 +10,9 @@ Usage:
         the same checks as a user runs them: `eqcheck verify MODEL --group G -q` with and without
         --no-per-layer, each a fresh process (interpreter start and imports included), N interleaved
         pairs, medians and their ratio.
+    python benchmarks/bench_layers_analysis.py resnet18 [--repeats 3] [--group p4]
+        per layer against output only on a ResNet-18-sized ONNX model (basic blocks, 11.7M parameters,
+        1x3x224x224), in one process, interleaved medians.
     python benchmarks/bench_layers_analysis.py resnet [--size 224] [--group p4m] [--keep DIR]
         builds a ResNet-50-sized network by hand (bottlenecks 3-4-6-3, 25.6M parameters, no
         torchvision), exports it to ONNX in a temporary folder, then checks it in a fresh process per
@@ -135,6 +138,74 @@ def export_resnet(folder: Path, size: int) -> Path:
     return path
 
 
+def build_resnet18():
+    """ResNet-18's shape (torchvision's layout: basic blocks 2-2-2-2, 11.7M parameters); eval mode, seeded."""
+    import torch
+    from torch import nn
+
+    class Basic(nn.Module):
+        def __init__(self, inplanes: int, planes: int, stride: int) -> None:
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes)
+            self.conv2, self.bn2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False), nn.BatchNorm2d(planes)
+            self.relu = nn.ReLU()
+            self.downsample = None
+            if stride != 1 or inplanes != planes:
+                self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
+                                                nn.BatchNorm2d(planes))
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + identity)
+
+    class ResNet18(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                                      nn.MaxPool2d(3, 2, 1))
+            stages, inplanes = [], 64
+            for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+                stages.append(nn.Sequential(Basic(inplanes, planes, stride), Basic(planes, planes, 1)))
+                inplanes = planes
+            self.layer1, self.layer2, self.layer3, self.layer4 = stages
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(512, 1000))
+
+        def forward(self, x):
+            return self.head(self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x))))))
+
+    torch.manual_seed(0)
+    return ResNet18().eval()
+
+
+def resnet18_ratio(repeats: int, group: str) -> None:
+    """Per layer against output only, in one process (imports and a warm-up left out), interleaved."""
+    import warnings
+
+    import torch
+
+    from eqcheck.api import verify
+
+    with tempfile.TemporaryDirectory() as temporary:
+        path = Path(temporary) / "resnet18_like.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(build_resnet18(), (torch.randn(1, 3, 224, 224),), str(path), dynamo=False,
+                              opset_version=17, input_names=["input"], output_names=["output"],
+                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+        shape = [1, 3, 224, 224]
+        for per_layer in (False, True):
+            verify(str(path), group, input_shape=shape, per_layer=per_layer)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(repeats):
+            for per_layer in (False, True):
+                start = time.perf_counter()
+                verify(str(path), group, input_shape=shape, per_layer=per_layer)
+                times[per_layer].append(time.perf_counter() - start)
+    plain, layered = statistics.median(times[False]), statistics.median(times[True])
+    print(f"ResNet-18-sized ONNX, 1x3x224x224, {group}: output only {plain:.2f} s, per layer {layered:.2f} s "
+          f"(medians of {repeats}): {layered / plain:.1f}x")
+
+
 def child(model: str, group: str, size: int, per_layer: bool) -> None:
     """One check in a fresh process: prints a JSON line with time, peak memory and the layer summary."""
     from eqcheck.api import verify
@@ -176,6 +247,9 @@ def main() -> None:
     ratio_parser.add_argument("--repeats", type=int, default=21)
     cli_parser = sub.add_parser("cli")
     cli_parser.add_argument("--repeats", type=int, default=5)
+    r18_parser = sub.add_parser("resnet18")
+    r18_parser.add_argument("--repeats", type=int, default=3)
+    r18_parser.add_argument("--group", default="p4")
     resnet_parser = sub.add_parser("resnet")
     resnet_parser.add_argument("--size", type=int, default=224)
     resnet_parser.add_argument("--group", default="p4m")
@@ -185,6 +259,8 @@ def main() -> None:
         ratio(args.repeats)
     elif args.what == "cli":
         cli(args.repeats)
+    elif args.what == "resnet18":
+        resnet18_ratio(args.repeats, args.group)
     else:
         resnet(args.size, args.group, args.keep)
 
