@@ -187,13 +187,20 @@ class LayerAnalysis:
         choice = choose(view.expect, self.candidates(shape), elements, observed,
                         first=kept, batched=self.batched)  # most layers keep their input's action: score it first
         if choice.error > self.tolerance.exact and inputs_exact:
-            found = (find_irreps(view.expect, self.elements, view.items, self.tolerance.exact) if self.group.point_cloud
-                     else find_permutation(view.expect, elements, observed)
-                     or find_matrices(view.expect, elements, observed))
-            if found is not None and found.error < 0.5 * choice.error:
-                choice = Choice(found.rep, found.error, (choice.error + 1e-12) / (found.error + 1e-12), "found")
+            choice = self._found_instead(view, choice)
         if choice.error > self.tolerance.exact and choice.source == "auto" and kept is not None:
             return Choice(kept, choice.error, None, "kept")
+        return choice
+
+    def _found_instead(self, view: View, choice: Choice) -> Choice:
+        """The representation found from the data (irreps, a channel permutation, orthogonal matrices),
+        where it explains the tensor at least twice as well as ``choice``."""
+        elements = [self.elements[i] for i in self.scoring]
+        observed = [view.items[i] for i in self.scoring]
+        found = (find_irreps(view.expect, self.elements, view.items, self.tolerance.exact) if self.group.point_cloud
+                 else find_permutation(view.expect, elements, observed) or find_matrices(view.expect, elements, observed))
+        if found is not None and found.error < 0.5 * choice.error:
+            return Choice(found.rep, found.error, (choice.error + 1e-12) / (found.error + 1e-12), "found")
         return choice
 
     def candidates(self, shape: tuple[int, ...]) -> list[Representation]:
@@ -279,6 +286,8 @@ class LayerAnalysis:
         else:
             choice = choose(view.expect, self.candidates(view.ref.shape), [self.elements[i] for i in indices],
                             [view.items[i] for i in indices], batched=self.batched)
+            if choice.error > self.tolerance.exact:
+                choice = self._found_instead(view, choice)
         site = Site(name=key, op="glue", output=key, glue=True,
                     span=(consumer.span[0], consumer.span[0]) if consumer and consumer.span else None,
                     node=consumer.node if consumer else None)
