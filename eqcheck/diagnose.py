@@ -33,7 +33,7 @@ def measured_diagnoses(group: Group, measurement: Measurement, tolerance: Tolera
     several = len(measurement.outputs) > 1
     for output in measurement.outputs:
         found += _output_diagnoses(output, f"output {output.name!r}: " if several else "", tolerance,
-                                   measurement.geometry.order)
+                                   measurement.geometry.order, group)
         found += _undetermined_type(group, output)
         found += _declared_against_fitting(output, tolerance, f"output {output.name!r}" if several else "the output")
         found += _subgroup_only(group, measurement.elements, output, f"output {output.name!r}: " if several else "")
@@ -120,7 +120,7 @@ def _undetermined_irreps(output) -> list[Diagnosis]:
                       severity="note")]
 
 
-def _output_diagnoses(output, prefix: str, tolerance: Tolerance, order: int) -> list[Diagnosis]:
+def _output_diagnoses(output, prefix: str, tolerance: Tolerance, order: int, group: Group) -> list[Diagnosis]:
     found = []
     if any(e.nonfinite for e in output.elements):
         found.append(Diagnosis("nonfinite", f"{prefix}the model produced NaN or Inf outputs"))
@@ -152,7 +152,16 @@ def _output_diagnoses(output, prefix: str, tolerance: Tolerance, order: int) -> 
             found.append(Diagnosis("interpolated-only",
                                    f"{prefix}exact at every right angle; only interpolated angles fail"))
     if exact and not all(e.passed for e in exact) and approximate:
-        found.append(Diagnosis("not-c4", f"{prefix}the model is not even equivariant to rotations by 90 degrees"))
+        shape = output.shape
+        group_channels = len(shape) == 5 or (len(shape) == 4 and shape[1] % 4 == 0)
+        if group_channels and output.representation_source != "given":
+            found.append(Diagnosis("not-c4", f"{prefix}the output fails at the right angles under every action this "
+                                             f"group has for it ({output.representation}); if its channels are a "
+                                             f"group axis (a G-CNN's regular field of C4), {group.spec} cannot act on them: "
+                                             f"check it under p4 or c4"))
+        else:
+            found.append(Diagnosis("not-c4", f"{prefix}the model is not even equivariant to rotations by 90 "
+                                             f"degrees"))
     return found + _space_diagnoses(output, prefix)
 
 

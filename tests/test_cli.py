@@ -283,3 +283,11 @@ def test_did_you_mean_for_groups_types_files_and_the_import_path(capsys, tmp_pat
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, "verify", "net.pt", "--group", "p4", "--unsafe-load", "--input-shape", "2,1,9,9")
     assert code == EXIT_MODEL and f"PYTHONPATH={tmp_path}" in err
+
+
+def test_a_c4_regular_map_under_so2_is_pointed_to_p4(sample) -> None:
+    import eqcheck
+
+    result = eqcheck.verify(sample("p4_fcn"), "so2", per_layer=False)
+    (hint,) = [d for d in result.diagnoses if d.code == "not-c4"]
+    assert not result.passed and "check it under p4 or c4" in hint.message and "so2 cannot act" in hint.message
