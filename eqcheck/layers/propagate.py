@@ -41,6 +41,28 @@ DATA_MOVES = {name.lower() for name in RESHAPES} | {
     "slice", "gather", "depthtospace", "spacetodepth", "pixel_shuffle", "pixel_unshuffle"}
 
 
+#: ops that multiply their inputs (ONNX op types and torch names, lower case)
+PRODUCTS = {"mul", "einsum", "matmul", "outer", "bmm"}
+#: ops that scatter-add their inputs' numbers onto other rows (ONNX op types and torch names, lower case)
+SCATTERS = {"scatterelements", "scatternd", "scatter_add", "index_add", "scatter_reduce"}
+
+
+def too_few_samples(group: Group, x: np.ndarray) -> bool:
+    """Whether discovery would refuse ``x`` (batch first) for want of samples (discovery.py's rule): its
+    representation cannot be read from the data."""
+    from eqcheck.discovery import MIN_SAMPLES_PER_CHANNEL
+
+    if x.ndim == 0:
+        return True
+    if group.point_cloud:
+        dim = x.shape[-1]
+        return x.size // max(dim, 1) < 2 * MIN_SAMPLES_PER_CHANNEL * dim
+    if x.ndim < 2:
+        return True
+    channels = int(np.prod(x.shape[1:-2])) if x.ndim >= 4 else x.shape[1]
+    return x[:, 0].size < 2 * MIN_SAMPLES_PER_CHANNEL * channels
+
+
 @dataclass
 class View:
     """One captured tensor: reference and one item per testing element, as captured and batch first."""
@@ -240,7 +262,15 @@ class LayerAnalysis:
             moved = (site.op.lower() in DATA_MOVES and inputs_exact and input_action is not None
                      and same_kind(input_action, self.group, view.ref.shape, self.set_size) is None
                      and any(self.tracer.ref[k].shape != view.raw_ref.shape for k in site.inputs if k in self.tracer.ref))
-            analysed.undetermined = unknown_input or moved
+            # an op that only moves or scatters numbers, whose output no named action fits and too few samples
+            # cannot reveal one (irreps scattered onto 40 nodes): not judged, not blamed
+            combined = (site.op.lower() in DATA_MOVES | SCATTERS and choice.source == "kept"
+                        and too_few_samples(self.group, view.ref))
+            # a product of two data tensors (weights aside): its action is their tensor product,
+            # which has no name here (e3nn's raw outer products before the Clebsch-Gordan contraction)
+            product = (site.op.lower() in PRODUCTS and choice.source in ("kept", "auto")
+                       and sum(1 for k in site.inputs if k in self.known) >= 2)
+            analysed.undetermined = unknown_input or moved or combined or product
         return analysed
 
     def _reshaped(self, site: Site, view: View, source: Analysed, input_action: Representation) -> Analysed | None:
