@@ -75,6 +75,19 @@ def _samples(x: np.ndarray) -> np.ndarray:
     return np.moveaxis(np.asarray(x, dtype=np.float64), 1, 0).reshape(x.shape[1], -1)
 
 
+def too_few_samples(x: np.ndarray, last_axis: bool) -> bool:
+    """Whether ``x`` (batch first) holds too few samples per channel for its representation to be found
+    (``MIN_SAMPLES_PER_CHANNEL`` on each half): channels on the last axis (3-D groups: rows are samples),
+    or on axis 1 (a group axis folded in where there is one: ``[B, C, K, H, W]``)."""
+    if x.ndim == 0 or (not last_axis and x.ndim < 2):
+        return True
+    if last_axis:
+        dim = x.shape[-1]
+        return x.size // max(dim, 1) < 2 * MIN_SAMPLES_PER_CHANNEL * dim
+    channels = int(np.prod(x.shape[1:-2])) if x.ndim >= 4 else x.shape[1]
+    return x[:, 0].size < 2 * MIN_SAMPLES_PER_CHANNEL * channels
+
+
 #: samples (batch items x pixels) per channel that a Procrustes fit and its held-out check each use at least
 FIT_SAMPLES_PER_CHANNEL = 12
 #: ... that choose a signed permutation, and that it is then held to: it has C log 2C bits to choose, not
@@ -211,8 +224,7 @@ def discover(group: Group, elements: list[Element], reference: np.ndarray, trans
     exact = [g for g, _ in pairs if g.exact]
     if len(pairs) < len(elements) or not exact:
         return None
-    channels = reference.shape[1]
-    if reference[:, 0].size < 2 * MIN_SAMPLES_PER_CHANNEL * channels:
+    if too_few_samples(reference, last_axis=False):
         return None
     matrices = {}
     signed_grids = _sample_grids(reference, SIGNED_FIT_SAMPLES_PER_CHANNEL, SIGNED_HELD_SAMPLES_PER_CHANNEL)
@@ -281,13 +293,11 @@ def generate_representation(group: Group, fitted: dict) -> dict | None:
 
 def _generate_signed(words, generators: list[SignedPermutation]) -> list[SignedPermutation] | None:
     size = len(generators[0])
-    orders = np.empty((len(words.elements), size), dtype=np.int64)
-    signs = np.empty((len(words.elements), size))
-    orders[0], signs[0] = np.arange(size), 1.0
-    for b, s, a in words.built:  # (o1, s1) after (o2, s2): s1 * s2[o1] * v[o2[o1]]
-        g = generators[s].order
-        orders[b], signs[b] = orders[a][g], generators[s].signs * signs[a][g]
-    if len(words.checked):
+    table = [SignedPermutation(np.arange(size), np.ones(size))]
+    for b, s, a in words.built:  # breadth first: b is the next new element
+        table.append(generators[s].after(table[a]))
+    orders, signs = np.array([t.order for t in table]), np.array([t.signs for t in table])
+    if len(words.checked):  # every other product at once: ``after`` on stacked index arrays
         b, s, a = words.checked.T
         g_orders = np.array([g.order for g in generators])[s]
         g_signs = np.array([g.signs for g in generators])[s]

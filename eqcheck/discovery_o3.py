@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eqcheck.discovery import HELD_OUT_FACTOR, MIN_SAMPLES_PER_CHANNEL, FoundAction, fit_channels
+from eqcheck.discovery import HELD_OUT_FACTOR, FoundAction, fit_channels, too_few_samples
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
 from eqcheck.reps.o3 import name_irreps, parse_irreps
@@ -47,7 +47,7 @@ def discover_irreps(group: Group, elements: list[Element], reference: np.ndarray
     if reference.ndim == 0 or reference.shape[-1] < 2 or reference.dtype.kind != "f":
         return None
     dim = reference.shape[-1]
-    if reference.size // dim < 2 * MIN_SAMPLES_PER_CHANNEL * dim:
+    if too_few_samples(reference, last_axis=True):
         return None
     source = _rows(reference)
     matrices = {}

@@ -12,6 +12,7 @@ import numpy as np
 from eqcheck.actions.parse import group_convention, parse_representation, parse_type, regular_spec
 from eqcheck.actions.representations import LAYOUTS, RegularFieldAction, Representation
 from eqcheck.compare import Geometry
+from eqcheck.discovery import too_few_samples
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
@@ -45,22 +46,6 @@ DATA_MOVES = {name.lower() for name in RESHAPES} | {
 PRODUCTS = {"mul", "einsum", "matmul", "outer", "bmm"}
 #: ops that scatter-add their inputs' numbers onto other rows (ONNX op types and torch names, lower case)
 SCATTERS = {"scatterelements", "scatternd", "scatter_add", "index_add", "scatter_reduce"}
-
-
-def too_few_samples(group: Group, x: np.ndarray) -> bool:
-    """Whether discovery would refuse ``x`` (batch first) for want of samples (discovery.py's rule): its
-    representation cannot be read from the data."""
-    from eqcheck.discovery import MIN_SAMPLES_PER_CHANNEL
-
-    if x.ndim == 0:
-        return True
-    if group.point_cloud:
-        dim = x.shape[-1]
-        return x.size // max(dim, 1) < 2 * MIN_SAMPLES_PER_CHANNEL * dim
-    if x.ndim < 2:
-        return True
-    channels = int(np.prod(x.shape[1:-2])) if x.ndim >= 4 else x.shape[1]
-    return x[:, 0].size < 2 * MIN_SAMPLES_PER_CHANNEL * channels
 
 
 @dataclass
@@ -265,7 +250,7 @@ class LayerAnalysis:
             # an op that only moves or scatters numbers, whose output no named action fits and too few samples
             # cannot reveal one (irreps scattered onto 40 nodes): not judged, not blamed
             combined = (site.op.lower() in DATA_MOVES | SCATTERS and choice.source == "kept"
-                        and too_few_samples(self.group, view.ref))
+                        and too_few_samples(view.ref, last_axis=self.group.point_cloud))
             # a product of two data tensors (weights aside): its action is their tensor product,
             # which has no name here (e3nn's raw outer products before the Clebsch-Gordan contraction)
             product = (site.op.lower() in PRODUCTS and choice.source in ("kept", "auto")
@@ -450,27 +435,14 @@ def same_kind(rep: Representation, group: Group, shape, set_size) -> Representat
     if isinstance(rep, RegularFieldAction):
         return next(iter(fitting_layouts(rep, group, shape, set_size)), None)
     from eqcheck.actions.euclidean import IrrepsAction, PositionAction
-    from eqcheck.reps.o3 import Irreps
 
     if isinstance(rep, PositionAction) and not group.translations:
         rep = IrrepsAction(spec="1x1o")
     if isinstance(rep, IrrepsAction) and shape and rep.irreps.dim and shape[-1] % rep.irreps.dim == 0 \
             and shape[-1] > rep.irreps.dim:
-        copies = shape[-1] // rep.irreps.dim
-        irreps = Irreps(merged_terms(rep.irreps.terms * copies), rep.irreps.basis)
+        irreps = rep.irreps.copies(shape[-1] // rep.irreps.dim)
         return IrrepsAction(spec=irreps.spec, irreps=irreps)
     return None
-
-
-def merged_terms(terms: tuple) -> tuple:
-    """Adjacent terms of the same irrep as one (``1x1o+1x1o`` is ``2x1o``: the same layout)."""
-    out: list[tuple[int, int, int]] = []
-    for mul, l, parity in terms:
-        if out and out[-1][1:] == (l, parity):
-            out[-1] = (out[-1][0] + mul, l, parity)
-        else:
-            out.append((mul, l, parity))
-    return tuple(out)
 
 
 def fitting_layouts(rep: RegularFieldAction, group: Group, shape, set_size) -> list[RegularFieldAction]:

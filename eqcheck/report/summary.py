@@ -54,7 +54,7 @@ def render(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict, console: Con
     from rich.table import Table
     from rich.text import Text
 
-    from eqcheck.report.terminal import GAP, shorten_left, wrapped
+    from eqcheck.report.terminal import GAP, fit_right, shorten_left, wrapped
 
     if not quiet:
         headers = ("model", "group", "output", "max rel", "tol", "first failing layer", "result")
@@ -75,8 +75,8 @@ def render(outcomes: Sequence[ModelOutcome], verdict: CheckVerdict, console: Con
             table.add_column(column, justify="right" if column in ("max rel", "tol") else "left", no_wrap=True,
                              width=widths[i])
         for row, status in zip(rows, verdict.statuses):
-            cells = [shorten_left(row[0], widths[0]), row[1], row[2] if len(row[2]) <= widths[2]
-                     else row[2][:widths[2] - 1] + "\u2026", row[3], row[4], shorten_left(row[5], widths[5])]
+            cells = [shorten_left(row[0], widths[0]), row[1], fit_right(row[2], widths[2]), row[3], row[4],
+                     shorten_left(row[5], widths[5])]
             table.add_row(*map(Text, cells), Text(row[6], style=STATUS_STYLES[status]))
         console.print(table)
         console.print()

@@ -137,7 +137,8 @@ def shorten_left(text: str, width: int) -> str:
     return text if len(text) <= width else "\u2026" + text[len(text) - width + 1:]
 
 
-def _fit_right(text: str, width: int) -> str:
+def fit_right(text: str, width: int) -> str:
+    """``text`` whole where it fits, else cut at the right with an ellipsis."""
     return text if len(text) <= width else text[:width - 1] + "\u2026"
 
 
@@ -198,7 +199,7 @@ def _layers(result: VerificationResult, width: int = 200) -> tuple[Table, list[s
     for layer in rows:
         if isinstance(layer, tuple):
             count, cumulative, local = layer
-            cells = [Text(_fit_right(f"... {count} more layers", widths["name"]), style="dim")]
+            cells = [Text(fit_right(f"... {count} more layers", widths["name"]), style="dim")]
             cells += [""] * (len(table.columns) - 4) + [fmt(cumulative), fmt(local), Text("ok", style="green")]
             table.add_row(*cells)
             continue
@@ -208,10 +209,10 @@ def _layers(result: VerificationResult, width: int = 200) -> tuple[Table, list[s
         marks |= {flag.plain, f"({layer.representation_source})"} | ({"?"} if action.endswith(" ?") else set())
         cells = [Text(name if layer.name == result.first_failing_layer else shorten_left(name, widths["name"]))]
         if "op" in widths:
-            cells.append(Text(_fit_right(plain(layer.op).plain, widths["op"])))
+            cells.append(Text(fit_right(plain(layer.op).plain, widths["op"])))
         cells.append(Text("x".join(str(d) for d in layer.shape)))
         if "action" in widths:
-            cells.append(Text(_fit_right(action, widths["action"])))
+            cells.append(Text(fit_right(action, widths["action"])))
         cells += [fmt(layer.max_rel_error), fmt(layer.local_rel_error), flag]
         table.add_row(*cells)
     legend = ["cumul.: error of the layer's output; local: the layer on an exact input, i.e. which layer makes "

@@ -45,6 +45,17 @@ class Irreps:
         text = "+".join(f"{mul}x{l}{'e' if p > 0 else 'o'}" for mul, l, p in self.terms)
         return text if self.basis == "e3nn" else f"{text}:{self.basis}"
 
+    def copies(self, count: int) -> Irreps:
+        """``count`` copies laid one after the other (``[N, 3]`` flattened is ``Nx1o``), adjacent terms of
+        the same irrep merged (``1x1o+1x1o`` is ``2x1o``: the same layout)."""
+        terms: list[tuple[int, int, int]] = []
+        for mul, l, parity in self.terms * count:
+            if terms and terms[-1][1:] == (l, parity):
+                terms[-1] = (terms[-1][0] + mul, l, parity)
+            else:
+                terms.append((mul, l, parity))
+        return Irreps(tuple(terms), self.basis)
+
     def matrix(self, rotation: np.ndarray) -> np.ndarray:
         """D(g), block diagonal: each (mul, l, p) block ``mul`` times, for ``rotation`` (det +1 or -1)."""
         if self.basis == "escnn":
@@ -63,11 +74,17 @@ class Irreps:
         return out
 
 
+def _split_basis(spec: str) -> tuple[str, str]:
+    """``2x1o:escnn`` as ``("2x1o", "escnn")``; the basis is e3nn's where none is named."""
+    text, _, basis = spec.strip().lower().replace(" ", "").partition(":")
+    return text, basis or "e3nn"
+
+
 def parse_irreps(spec: str) -> Irreps:
     """``4x0e+2x1o+1x2e``, ``1o``, ``0e``; aliases ``scalar`` (0e), ``pseudoscalar`` (0o), ``vector`` (1o),
     ``pseudovector`` (1e); ``:escnn`` after any of them: in escnn's basis (its l = 1 is (y, z, x))."""
-    text, _, basis = spec.strip().lower().replace(" ", "").partition(":")
-    if basis and basis not in BASES:
+    text, basis = _split_basis(spec)
+    if basis not in BASES:
         raise UsageError(f"type {spec!r}: unknown basis {basis!r} ({', '.join(BASES)})")
     text = {"scalar": "0e", "pseudoscalar": "0o", "vector": "1o", "pseudovector": "1e"}.get(text, text)
     terms = []
@@ -79,12 +96,12 @@ def parse_irreps(spec: str) -> Irreps:
         if not 1 <= mul <= 100000 or l > MAX_L:
             raise UsageError(f"type {spec!r}: {part!r} out of range (l <= {MAX_L})")
         terms.append((mul, l, parity))
-    return Irreps(tuple(terms), basis or "e3nn")
+    return Irreps(tuple(terms), basis)
 
 
 def is_irreps_spec(spec: str) -> bool:
-    text, _, basis = spec.strip().lower().replace(" ", "").partition(":")
-    if basis and basis not in BASES:
+    text, basis = _split_basis(spec)
+    if basis not in BASES:
         return False
     return text in ("scalar", "pseudoscalar", "vector", "pseudovector") or all(
         _TERM.fullmatch(part) for part in text.split("+"))

@@ -29,10 +29,6 @@ class SignedPermutation:
             return None
         return cls(order, signs.astype(np.float64))
 
-    @classmethod
-    def identity(cls, size: int) -> SignedPermutation:
-        return cls(np.arange(size), np.ones(size))
-
     def __len__(self) -> int:
         return len(self.order)
 
