@@ -27,6 +27,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from heldout_common import snapshot_head  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[3]
 MANIFEST = ROOT / "build/heldout/manifest.json"
 EQCHECK = ROOT / ".venv/bin/eqcheck"
@@ -53,19 +56,6 @@ def command(e: dict, with_input: bool) -> list[str]:
 
 #: a directory holding an ``eqcheck`` package to test instead of the working tree (--snapshot)
 SNAPSHOT: str | None = None
-
-
-def snapshot_head() -> tuple[str, str]:
-    """``git archive HEAD eqcheck`` into build/heldout/eqcheck_snapshot/<commit>: the last commit, whatever
-    is being edited in the working tree. Returns (commit, directory)."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
-    target = ROOT / "build/heldout/eqcheck_snapshot" / head
-    if not (target / "eqcheck").is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", "HEAD", "eqcheck"], cwd=ROOT, capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return head, str(target)
 
 
 def run(e: dict, with_input: bool) -> dict:
@@ -176,7 +166,7 @@ def main() -> int:
     opts = ap.parse_args()
     global SNAPSHOT
     if opts.snapshot:
-        commit, SNAPSHOT = snapshot_head()
+        commit, SNAPSHOT = snapshot_head(ROOT / "build/heldout")
         print(f"testing eqcheck at commit {commit} from {SNAPSHOT}")
     entries = json.loads(MANIFEST.read_text())
     if opts.only:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,16 @@ def entry(name, model, file, fmt, group, expected, reference, note, args=(), **e
              expected=expected, reference=reference, note=note)
     e.update(extra)
     return e
+
+
+def snapshot_head(out: Path) -> tuple[str, str]:
+    """``git archive HEAD eqcheck`` into ``out``/eqcheck_snapshot/<commit>: the last commit, whatever is being
+    edited in the working tree (the held-out checks' ``--snapshot``). Returns (commit, directory)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    target = out / "eqcheck_snapshot" / head
+    if not (target / "eqcheck").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", "HEAD", "eqcheck"], cwd=REPO, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return head, str(target)

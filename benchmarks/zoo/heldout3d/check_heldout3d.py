@@ -49,6 +49,8 @@ OUT = ROOT / "build/heldout3d"
 MANIFEST = OUT / "manifest.json"
 EQCHECK = ROOT / ".venv/bin/eqcheck"
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "heldout"))
+from heldout_common import snapshot_head  # noqa: E402
 REF_LOCK = threading.Lock()  # references patch e3nn / torch globals (default dtype, rand_matrix)
 SNAPSHOT: str | None = None
 
@@ -66,17 +68,6 @@ def command(e: dict, with_input: bool) -> list[str]:
                 cleaned.append(a)
         args = cleaned + ["--input", e["input_npz"]]
     return [str(EQCHECK.relative_to(ROOT)), "verify", e["file"], "--group", e["group"], *args, "--json", "-"]
-
-
-def snapshot_head() -> tuple[str, str]:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
-    target = OUT / "eqcheck_snapshot" / head
-    if not (target / "eqcheck").is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", "HEAD", "eqcheck"], cwd=ROOT, capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return head, str(target)
 
 
 def run(e: dict, with_input: bool) -> dict:
@@ -289,7 +280,7 @@ def main() -> int:
     opts = ap.parse_args()
     global SNAPSHOT
     if opts.snapshot:
-        commit, SNAPSHOT = snapshot_head()
+        commit, SNAPSHOT = snapshot_head(OUT)
         print(f"testing eqcheck at commit {commit} from {SNAPSHOT}")
     start = time.perf_counter()
     entries = json.loads(MANIFEST.read_text())
