@@ -13,6 +13,11 @@ Usage:
     python benchmarks/bench_layers_analysis.py resnet18 [--repeats 3] [--group p4]
         per layer against output only on a ResNet-18-sized ONNX model (basic blocks, 11.7M parameters,
         1x3x224x224), in one process, interleaved medians.
+    python benchmarks/bench_layers_analysis.py sizes [--repeats 3] [--sizes 128 256]
+        per layer against output only on a fully convolutional p4 network (eqcheck.nn, 6 group
+        convolutions of 16 fields, zero padding, exported to ONNX with a dynamic image size) at each
+        image size, in one process, the sizes and modes interleaved: whether the analysis gets dearer
+        per pixel as its captures outgrow the memory budget (chunks).
     python benchmarks/bench_layers_analysis.py resnet [--size 224] [--group p4m] [--keep DIR]
         builds a ResNet-50-sized network by hand (bottlenecks 3-4-6-3, 25.6M parameters, no
         torchvision), exports it to ONNX in a temporary folder, then checks it in a fresh process per
@@ -206,6 +211,55 @@ def resnet18_ratio(repeats: int, group: str) -> None:
           f"(medians of {repeats}): {layered / plain:.1f}x")
 
 
+def build_p4_fcn():
+    """A fully convolutional p4 network: lifting, 5 group convolutions, group pooling; eval mode, seeded."""
+    import torch
+    from torch import nn
+
+    from eqcheck.nn import GroupPool, P4ConvP4, P4ConvZ2
+
+    torch.manual_seed(0)
+    layers = [P4ConvZ2(3, 16, 3, padding=1), nn.ReLU()]
+    for _ in range(5):
+        layers += [P4ConvP4(16, 16, 3, padding=1), nn.ReLU()]
+    return nn.Sequential(*layers, GroupPool("max")).eval()
+
+
+def sizes_ratio(repeats: int, sizes: list[int]) -> None:
+    import warnings
+
+    import torch
+
+    from eqcheck.api import verify
+
+    with tempfile.TemporaryDirectory() as temporary:
+        path = Path(temporary) / "p4_fcn.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(build_p4_fcn(), (torch.randn(1, 3, 64, 64),), str(path), dynamo=False, opset_version=17,
+                              input_names=["input"], output_names=["output"],
+                              dynamic_axes={"input": {0: "batch", 2: "h", 3: "w"}, "output": {0: "batch", 2: "h", 3: "w"}})
+        runs = [(size, per_layer) for size in sizes for per_layer in (False, True)]
+        times: dict[tuple[int, bool], list[float]] = {run: [] for run in runs}
+        layer_count: dict[int, int] = {}
+        for size, per_layer in runs:  # warm-up
+            verify(str(path), "p4", input_shape=[2, 3, size, size], per_layer=per_layer)
+        for _ in range(repeats):
+            for size, per_layer in runs:
+                start = time.perf_counter()
+                result = verify(str(path), "p4", input_shape=[2, 3, size, size], per_layer=per_layer)
+                times[(size, per_layer)].append(time.perf_counter() - start)
+                assert result.passed, "the p4 network must pass"
+                if per_layer:
+                    layer_count[size] = len(result.layers)
+    print(f"p4 FCN (ONNX, batch 2, 16 fields), medians of {repeats} interleaved runs:")
+    for size in sizes:
+        plain, layered = statistics.median(times[(size, False)]), statistics.median(times[(size, True)])
+        print(f"  {size}x{size}: output only {plain:.2f} s, per layer {layered:.2f} s: {layered / plain:.2f}x "
+              f"({layer_count[size]} layers; spread of per-layer runs {min(times[(size, True)]):.2f}-"
+              f"{max(times[(size, True)]):.2f} s)")
+
+
 def child(model: str, group: str, size: int, per_layer: bool) -> None:
     """One check in a fresh process: prints a JSON line with time, peak memory and the layer summary."""
     from eqcheck.api import verify
@@ -250,6 +304,9 @@ def main() -> None:
     r18_parser = sub.add_parser("resnet18")
     r18_parser.add_argument("--repeats", type=int, default=3)
     r18_parser.add_argument("--group", default="p4")
+    sizes_parser = sub.add_parser("sizes")
+    sizes_parser.add_argument("--repeats", type=int, default=3)
+    sizes_parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     resnet_parser = sub.add_parser("resnet")
     resnet_parser.add_argument("--size", type=int, default=224)
     resnet_parser.add_argument("--group", default="p4m")
@@ -261,6 +318,8 @@ def main() -> None:
         cli(args.repeats)
     elif args.what == "resnet18":
         resnet18_ratio(args.repeats, args.group)
+    elif args.what == "sizes":
+        sizes_ratio(args.repeats, args.sizes)
     else:
         resnet(args.size, args.group, args.keep)
 

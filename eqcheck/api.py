@@ -160,7 +160,7 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
         actions, set_size = infer_input_actions(group, shapes, declared, dtypes)
         rng = np.random.default_rng(seed)
         smooth_names = {n for n, rep in actions.items() if rep.spatial and group.needs_smooth_inputs}
-        ranges = {name: runner.index_range(name) for name in names}
+        ranges = {name: runner.index_range(name) if np.dtype(dtypes[name]).kind in "iu" else None for name in names}
         for name, rep in actions.items():  # an edge index names nodes: its values lie below the node count
             if isinstance(rep, EdgeIndexAction) and ranges[name] is None:
                 ranges[name] = set_size

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 from eqcheck.models.base import ModelRunner
 
@@ -38,39 +41,32 @@ WINDOW_OPS = ("Conv", "MaxPool", "AveragePool")
 FLOAT_TYPES = (1, 10, 11, 16)
 
 
-def scan_onnx(runner, shapes: dict[str, tuple[int, ...]], model=None, nodes=None) -> list[WindowOp]:
-    """Conv and pooling nodes of the top-level graph, with spatial sizes from shape inference.
-    ``model``: the runner's model already parsed (weights inline), copied rather than read again;
-    ``nodes``: the names of the only nodes wanted (no inference at all when none of them is a window op)."""
-    import onnx
-    from onnx import shape_inference
+def scan_onnx(runner, shapes: dict[str, tuple[int, ...]], model=None, nodes=None,
+              tensor_shapes: dict[str, tuple[int, ...]] | None = None, feeds=None) -> list[WindowOp]:
+    """Conv and pooling nodes of the top-level graph, with the spatial sizes they see.
+    ``model``: the runner's model already parsed, read rather than parsed again; ``nodes``: the names of
+    the only nodes wanted (nothing is run when none of them is a window op); ``tensor_shapes``: the
+    shapes of the model's tensors where a run already gave them (the per-layer capture). Else the sizes
+    come from one run on ``feeds`` of a copy that outputs the window ops' inputs (onnxruntime, weights
+    inline), or from onnx's shape inference (weights in external files)."""
+    from eqcheck.models.onnx_proto import attribute_value, messages
 
-    if model is not None:
-        parsed = model
-        model = onnx.ModelProto()
-        model.CopyFrom(parsed)
-    else:
-        source = runner.source
-        model = (onnx.load_from_string(source) if isinstance(source, bytes)
-                 else onnx.load(str(source), load_external_data=False))
-    if not any(node.op_type in WINDOW_OPS and (nodes is None or node.name in nodes) for node in model.graph.node):
+    raw = bytes(runner.source) if isinstance(runner.source, (bytes, bytearray)) else None
+    if model is None:
+        raw = raw if raw is not None else Path(runner.source).read_bytes()
+        model = messages().ModelProto()
+        model.ParseFromString(raw)
+    windows = [node for node in model.graph.node
+               if node.op_type in WINDOW_OPS and node.input and (nodes is None or node.name in nodes)]
+    if not windows:
         return []
-    for tensor in model.graph.initializer:  # inference reads weights' dims, not their values
-        if tensor.data_type in FLOAT_TYPES and tensor.raw_data and math.prod(tensor.dims) > 64:
-            tensor.ClearField("raw_data")
-    for graph_input in model.graph.input:
-        if graph_input.name in shapes:
-            dims = graph_input.type.tensor_type.shape.dim
-            for dim, value in zip(dims, shapes[graph_input.name]):
-                dim.Clear()
-                dim.dim_value = int(value)
-    inferred = shape_inference.infer_shapes(model)
-    wanted = {node.input[0] for node in inferred.graph.node if node.op_type in WINDOW_OPS and node.input}
-    known = {}
-    for info in list(inferred.graph.value_info) + list(inferred.graph.input):
-        if info.name in wanted:
-            dims = info.type.tensor_type.shape.dim
-            known[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+    inferred = model
+    if tensor_shapes is not None:
+        known = dict(tensor_shapes)
+    elif feeds is not None and raw is not None and not any(t.data_location == 1 for t in model.graph.initializer):
+        known = _run_shapes(runner, raw, model, feeds, [node.input[0] for node in windows])
+    else:
+        inferred, known = _inferred_shapes(model, shapes, messages())
     initializers = {i.name: tuple(i.dims) for i in model.graph.initializer}
     ops = []
     for node in inferred.graph.node:
@@ -79,7 +75,7 @@ def scan_onnx(runner, shapes: dict[str, tuple[int, ...]], model=None, nodes=None
         shape = known.get(node.input[0])
         if not shape or len(shape) != 4 or None in shape[-2:]:
             continue
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = {a.name: attribute_value(a) for a in node.attribute}
         kernel = tuple(attrs.get("kernel_shape") or initializers.get(node.input[1], (0, 0, 1, 1))[-2:])
         strides = tuple(attrs.get("strides", (1, 1)))
         pads = tuple(attrs.get("pads", (0, 0, 0, 0)))
@@ -92,6 +88,46 @@ def scan_onnx(runner, shapes: dict[str, tuple[int, ...]], model=None, nodes=None
         ops.append(WindowOp(node.name or node.output[0], node.op_type, tuple(shape[-2:]), kernel, strides,
                             pads[:2], pads[2:4]))
     return ops
+
+
+def _run_shapes(runner, raw: bytes, model, feeds, names: list[str]) -> dict[str, tuple[int, ...]]:
+    """The shapes of ``names`` on one run of the model on ``feeds``, each an output of a copy."""
+    from eqcheck.models.onnx_proto import with_outputs
+    from eqcheck.models.onnx_runner import plain_session
+
+    known = {name: tuple(np.shape(feeds[name])) for name in names if name in feeds}
+    wanted = [name for name in names if name not in feeds]
+    if wanted:
+        session = plain_session(with_outputs(raw, model, wanted), runner.device, False)
+        values = session.run(wanted, {name: feeds[name] for name in (i.name for i in session.get_inputs())})
+        known.update((name, tuple(np.shape(value))) for name, value in zip(wanted, values))
+    return known
+
+
+def _inferred_shapes(model, shapes: dict[str, tuple[int, ...]], proto):
+    """onnx's shape inference on a copy of ``model`` without its weights' values, the inputs set to
+    ``shapes``: the inferred model and the shapes of the tensors window ops read."""
+    from onnx import shape_inference
+
+    copy = proto.ModelProto()
+    copy.CopyFrom(model)
+    for tensor in copy.graph.initializer:  # inference reads weights' dims, not their values
+        if tensor.data_type in FLOAT_TYPES and tensor.raw_data and math.prod(tensor.dims) > 64:
+            tensor.ClearField("raw_data")
+    for graph_input in copy.graph.input:
+        if graph_input.name in shapes:
+            dims = graph_input.type.tensor_type.shape.dim
+            for dim, value in zip(dims, shapes[graph_input.name]):
+                dim.Clear()
+                dim.dim_value = int(value)
+    inferred = shape_inference.infer_shapes(copy)
+    wanted = {node.input[0] for node in inferred.graph.node if node.op_type in WINDOW_OPS and node.input}
+    known = {}
+    for info in list(inferred.graph.value_info) + list(inferred.graph.input):
+        if info.name in wanted:
+            dims = info.type.tensor_type.shape.dim
+            known[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+    return inferred, known
 
 
 def scan_torch(runner, feeds) -> list[WindowOp]:
@@ -137,21 +173,25 @@ def scan_torch(runner, feeds) -> list[WindowOp]:
 
 
 def total_stride(ops: list[WindowOp], input_size: int) -> int:
-    """How many input pixels one pixel of the coarsest feature map spans (1 when nothing strides)."""
+    """How many input pixels one pixel of the coarsest feature map spans (1 when nothing strides). A
+    window that reduces its map to one pixel (a global pool, a conv as large as its input) leaves no grid
+    to sample: it is no stride."""
     stride = 1
     for op in ops:
         out = (op.size[0] + op.pad_begin[0] + op.pad_end[0] - op.kernel[0]) // op.stride[0] + 1
-        if out > 0 and input_size % out == 0:
+        if out > 1 and input_size % out == 0:
             stride = max(stride, input_size // out)
     return stride
 
 
-def scan(runner: ModelRunner, feeds, shapes, model=None, nodes=None) -> list[WindowOp]:
+def scan(runner: ModelRunner, feeds, shapes, model=None, nodes=None,
+         tensor_shapes: dict[str, tuple[int, ...]] | None = None) -> list[WindowOp]:
     """Best effort: an empty list where the model cannot be read (TorchScript, exported programs).
     An ONNX model's scan is kept on its runner per input shapes: the engine (for the stride of an
     invariant output) and the diagnoses of a failing check would otherwise each run shape inference.
     ``model``: the ONNX model already parsed, if the caller holds it; ``nodes``: the names of the only
-    ops wanted (for ONNX, no shape inference is run when none of them is a convolution or pooling)."""
+    ops wanted (for ONNX, no shape inference is run when none of them is a convolution or pooling);
+    ``tensor_shapes``: every tensor's shape where a capture ran the model (ONNX: no shape inference)."""
     try:
         if runner.format == "onnx":
             one = {k: (1,) + tuple(int(d) for d in v[1:]) for k, v in shapes.items()}
@@ -160,9 +200,9 @@ def scan(runner: ModelRunner, feeds, shapes, model=None, nodes=None) -> list[Win
             if scans is not None and key in scans:
                 ops = list(scans[key])
             elif nodes is not None:
-                ops = scan_onnx(runner, one, model, set(nodes))
+                ops = scan_onnx(runner, one, model, set(nodes), tensor_shapes, feeds)
             else:
-                ops = scan_onnx(runner, one, model)
+                ops = scan_onnx(runner, one, model, feeds=feeds)
                 if scans is not None:
                     scans[key] = tuple(ops)
             return ops if nodes is None else [op for op in ops if op.name in nodes]

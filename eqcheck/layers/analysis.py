@@ -107,7 +107,7 @@ def analyze_layers(
                 f"per-layer: no action eqcheck knows explains {len(unknown)} tensor(s) (first: {unknown[0]}); "
                 f"their layers are not judged: declare one with --layer-type '{unknown[0]}=TYPE'")
         failing = first_failing(rows)
-        causes = diagnose(runner, group, rows, feeds, tolerance, getattr(tracer, "scan_model", None)) if failing else []
+        causes = diagnose(runner, group, rows, feeds, tolerance, tracer) if failing else []
         if failing is None and unknown and rows and not rows[-1][1].cumulative_passed:
             # the error shows at the end, but only after tensors no known action explains: the first of
             # them is where it can no longer be followed, so it is named, and why
@@ -187,11 +187,13 @@ def first_failing(rows: list[Row]) -> str | None:
 
 
 def diagnose(runner: ModelRunner, group: Group, rows: list[Row], feeds, tolerance: Tolerance,
-             model=None) -> list[Diagnosis]:
-    """Causes for every layer that fails on its own, window ops read from the model where it allows
-    (``model``: the tracer's parsed copy, where it holds one the scan can use)."""
+             tracer: LayerTracer) -> list[Diagnosis]:
+    """Causes for every layer that fails on its own, window ops read from the tracer's parsed model and
+    the shapes its reference capture gave."""
     failing = {site.node for site, row, _ in rows if not row.passed and site.node}
-    ops = scan(runner, feeds, {k: v.shape for k, v in feeds.items()}, model, failing) if failing else []
+    shapes = {k: tuple(np.shape(v)) for k, v in tracer.ref.items()}
+    ops = (scan(runner, feeds, {k: v.shape for k, v in feeds.items()}, tracer.scan_model, failing, shapes)
+           if failing else [])
     found: list[tuple[str, Diagnosis]] = []
     for site, row, a in rows:
         if row.passed:

@@ -172,11 +172,10 @@ class GraphTracer(LayerTracer):
                 tensor = first_float(out)
                 if tensor is None:
                     return out
-                if key in replace:
-                    out = _replaced(out, tensor, replace[key].to(tensor.dtype))
-                    tensor = first_float(out)
                 if wanted is None or key in wanted:
                     values[key] = to_numpy(tensor).copy()  # a later in-place op must not change it
+                if key in replace:  # what the node computed is captured; what reads it reads the patch
+                    out = _replaced(out, tensor, replace[key].to(tensor.dtype))
                 return out
 
         tensors = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.runner.device) for n in self.input_names]

@@ -9,31 +9,14 @@ import numpy as np
 from eqcheck.errors import ModelRunError
 from eqcheck.layers.onnx_views import derive_views, is_view, view_inputs
 from eqcheck.layers.trace import LayerTracer, Site, stack_items
+from eqcheck.models import onnx_proto
+from eqcheck.models.onnx_runner import plain_session
 
 SCOPE_KEYS = ("pkg.torch.onnx.name_scopes",)
 
 
 #: above this many bytes of weights, capture copies share one weights file instead of carrying them
 SHARED_WEIGHTS_BYTES = 16 * 2**20
-
-
-def _session(model_bytes: bytes | str, device: str, optimize: bool):
-    import onnxruntime as ort
-
-    from eqcheck.models.onnx_runner import _providers, worker_threads
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads would slow numpy
-    options.intra_op_num_threads = worker_threads()
-    # small models: the session that is quickest to build; large ones: the one that runs fastest
-    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
-                                        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
-    # no arena: a capture session lives for one or two runs, and a fresh arena's memory is fresh pages
-    # every check (page faults cost more than the allocations); on large models it would also keep
-    # each capture's peak
-    options.enable_cpu_mem_arena = False
-    return ort.InferenceSession(model_bytes, options, providers=_providers(device))
 
 
 def needed_nodes(io: list[tuple[tuple[str, ...], tuple[str, ...]]], inner: list[set[str]],
@@ -102,17 +85,15 @@ class OnnxTracer(LayerTracer):
     """Reads the runner's model (weights included), never the tensors inside If/Loop bodies."""
 
     def __init__(self, runner) -> None:
-        import onnx
-
         self.device = runner.device
         self.stacked = runner.batch_dynamic
         source = runner.source
         raw = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
-        self.model = onnx.load_from_string(raw)
+        self.model = onnx_proto.parse_model(raw)
         #: the model's bytes as given, which capture copies extend (None: weights in external files)
         self._raw: bytes | None = raw
-        if any(t.data_location == onnx.TensorProto.EXTERNAL for t in self.model.graph.initializer):
-            onnx.external_data_helper.load_external_data_for_model(self.model, str(Path(source).parent))
+        if any(t.data_location == onnx_proto.EXTERNAL for t in self.model.graph.initializer):
+            onnx_proto.load_external_data(self.model, Path(source).parent)
             self._raw = None
         graph = self.model.graph
         self._folder = None
@@ -120,8 +101,7 @@ class OnnxTracer(LayerTracer):
             import tempfile
 
             self._folder = tempfile.TemporaryDirectory(prefix="eqcheck-layers-")
-            onnx.save_model(self.model, str(Path(self._folder.name) / "model.onnx"), save_as_external_data=True,
-                            all_tensors_to_one_file=True, location="weights.bin", size_threshold=1024)
+            onnx_proto.move_weights_out(self.model, self._folder.name, "weights.bin")
             self._raw = None
         self.initializers = {t.name: t for t in graph.initializer}
         self.graph_inputs = [i.name for i in graph.input if i.name not in self.initializers]
@@ -140,10 +120,8 @@ class OnnxTracer(LayerTracer):
         self.views = {node.output[0]: node for node, (inputs, _) in zip(self.nodes, self.io)
                       if is_view(node) and inputs[0] in dynamic}
         shapes = {name for node in self.views.values() for name in view_inputs(node)[1:]}
-        from onnx import numpy_helper
-
         #: the views' shape and axes inputs that are weights
-        self.view_constants = {name: numpy_helper.to_array(self.initializers[name]) for name in shapes
+        self.view_constants = {name: onnx_proto.tensor_array(self.initializers[name]) for name in shapes
                                if name in self.initializers}
         #: what a full capture outputs: every tensor that depends on an input (constants and what is
         #: computed from weights alone are never layers) but the views, and the views' other inputs
@@ -158,8 +136,8 @@ class OnnxTracer(LayerTracer):
 
     @property
     def scan_model(self):
-        """The parsed model for eqcheck.structure.scan_onnx, where it is the file as given (weights inline)."""
-        return self.model if self._raw is not None else None
+        """The parsed model, for eqcheck.structure.scan_onnx (which reads the weights' dims, not their values)."""
+        return self.model
 
     def _capture_session(self, names: list[str], patched: frozenset = frozenset()):
         """A copy of the model that also outputs ``names``; readers of a ``patched`` tensor read the
@@ -173,41 +151,32 @@ class OnnxTracer(LayerTracer):
     def _build_session(self, names: list[str], patched: frozenset):
         if self._folder is not None:  # the copy refers to the weights file written once
             path = Path(self._folder.name) / "capture.onnx"
-            import onnx
-
-            onnx.save_model(self._capture_model(names, patched), str(path))
-            return _session(str(path), self.device, True)
+            path.write_bytes(self._capture_model(names, patched).SerializeToString())
+            return plain_session(str(path), self.device, True)
         if self._raw is not None and not patched:
             # the model as given and the extra outputs, merged by protobuf: nothing re-serialized
-            return _session(self._raw + self._outputs_fragment(names), self.device, False)
-        return _session(self._capture_model(names, patched).SerializeToString(), self.device, False)
+            return plain_session(onnx_proto.with_outputs(self._raw, self.model, names), self.device, False)
+        return plain_session(self._capture_model(names, patched).SerializeToString(), self.device, False)
 
     def _capture_names(self, sites, patched) -> tuple[list[str], list[str]]:
         """The tensors a capture of ``sites`` reads, and what its copy of the model outputs for them."""
-        names = list(dict.fromkeys(k for s in sites for k in (s.output, *s.inputs) if k not in self.graph_inputs))
+        outputs = {s.output for s in sites}
+        # what the sites read from earlier layers is fed where it is patched, not computed again
+        names = list(dict.fromkeys(k for s in sites for k in (s.output, *s.inputs)
+                                   if k not in self.graph_inputs and (k in outputs or k not in patched)))
         everything = len(sites) == len(self.sites) and not patched
         return names, (self.produced if everything else self._requested(names))
-
-    def _outputs_fragment(self, names: list[str]) -> bytes:
-        import onnx
-
-        fragment = onnx.ModelProto()
-        existing = {o.name for o in self.model.graph.output}
-        fragment.graph.output.extend(onnx.ValueInfoProto(name=n) for n in dict.fromkeys(names) if n not in existing)
-        return fragment.SerializeToString()
 
     def _capture_model(self, names: list[str], patched: frozenset):
         """A copy of the model whose outputs are ``names`` (the model's own where there are none),
         holding only the nodes that compute them, readers of a patched tensor reading ``NAME@patch``:
         a chunk of a large model's layers runs the part of the model up to that chunk, from its patch."""
-        import onnx
-        from onnx import helper
-
-        model = onnx.ModelProto()
+        proto = onnx_proto.messages()
+        model = proto.ModelProto()
         model.CopyFrom(self.model)
         model.graph.ClearField("node")
         own = {o.name: o for o in self.model.graph.output}
-        names = [n for n in dict.fromkeys(names) if n not in patched] or list(own)
+        names = list(dict.fromkeys(names)) or list(own)  # a patched tensor too: its readers read NAME@patch
         keep = needed_nodes(self.io, self.inner, set(names), patched)
         model.graph.node.extend(node for node, k in zip(self.nodes, keep) if k)
         if patched:
@@ -216,10 +185,11 @@ class OnnxTracer(LayerTracer):
                     if name in patched:
                         node.input[position] = f"{name}@patch"
             for name in sorted(patched):
-                dtype = helper.np_dtype_to_tensor_dtype(self._dtypes[name])
-                model.graph.input.append(helper.make_tensor_value_info(f"{name}@patch", dtype, None))
+                patch = model.graph.input.add()
+                patch.name = f"{name}@patch"
+                patch.type.tensor_type.elem_type = onnx_proto.tensor_type(self._dtypes[name])
         model.graph.ClearField("output")
-        model.graph.output.extend(own[n] if n in own else onnx.ValueInfoProto(name=n) for n in names)
+        model.graph.output.extend(own[n] if n in own else proto.ValueInfoProto(name=n) for n in names)
         return model
 
     def _run(self, session, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -279,8 +249,13 @@ class OnnxTracer(LayerTracer):
                 feeds[f"{name}@patch"] = stack_items([values[i] for i in group], *self.layouts[name])
             values = self._run(session, feeds)
             values.update({n: feeds[n] for n in self.graph_inputs})
-            values.update({name: feeds[f"{name}@patch"] for name in patches if name not in values})
-            runs.append((self._with_views(values), len(group)))
+            # a view reads its input as the graph's nodes do: the patch, where that input is patched
+            fed = {name: feeds[f"{name}@patch"] for name in patches}
+            seen = {**values, **{name: value for name, value in fed.items() if name not in self.views}}
+            self._with_views(seen)
+            values.update({name: seen[name] for name in self.views if name in seen})
+            values.update({name: value for name, value in fed.items() if name not in values})
+            runs.append((values, len(group)))
         return self.split_captured(dict.fromkeys(names + [i for s in sites for i in s.inputs]), runs, identity)
 
     def close(self):

@@ -84,6 +84,11 @@ class Expectation:
             self._done[key] = self._compute(rep, element)
         return self._done[key]
 
+    def forget(self) -> None:
+        """Drop every transformed copy kept (the tensor's analysis is done)."""
+        self._spatial.clear()
+        self._done.clear()
+
     def norm2(self, rep: Representation, element: Element, mask) -> float | None:
         """``||rho(g) x||^2`` where it is ``||x||^2`` (nothing masked, no zero fill: the actions only move
         entries), else None."""

@@ -17,11 +17,11 @@ VIEW_OPS = {"Reshape": (1,), "Flatten": (), "Squeeze": (1,), "Unsqueeze": (1,), 
 
 
 def _attribute(node, name: str, default=None):
-    from onnx import helper
+    from eqcheck.models.onnx_proto import attribute_value
 
     for attr in node.attribute:
         if attr.name == name:
-            return helper.get_attribute_value(attr)
+            return attribute_value(attr)
     return default
 
 

@@ -1,4 +1,5 @@
-"""Layer by layer: every output's action and errors, and a re-run from each break with its output made exact."""
+"""Layer by layer: every output's action and errors, and, where a layer breaks equivariance, one more run
+in which every layer reads exact inputs."""
 from __future__ import annotations
 
 import dataclasses
@@ -27,8 +28,9 @@ from eqcheck.tolerance import Tolerance
 
 #: bytes of captured tensors (all items, views and patches included) one chunk of layers may hold
 LAYER_MEMORY_BUDGET = 1 << 30
-#: breaks patched (one more capture each) before the layers after the last one are left as they are
-MAX_BREAKS = 8
+#: runs with exact inputs after the first capture of a chunk: the first, then one more each time it
+#: changed the action of a tensor that a layer reads (a pooling after a break is found invariant there)
+MAX_EXACT_RUNS = 3
 #: ops that only reshape their input's data (ONNX op types and torch module classes)
 RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Unflatten"}
 #: the same, lower case, with torch's methods that reshape (``x.view``, ``x.flatten``, ``x.reshape``)
@@ -67,6 +69,12 @@ class View:
     #: action after it has its cumulative errors measured once)
     measured: dict = dataclasses.field(default_factory=dict)
 
+    def release(self) -> None:
+        """Let go of the items and transformed copies once the view's errors are measured (its reference
+        and its errors stay)."""
+        self.raw_items, self.items, self.raw_other = [], [], None
+        self.expect.forget()
+
 
 @dataclass
 class Analysed:
@@ -84,8 +92,8 @@ class Analysed:
     absorbed: bool = False
     #: a reshape of this tensor's data: its errors are those of the tensor it reshapes
     copy_of: "Analysed | None" = None
-    #: read after the analysis stopped making breaks exact (MAX_BREAKS): its "local" error includes what
-    #: earlier layers made, so it says nothing about the layer itself
+    #: its inputs were made exact with actions that the last run (MAX_EXACT_RUNS) still changed: its
+    #: "local" error may include what earlier layers made, so it says nothing about the layer itself
     mixed: bool = False
     #: no action eqcheck knows explains it, and nothing says the layer made an error: a shape-changing
     #: move of exact data, or a layer reading such a tensor (``--layer-type`` can declare it)
@@ -120,8 +128,16 @@ class LayerAnalysis:
         self.scoring = scoring_elements(group, elements)
         self.analysed: dict[str, Analysed] = {}
         self.glue: dict[str, Analysed] = {}
-        #: per break, its output for every item, made exact: rho(g) h(x) in place of h(g x)
+        #: per tensor a layer reads, its value for every item made exact: rho(g) h(x) in place of h(g x),
+        #: under the action it was patched with
         self.patches: dict[str, list[np.ndarray]] = {}
+        self.patched_with: dict[str, Representation] = {}
+        #: the tensors the capture being read made exact
+        self.reading: set[str] = set()
+        #: the untransformed input, run again, gave every tensor of the last first capture again
+        self.deterministic = False
+        #: per tensor an earlier chunk wrote and a later one reads, its captured values (every item)
+        self.carried: dict[str, list[np.ndarray]] = {}
         #: an unrelated input (item 0) is run only where interpolated elements need the spread
         self.offset = 1 if any(not e.exact for e in elements) else 0
         self.identity = next((self.offset + i for i, e in enumerate(elements) if e.is_identity), None)
@@ -130,8 +146,6 @@ class LayerAnalysis:
         self.output_capture: dict[str, list[np.ndarray]] = {}
         self.notes: list[str] = []
         self.groups: list[list[int]] = []
-        #: set once MAX_BREAKS breaks were made exact: from the next break on, errors are not separated
-        self.mixing = False
         self._candidates: dict[tuple[int, ...], list[Representation]] = {}
 
     # ---- one tensor --------------------------------------------------------------------------------
@@ -238,7 +252,7 @@ class LayerAnalysis:
         # of the model before it was equivariant (e3nn's vector components combined into harmonics)
         unknown_input = any(self.analysed[k].undetermined for k in site.inputs if k in self.analysed)
         inputs_exact = all(self.analysed[k].local.passed or self.analysed[k].undetermined for k in site.inputs
-                           if k in self.analysed and k not in self.patches)
+                           if k in self.analysed and k not in self.reading)
         choice = self.choose_output(site, view, input_action, inputs_exact)
         analysed = self._store(self.analysed, site, choice, view, input_action)
         if not analysed.local.passed and choice.source not in ("given", "declared"):
@@ -345,62 +359,118 @@ class LayerAnalysis:
             recovered[a.site.output] = a.local.passed or (bool(after) and all(after))
         return recovered
 
-    def _after(self, chunk: list[Site], broken: Analysed) -> list[Site]:
-        if broken.site.span is not None:  # torch: what starts after the break ends (or with its reader)
-            end = broken.site.span[1] if not broken.site.glue else broken.site.span[0] - 1
-            return [s for s in chunk if s.span and s.span[0] > end]
-        position = next(i for i, s in enumerate(chunk) if s.output == broken.site.output)
-        return chunk[position + 1:]
-
-    def _patch(self, key: str, view: View) -> list[np.ndarray]:
-        rep = self.known[key]
+    def _patch(self, key: str, rep: Representation, view: View) -> list[np.ndarray]:
         other = [view.raw_other] if view.raw_other is not None else []
         return other + [transformed_input(view.expect, rep, g, view.axis, view.raw_ref.dtype) for g in self.elements]
 
-    def _capture_and_read(self, sites: list[Site], reference, items, patches) -> list[Analysed]:
-        captured = self.tracer.capture(sites, items, self.groups, self.identity, patches)
-        output_key = getattr(self.tracer, "output_key", None)
+    def _capture_and_read(self, sites: list[Site], reference, items, patches, exact: bool = True) -> list[Analysed]:
+        """Capture ``sites`` with ``patches`` fed to what reads them (``exact``: made exact, else the values
+        an earlier chunk's capture gave them) and read every layer."""
+        if patches and exact and self.identity is not None and self.deterministic:
+            # the untransformed input with exact inputs is the reference run: not run again
+            groups = [kept for group in self.groups if (kept := [i for i in group if i != self.identity])]
+            captured = self.tracer.capture(sites, items, groups, None, patches)
+            for key, values in captured.items():
+                values.insert(self.identity, reference[key])
+        else:
+            captured = self.tracer.capture(sites, items, self.groups, self.identity, patches)
+        output_key = self.tracer.output_key
         if output_key in captured:
             self.output_capture = {output_key: captured[output_key]}
-        keys = {k for s in sites for k in (s.output, *s.inputs)} - set(patches)
-        return self._read(sites, {k: v for k in keys if (v := self.view(k, reference[k], captured)) is not None})
+        keys = {k for s in sites for k in (s.output, *s.inputs)}
+        self.reading = set(patches) if exact else set()
+        try:
+            return self._read(sites, {k: v for k in keys if (v := self.view(k, reference[k], captured)) is not None})
+        finally:
+            self.reading = set()
+
+    def _mark(self, order: list[Analysed], recovered: dict[str, bool]) -> bool:
+        """Mark the layers whose error vanishes further down (``recovered``, from the first capture) as
+        absorbed; whether a layer is left that breaks equivariance for good."""
+        fixed = {"given", "declared"}  # an action someone stated is a contract: no block excuses it
+        broken = False
+        for a in order:
+            if a.local.passed or a.undetermined and not recovered.get(a.site.output, False):
+                continue
+            if recovered.get(a.site.output, False) and a.choice.source not in fixed:
+                a.absorbed = True  # inside a block that is equivariant as a whole (padding, heads)
+                a.undetermined = False  # what it carries is undone further down: that is known
+            else:
+                broken = True
+        return broken
+
+    def _exact_tensors(self, chunk: list[Site]) -> dict[str, tuple[Representation, View]]:
+        """What the layers of ``chunk`` read or write that has an action to make it exact with (what a
+        layer writes may be read by code between modules): every such tensor but those whose action is
+        not known (undetermined) or whose error is undone further down (absorbed: its readers expect it)."""
+        wanted = {}
+        for key in _chunk_tensors(chunk):
+            a = self.analysed.get(key) or self.glue.get(key)
+            if key in self.inputs or a is None or a.undetermined or a.absorbed:
+                continue
+            wanted[key] = (a.choice.rep, a.view)
+        return wanted
 
     def analyse(self, chunk: list[Site], reference: dict[str, np.ndarray], items) -> None:
-        """Read the chunk; at the first error that does not vanish further down, put ``rho(g) h`` in place
-        of the broken output and capture again what follows, until no break is left."""
-        remaining = chunk
-        if self.patches:  # breaks in earlier chunks: first the plain capture, for the cumulative errors
-            self._capture_and_read(remaining, reference, items, {})
-        for _ in range(MAX_BREAKS + 1):
-            order = self._capture_and_read(remaining, reference, items, self.patches)
-            if self.mixing:  # an earlier chunk stopped at a break it left as it is: nothing here is separated
-                for a in order:
-                    a.mixed = True
+        """Capture the chunk on the transformed inputs: every tensor's cumulative error, and the actions
+        up to the first layer that breaks equivariance. Where one does (an error no layer further down
+        undoes), capture it again with every tensor a layer reads made exact (``rho(g) h`` in place of
+        ``h(g x)``): then every layer's error is its own, whatever broke before it; again where that run
+        changed the action of a tensor that a layer reads."""
+        # what earlier chunks wrote is fed as their capture gave it, not computed again
+        carried = {k: self.carried[k] for k in _chunk_tensors(chunk) if k in self.carried}
+        order = self._capture_and_read(chunk, reference, items, carried, exact=False)
+        # where the untransformed input gave every tensor again, the runs with exact inputs need not run it
+        self.deterministic = all(a.local.identity <= self.tolerance.exact for a in order)
+        recovered = self._recovered(order)
+        if not self._mark(order, recovered) and not self.patches:
+            self._finish()
+            return
+        for run in range(MAX_EXACT_RUNS):
+            wanted = self._exact_tensors(chunk)
+            changed = {k for k in wanted if self.patched_with.get(k) != wanted[k][0]}
+            changed |= {k for k in self.patched_with if k not in wanted and k in _chunk_tensors(chunk)}
+            if run and not changed:
                 break
-            recovered = self._recovered(order)
-            fixed = {"given", "declared"}  # an action someone stated is a contract: no block excuses it
-            broken = next((a for a in order if not a.local.passed and not a.undetermined
-                           and (not recovered[a.site.output] or a.choice.source in fixed)), None)
-            for a in order:
-                if not a.local.passed and recovered[a.site.output] and a.choice.source not in fixed:
-                    a.absorbed = True  # inside a block that is equivariant as a whole (padding, heads)
-                    a.undetermined = False  # what it carries is undone further down: that is known
-                if a is broken:
-                    break
-            if broken is None:
-                break
-            if len(self.patches) >= MAX_BREAKS:
-                self.notes.append(f"per-layer analysis re-ran the model after the first {MAX_BREAKS} layers "
-                                  f"that break equivariance; after {broken.site.name}, local errors would include "
-                                  f"what earlier layers made, so they are not given (-)")
-                self.mixing = True
-                for a in order[order.index(broken) + 1:]:
-                    a.mixed = True
-                break
-            self.patches[broken.site.output] = self._patch(broken.site.output, broken.view)
-            remaining = self._after(remaining, broken)
-            if not remaining:
-                break
+            for key in changed:
+                if key in wanted:
+                    rep, view = wanted[key]
+                    self.patches[key], self.patched_with[key] = self._patch(key, rep, view), rep
+                else:
+                    self.patches.pop(key, None)
+                    self.patched_with.pop(key, None)
+            again = _reading(chunk, changed, set(self.patches)) if run else chunk
+            # every patch of the chunk: code between modules may read a tensor no layer lists
+            reads = {k: self.patches[k] for k in _chunk_tensors(chunk) if k in self.patches}
+            reads.update((k, v) for k, v in carried.items() if k not in reads)  # not made exact: as captured
+            self._mark(self._capture_and_read(again, reference, items, reads), recovered)
+        else:
+            changed = {k for k, (rep, _) in self._exact_tensors(chunk).items() if self.patched_with.get(k) != rep}
+            if changed:
+                self.notes.append(f"per-layer analysis: after {MAX_EXACT_RUNS} runs with exact inputs, the actions "
+                                  f"of {len(changed)} tensor(s) still changed; the local errors of the layers reading "
+                                  f"them are not given (-)")
+                for site in chunk:
+                    if changed.intersection(site.inputs) and site.output in self.analysed:
+                        self.analysed[site.output].mixed = True
+        self._finish()
+
+    def _release(self, needed: set[str]) -> None:
+        """After a chunk: what later chunks read is carried (its captured values, and its patch where it
+        has one); every other tensor's items, patches and transformed copies are let go, so that the
+        memory held is one chunk's."""
+        for key, a in [*self.analysed.items(), *self.glue.items()]:
+            if key in needed:
+                if key not in self.carried:
+                    first = a.first
+                    self.carried[key] = ([first.raw_other] if first.raw_other is not None else []) + list(first.raw_items)
+                continue
+            self.patches.pop(key, None)
+            self.carried.pop(key, None)
+            for view in (a.view, a.first):
+                view.release()
+
+    def _finish(self) -> None:
         for a in [*self.analysed.values(), *self.glue.values()]:
             if a.cumulative is None:
                 a.finish(self)
@@ -411,11 +481,17 @@ class LayerAnalysis:
         reference = self.tracer.reference(feeds)
         self.site_outputs = {s.output for s in self.tracer.sites}
         chunks = chunk_sites(self.tracer.sites, reference, len(items), budget)
+        read_later: list[set[str]] = []
+        reads: set[str] = set()
+        for chunk in reversed(chunks):
+            read_later.insert(0, set(reads))
+            reads |= {k for s in chunk for k in s.inputs}
         for done, chunk in enumerate(chunks):
             self.analyse(chunk, reference, items)
+            self._release(read_later[done])
             if progress:
                 progress(done + 1, len(chunks))
-        output_key = getattr(self.tracer, "output_key", None)
+        output_key = self.tracer.output_key
         if output_key and output_key in reference:
             view = self.view(output_key, reference[output_key], self.output_capture)
             if view is not None:
@@ -423,6 +499,23 @@ class LayerAnalysis:
         unused = set(self.layer_types) - self.used_types
         if unused:
             raise UsageError(f"--layer-type names no layer: {sorted(unused)[0]!r}")
+
+
+def _reading(chunk: list[Site], changed: set[str], patched: set[str]) -> list[Site]:
+    """The layers whose output depends on the ``changed`` tensors: their readers, and the readers of what
+    those write that is not patched (a patched tensor's readers read the patch, whatever wrote it)."""
+    reach, sites = set(changed), []
+    for site in chunk:
+        if reach.intersection(site.inputs):
+            sites.append(site)
+            if site.output not in patched:
+                reach.add(site.output)
+    return sites
+
+
+def _chunk_tensors(chunk: list[Site]) -> dict[str, None]:
+    """The keys of what the chunk's layers read and write, in order."""
+    return dict.fromkeys(k for s in chunk for k in (*s.inputs, s.output))
 
 
 def same_kind(rep: Representation, group: Group, shape, set_size) -> Representation | None:

@@ -49,6 +49,8 @@ class LayerTracer(ABC):
     batch: int = 0
     #: the key of the model's output where code after the last layer computes it (torch), else None
     output_key: str | None = None
+    #: the parsed model eqcheck.structure.scan reads window ops from (ONNX), else None
+    scan_model = None
 
     @abstractmethod
     def reference(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -61,7 +63,8 @@ class LayerTracer(ABC):
         """The tensors these sites read and write, for every item (run in ``groups`` of items).
 
         Item ``identity`` is the untransformed input again (it tells merged batch layouts apart);
-        ``patches`` replace tensors, per item, for everything that reads them.
+        ``patches`` replace tensors, per item, for everything that reads them; a patched tensor is
+        captured as its layer computed it.
         """
 
     def close(self) -> None:
@@ -70,12 +73,13 @@ class LayerTracer(ABC):
     def split_captured(self, keys, runs: list[tuple[dict[str, np.ndarray], int]],
                        identity: int | None) -> dict[str, list[np.ndarray]]:
         """The captured tensors of several runs (each ``(values by key, item count)``) cut into items,
-        for the ``keys`` every run and the reference hold; their batch axes and layouts are recorded."""
+        for the ``keys`` every run and the reference hold; their batch axes and layouts are recorded
+        (the first capture of a tensor finds its layout; later ones cut it the same way)."""
         result = {}
         for key in keys:
             if key in runs[0][0] and key in self.ref:
                 split = split_runs(self.ref[key], [(values[key], count) for values, count in runs],
-                                   identity=identity, batch=self.batch)
+                                   self.layouts.get(key), identity=identity, batch=self.batch)
                 if split is not None:
                     result[key], self.layouts[key] = split
                     self.axes[key] = split[1][0]

@@ -54,6 +54,24 @@ def worker_threads() -> int:
         return 0
 
 
+def plain_session(model: bytes | str, device: str, optimize: bool):
+    """A session for a copy of a model that outputs more of its tensors (eqcheck.layers, eqcheck.structure)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads would slow numpy
+    options.intra_op_num_threads = worker_threads()
+    # small models: the session that is quickest to build; large ones: the one that runs fastest
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    # no arena: a capture session lives for one or two runs, and a fresh arena's memory is fresh pages
+    # every check (page faults cost more than the allocations); on large models it would also keep
+    # each capture's peak
+    options.enable_cpu_mem_arena = False
+    return ort.InferenceSession(model, options, providers=_providers(device))
+
+
 class OnnxRunner(ModelRunner):
     """An onnxruntime session over a file (external weights beside it) or an in-memory ModelProto."""
 
@@ -97,12 +115,10 @@ class OnnxRunner(ModelRunner):
     def index_range(self, name: str) -> int | None:
         """The rows of the table an integer input gathers from (``Gather(table, input)`` on an initializer,
         as an exported embedding is); read from the graph only when an integer input asks."""
-        import onnx
+        from eqcheck.models.onnx_proto import read_model
 
-        source = self.source
         try:
-            model = (onnx.load_from_string(source) if isinstance(source, bytes)
-                     else onnx.load(str(source), load_external_data=False))
+            model = read_model(self.source)
         except Exception:
             return None
         tables = {t.name: tuple(t.dims) for t in model.graph.initializer}

@@ -140,12 +140,13 @@ def test_same_padding_with_an_even_kernel_is_named_as_the_cause(tmp_path) -> Non
 
 def test_a_capture_copy_is_the_model_as_given_with_its_outputs_appended() -> None:
     from eqcheck.layers.capture_onnx import OnnxTracer
+    from eqcheck.models.onnx_proto import with_outputs
     from eqcheck.models.onnx_runner import OnnxRunner
 
     raw = (SAMPLES / "p4cnn.onnx").read_bytes()
     tracer = OnnxTracer(OnnxRunner(SAMPLES / "p4cnn.onnx", "p4cnn"))
     names = tracer.produced[:3]
-    merged = onnx.load_from_string(raw + tracer._outputs_fragment(names))  # protobuf merges the two
+    merged = onnx.load_from_string(with_outputs(raw, tracer.model, names))  # protobuf merges the two
     expected = onnx.load_from_string(raw)
     expected.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
     assert merged == expected
@@ -160,8 +161,9 @@ def test_a_patched_capture_runs_only_what_follows_the_patch() -> None:
     tracer.reference({"input": np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)})
     broken = next(i for i, s in enumerate(tracer.sites) if s.name == "/conv4_broken_plain/plain_conv2d/Conv")
     after = tracer.sites[broken + 1:]
-    names = [k for s in after for k in (s.output, *s.inputs)]
-    patched = tracer._capture_model(names, frozenset({tracer.sites[broken].output}))
+    patch = frozenset({tracer.sites[broken].output})
+    names, _ = tracer._capture_names(after, patch)  # what the sites after the patch read and write
+    patched = tracer._capture_model(names, patch)
     kept = {node.name for node in patched.graph.node}
     assert "/conv1/Conv" not in kept and tracer.sites[broken].node not in kept
     assert {s.node for s in after} <= kept
@@ -191,7 +193,7 @@ def test_a_stacked_capture_whose_tensors_do_not_stack_on_their_first_axis_is_sti
     tracer.close()
 
 
-def test_shape_inference_runs_once_per_check(monkeypatch) -> None:
+def test_the_window_scan_runs_once_per_check(monkeypatch) -> None:
     import eqcheck.structure as structure
 
     calls = []
