@@ -153,8 +153,9 @@ class OnnxTracer(LayerTracer):
             path = Path(self._folder.name) / "capture.onnx"
             path.write_bytes(self._capture_model(names, patched).SerializeToString())
             return plain_session(str(path), self.device, True)
-        if self._raw is not None and not patched:
-            # the model as given and the extra outputs, merged by protobuf: nothing re-serialized
+        if self._raw is not None and not patched and set(self.produced) <= set(names):
+            # every tensor: the model as given and the extra outputs, merged by protobuf, nothing
+            # re-serialized (a chunk of a large model's layers gets a copy that stops at the chunk)
             return plain_session(onnx_proto.with_outputs(self._raw, self.model, names), self.device, False)
         return plain_session(self._capture_model(names, patched).SerializeToString(), self.device, False)
 
@@ -165,7 +166,7 @@ class OnnxTracer(LayerTracer):
         names = list(dict.fromkeys(k for s in sites for k in (s.output, *s.inputs)
                                    if k not in self.graph_inputs and (k in outputs or k not in patched)))
         everything = len(sites) == len(self.sites) and not patched
-        return names, (self.produced if everything else self._requested(names))
+        return names, (self.produced if everything else self._requested(names, patched))
 
     def _capture_model(self, names: list[str], patched: frozenset):
         """A copy of the model whose outputs are ``names`` (the model's own where there are none),
@@ -200,13 +201,14 @@ class OnnxTracer(LayerTracer):
             raise ModelRunError(f"the layer capture could not run: {str(error).splitlines()[0]}") from None
         return dict(zip(names, values))
 
-    def _requested(self, names: list[str]) -> list[str]:
-        """What a capture copy must output for ``names``: a view's inputs in place of the view."""
+    def _requested(self, names: list[str], patched=frozenset()) -> list[str]:
+        """What a capture copy must output for ``names``: a view's inputs in place of the view, but those
+        that are patched (fed: a view of them is computed from the patch)."""
         requested, pending = [], list(names)
         while pending:
             name = pending.pop()
             if name in self.views:
-                pending.extend(view_inputs(self.views[name]))
+                pending.extend(n for n in view_inputs(self.views[name]) if n not in patched)
             elif name not in self.graph_inputs and name not in self.view_constants:
                 requested.append(name)
         return list(dict.fromkeys(reversed(requested)))

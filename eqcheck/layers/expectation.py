@@ -13,7 +13,7 @@ from eqcheck.compare import Geometry
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
 from eqcheck.layers.layer_actions import ChannelPermutationAction
-from eqcheck.metrics import sum_of_squares
+from eqcheck.metrics import squared_distance, sum_of_squares
 
 #: the leading channels that bound a candidate's error before it is scored: 1 / PARTIAL_SLICES of them
 PARTIAL_SLICES = 8
@@ -25,10 +25,9 @@ def fast_rel(observed: np.ndarray, expected: np.ndarray, mask: np.ndarray | None
     rank; sums of squares in float64); ``norm2``: ``||b||^2`` where it is known."""
     if mask is not None:
         observed, expected = observed[..., mask], expected[..., mask]
-    a = np.asarray(observed, dtype=np.float32 if observed.dtype.itemsize <= 4 else np.float64)
-    b = np.asarray(expected, dtype=a.dtype)
-    num = sum_of_squares(a - b)
-    den = sum_of_squares(b) if norm2 is None else norm2
+    dtype = np.float32 if observed.dtype.itemsize <= 4 and expected.dtype.itemsize <= 4 else np.float64
+    num = squared_distance(observed, expected, dtype)
+    den = sum_of_squares(expected) if norm2 is None else norm2
     if not (np.isfinite(num) and np.isfinite(den)):
         return float("inf")
     if den == 0.0:

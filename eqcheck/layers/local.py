@@ -11,7 +11,7 @@ from eqcheck.compare import Geometry
 from eqcheck.groups.element import Element
 from eqcheck.layers.expectation import Expectation
 from eqcheck.layers.trace import from_batch_first
-from eqcheck.metrics import sum_of_squares, worst
+from eqcheck.metrics import squared_distance, sum_of_squares, worst
 from eqcheck.tolerance import Tolerance
 
 
@@ -31,8 +31,7 @@ def _rel(observed: np.ndarray, expected: np.ndarray, norm: float | None, mask) -
     """``||a - b|| / ||b||``, the difference and both norms in float64 (``norm``: ``||b||`` if known)."""
     if mask is not None:
         observed, expected = observed[..., mask], expected[..., mask]
-    diff = np.subtract(observed, expected, dtype=np.float64)
-    num = math.sqrt(sum_of_squares(diff, out=diff))
+    num = math.sqrt(squared_distance(observed, expected))
     if norm is None:
         norm = norm64(expected)
     if not (math.isfinite(num) and math.isfinite(norm)):

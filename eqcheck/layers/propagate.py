@@ -342,7 +342,8 @@ class LayerAnalysis:
                     order.append(self.record_glue(key, site, views[key]))
             if site.output in views:
                 inputs = [k for k in site.inputs if k in views]
-                source = next((a for a in reversed(order) if len(inputs) == 1 and a.site.output == inputs[0]), None)
+                source = next((a for a in reversed(order) if len(inputs) == 1 and a.site.output == inputs[0]),
+                              self.analysed.get(inputs[0]) if len(inputs) == 1 else None)  # an earlier chunk's
                 order.append(self.record(site, views[site.output], source))
         return order
 
