@@ -1,6 +1,7 @@
 """The numbers of CONVENTIONS section 3, always in float64."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -19,8 +20,6 @@ def _blocks(shape: tuple[int, ...]):
     """Index tuples that cut an array of ``shape`` into blocks of about BLOCK_ELEMENTS: every index of
     the leading axes, and slices of the next one (any strided view, a turned image too, is sliced
     without a copy)."""
-    import itertools
-
     inner, axis = 1, len(shape)
     while axis > 0 and inner * shape[axis - 1] <= BLOCK_ELEMENTS:
         axis -= 1

@@ -132,10 +132,6 @@ class LayerAnalysis:
         #: under the action it was patched with
         self.patches: dict[str, list[np.ndarray]] = {}
         self.patched_with: dict[str, Representation] = {}
-        #: the tensors the capture being read made exact
-        self.reading: set[str] = set()
-        #: the untransformed input, run again, gave every tensor of the last first capture again
-        self.deterministic = False
         #: per tensor an earlier chunk wrote and a later one reads, its captured values (every item)
         self.carried: dict[str, list[np.ndarray]] = {}
         #: an unrelated input (item 0) is run only where interpolated elements need the spread
@@ -237,9 +233,11 @@ class LayerAnalysis:
                                                view.spread)
         return view.measured[rep]
 
-    def record(self, site: Site, view: View, source: Analysed | None = None) -> Analysed:
+    def record(self, site: Site, view: View, source: Analysed | None = None,
+               exact: frozenset = frozenset()) -> Analysed:
         """The layer read from a capture in which its inputs are exact: running it on ``rho(g) h`` is
-        what produced these outputs, so their error is its local error."""
+        what produced these outputs, so their error is its local error (``exact``: the tensors that
+        capture made exact)."""
         input_action = next((self.known[k] for k in site.inputs if k in self.known), None)
         if site.declared_in and site.inputs:
             input_action = self._declared(site, site.declared_in, self.tracer.ref[site.inputs[0]].shape) or input_action
@@ -252,7 +250,7 @@ class LayerAnalysis:
         # of the model before it was equivariant (e3nn's vector components combined into harmonics)
         unknown_input = any(self.analysed[k].undetermined for k in site.inputs if k in self.analysed)
         inputs_exact = all(self.analysed[k].local.passed or self.analysed[k].undetermined for k in site.inputs
-                           if k in self.analysed and k not in self.reading)
+                           if k in self.analysed and k not in exact)
         choice = self.choose_output(site, view, input_action, inputs_exact)
         analysed = self._store(self.analysed, site, choice, view, input_action)
         if not analysed.local.passed and choice.source not in ("given", "declared"):
@@ -331,8 +329,9 @@ class LayerAnalysis:
         return table[site.output]
 
     # ---- a chunk of layers -------------------------------------------------------------------------
-    def _read(self, sites: list[Site], views: dict[str, View]) -> list[Analysed]:
-        """Record every layer (and the code before it that no module ran), in execution order."""
+    def _read(self, sites: list[Site], views: dict[str, View], exact: frozenset) -> list[Analysed]:
+        """Record every layer (and the code before it that no module ran), in execution order (``exact``:
+        the tensors the capture made exact)."""
         order: list[Analysed] = []
         seen: set[str] = set()
         for site in sites:
@@ -344,7 +343,7 @@ class LayerAnalysis:
                 inputs = [k for k in site.inputs if k in views]
                 source = next((a for a in reversed(order) if len(inputs) == 1 and a.site.output == inputs[0]),
                               self.analysed.get(inputs[0]) if len(inputs) == 1 else None)  # an earlier chunk's
-                order.append(self.record(site, views[site.output], source))
+                order.append(self.record(site, views[site.output], source, exact))
         return order
 
     def _recovered(self, order: list[Analysed]) -> dict[str, bool]:
@@ -360,14 +359,16 @@ class LayerAnalysis:
             recovered[a.site.output] = a.local.passed or (bool(after) and all(after))
         return recovered
 
-    def _patch(self, key: str, rep: Representation, view: View) -> list[np.ndarray]:
+    def _patch(self, rep: Representation, view: View) -> list[np.ndarray]:
         other = [view.raw_other] if view.raw_other is not None else []
         return other + [transformed_input(view.expect, rep, g, view.axis, view.raw_ref.dtype) for g in self.elements]
 
-    def _capture_and_read(self, sites: list[Site], reference, items, patches, exact: bool = True) -> list[Analysed]:
+    def _capture_and_read(self, sites: list[Site], reference, items, patches, exact: bool = True,
+                          rerun_identity: bool = True) -> list[Analysed]:
         """Capture ``sites`` with ``patches`` fed to what reads them (``exact``: made exact, else the values
-        an earlier chunk's capture gave them) and read every layer."""
-        if patches and exact and self.identity is not None and self.deterministic:
+        an earlier chunk's capture gave them) and read every layer; ``rerun_identity``: False where the
+        untransformed input is known to give the reference again (a deterministic model)."""
+        if patches and exact and self.identity is not None and not rerun_identity:
             # the untransformed input with exact inputs is the reference run: not run again
             groups = [kept for group in self.groups if (kept := [i for i in group if i != self.identity])]
             captured = self.tracer.capture(sites, items, groups, None, patches)
@@ -379,11 +380,8 @@ class LayerAnalysis:
         if output_key in captured:
             self.output_capture = {output_key: captured[output_key]}
         keys = {k for s in sites for k in (s.output, *s.inputs)}
-        self.reading = set(patches) if exact else set()
-        try:
-            return self._read(sites, {k: v for k in keys if (v := self.view(k, reference[k], captured)) is not None})
-        finally:
-            self.reading = set()
+        views = {k: v for k in keys if (v := self.view(k, reference[k], captured)) is not None}
+        return self._read(sites, views, frozenset(patches) if exact else frozenset())
 
     def _mark(self, order: list[Analysed], recovered: dict[str, bool]) -> bool:
         """Mark the layers whose error vanishes further down (``recovered``, from the first capture) as
@@ -391,9 +389,10 @@ class LayerAnalysis:
         fixed = {"given", "declared"}  # an action someone stated is a contract: no block excuses it
         broken = False
         for a in order:
-            if a.local.passed or a.undetermined and not recovered.get(a.site.output, False):
+            undone = recovered.get(a.site.output, False)
+            if a.local.passed or (a.undetermined and not undone):
                 continue
-            if recovered.get(a.site.output, False) and a.choice.source not in fixed:
+            if undone and a.choice.source not in fixed:
                 a.absorbed = True  # inside a block that is equivariant as a whole (padding, heads)
                 a.undetermined = False  # what it carries is undone further down: that is known
             else:
@@ -412,6 +411,11 @@ class LayerAnalysis:
             wanted[key] = (a.choice.rep, a.view)
         return wanted
 
+    def _changed(self, chunk: list[Site], wanted: dict[str, tuple[Representation, View]]) -> set[str]:
+        """The chunk's tensors whose patch must change: made exact under another action, or no longer."""
+        changed = {k for k in wanted if self.patched_with.get(k) != wanted[k][0]}
+        return changed | {k for k in self.patched_with if k not in wanted and k in _chunk_tensors(chunk)}
+
     def analyse(self, chunk: list[Site], reference: dict[str, np.ndarray], items) -> None:
         """Capture the chunk on the transformed inputs: every tensor's cumulative error, and the actions
         up to the first layer that breaks equivariance. Where one does (an error no layer further down
@@ -422,21 +426,20 @@ class LayerAnalysis:
         carried = {k: self.carried[k] for k in _chunk_tensors(chunk) if k in self.carried}
         order = self._capture_and_read(chunk, reference, items, carried, exact=False)
         # where the untransformed input gave every tensor again, the runs with exact inputs need not run it
-        self.deterministic = all(a.local.identity <= self.tolerance.exact for a in order)
+        deterministic = all(a.local.identity <= self.tolerance.exact for a in order)
         recovered = self._recovered(order)
         if not self._mark(order, recovered) and not self.patches:
             self._finish()
             return
         for run in range(MAX_EXACT_RUNS):
             wanted = self._exact_tensors(chunk)
-            changed = {k for k in wanted if self.patched_with.get(k) != wanted[k][0]}
-            changed |= {k for k in self.patched_with if k not in wanted and k in _chunk_tensors(chunk)}
+            changed = self._changed(chunk, wanted)
             if run and not changed:
                 break
             for key in changed:
                 if key in wanted:
                     rep, view = wanted[key]
-                    self.patches[key], self.patched_with[key] = self._patch(key, rep, view), rep
+                    self.patches[key], self.patched_with[key] = self._patch(rep, view), rep
                 else:
                     self.patches.pop(key, None)
                     self.patched_with.pop(key, None)
@@ -444,9 +447,10 @@ class LayerAnalysis:
             # every patch of the chunk: code between modules may read a tensor no layer lists
             reads = {k: self.patches[k] for k in _chunk_tensors(chunk) if k in self.patches}
             reads.update((k, v) for k, v in carried.items() if k not in reads)  # not made exact: as captured
-            self._mark(self._capture_and_read(again, reference, items, reads), recovered)
+            self._mark(self._capture_and_read(again, reference, items, reads, rerun_identity=not deterministic),
+                       recovered)
         else:
-            changed = {k for k, (rep, _) in self._exact_tensors(chunk).items() if self.patched_with.get(k) != rep}
+            changed = self._changed(chunk, self._exact_tensors(chunk))
             if changed:
                 self.notes.append(f"per-layer analysis: after {MAX_EXACT_RUNS} runs with exact inputs, the actions "
                                   f"of {len(changed)} tensor(s) still changed; the local errors of the layers reading "

@@ -54,14 +54,24 @@ def worker_threads() -> int:
         return 0
 
 
+def session_options():
+    """The options every eqcheck session shares."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # FATAL only: ERROR lines would reach stderr beside our one line
+    # threads that spin between the many short runs of a check only burn the other cores (and slow
+    # numpy between runs): benchmarks/bench_layers_analysis.py --no-spin
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.intra_op_num_threads = worker_threads()
+    return options
+
+
 def plain_session(model: bytes | str, device: str, optimize: bool):
     """A session for a copy of a model that outputs more of its tensors (eqcheck.layers, eqcheck.structure)."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads would slow numpy
-    options.intra_op_num_threads = worker_threads()
+    options = session_options()
     # small models: the session that is quickest to build; large ones: the one that runs fastest
     options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
                                         else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
@@ -84,12 +94,7 @@ class OnnxRunner(ModelRunner):
         self.device = device
         self.notes = []
         self.source = source
-        options = ort.SessionOptions()
-        options.log_severity_level = 4  # FATAL only: ERROR lines would reach stderr beside our one line
-        # threads that spin between the many short runs of a check only burn the other cores:
-        # benchmarks/bench_layers_analysis.py --no-spin
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.intra_op_num_threads = worker_threads()
+        options = session_options()
         if isinstance(source, (str, Path)):
             path = Path(source)
             if not path.is_file():
