@@ -187,6 +187,27 @@ def test_hidden_irreps_are_found_and_the_plain_layer_after_them_is_named() -> No
     assert shuffled.representation == "1x0e+1x1o+1x1e in another basis" and shuffled.representation_source == "found"
 
 
+class UntraceablePlainHead(PlainHeadOnIrreps):
+    """The same, with a branch on a tensor's value that torch.fx cannot trace: read by module hooks, the
+    found irreps are code between modules."""
+
+    def forward(self, pos):
+        features = MixedFeatures.forward(self, pos)
+        return self.plain(features if bool(features.abs().sum() >= 0) else -features)
+
+
+def test_a_type_found_between_modules_stays_the_same_action_in_the_runs_with_exact_inputs() -> None:
+    # the run with exact inputs finds the hidden type again: the same action, not a changed one, so the
+    # plain layer's own error is given (a fit repeated on the same numbers once made it "mixed", with a
+    # note that the actions still changed after 3 runs)
+    torch.manual_seed(0)
+    result = eqcheck.verify(UntraceablePlainHead().eval(), "o3")
+    assert not result.passed and result.first_failing_layer == "plain"
+    plain = next(layer for layer in result.layers if layer.name == "plain")
+    assert plain.local_rel_error is not None and plain.local_rel_error > 0.1
+    assert not any("still changed" in note for note in result.run.notes)
+
+
 def test_the_pattern_of_failing_elements_names_the_cause() -> None:
     moved = eqcheck.verify(AbsoluteMix(), "se3", per_layer=False)
     assert [d.code for d in moved.diagnoses if d.code in ("absolute-coordinates", "parity")] == [

@@ -13,13 +13,14 @@ import numpy as np
 from eqcheck.actions.parse import group_convention, parse_representation, parse_type, regular_spec
 from eqcheck.actions.representations import LAYOUTS, RegularFieldAction, Representation
 from eqcheck.compare import Geometry
-from eqcheck.discovery import too_few_samples
+from eqcheck.discovery import FoundAction, too_few_samples
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
 from eqcheck.layers.expectation import Expectation, fast_rel
 from eqcheck.layers.infer import (
-    CLEAR_MARGIN, Choice, choose, find_irreps, find_matrices, find_permutation, scoring_elements,
+    CLEAR_MARGIN, FOUND_MAX_ERROR, Choice, choose, find_irreps, find_matrices, find_permutation, score,
+    scoring_elements,
 )
 from eqcheck.layers.layer_actions import layer_candidates, parse_layer_type
 from eqcheck.layers.local import TensorErrors, spread64, tensor_errors, tensor_geometry, transformed_input
@@ -182,11 +183,12 @@ class LayerAnalysis:
         return None
 
     def choose_output(self, site: Site, view: View, input_action: Representation | None,
-                      inputs_exact: bool = True) -> Choice:
+                      inputs_exact: bool = True, earlier: Representation | None = None) -> Choice:
         """Given (--layer-type), declared (eqcheck.nn), or the candidate with the smallest error; a layer
         that breaks equivariance says nothing about the action of its output, so it keeps its input's.
         Channel permutations are looked for only where the layer's inputs are exact (``inputs_exact``):
-        after a break no action explains a tensor, and the search would cost the most there."""
+        after a break no action explains a tensor, and the search would cost the most there (``earlier``:
+        the action an earlier capture gave the tensor)."""
         shape = view.ref.shape
         given = self._override(site, shape)
         if given is not None:
@@ -204,18 +206,27 @@ class LayerAnalysis:
         choice = choose(view.expect, self.candidates(shape), elements, observed,
                         first=kept, batched=self.batched)  # most layers keep their input's action: score it first
         if choice.error > self.tolerance.exact and inputs_exact:
-            choice = self._found_instead(view, choice)
+            choice = self._found_instead(view, choice, earlier)
         if choice.error > self.tolerance.exact and choice.source == "auto" and kept is not None:
             return Choice(kept, choice.error, None, "kept")
         return choice
 
-    def _found_instead(self, view: View, choice: Choice) -> Choice:
+    def _found_instead(self, view: View, choice: Choice, earlier: Representation | None = None) -> Choice:
         """The representation found from the data (irreps, a channel permutation, orthogonal matrices),
-        where it explains the tensor at least twice as well as ``choice``."""
-        elements = [self.elements[i] for i in self.scoring]
-        observed = [view.items[i] for i in self.scoring]
-        found = (find_irreps(view.expect, self.elements, view.items, self.tolerance.exact) if self.group.point_cloud
-                 else find_permutation(view.expect, elements, observed) or find_matrices(view.expect, elements, observed))
+        where it explains the tensor at least twice as well as ``choice``; the one found in an earlier
+        capture of the tensor (``earlier``) where it still does (a fit repeated on the same numbers is
+        another object, so the tensor would seem to change its action from run to run)."""
+        indices = range(len(self.elements)) if self.group.point_cloud else self.scoring
+        elements = [self.elements[i] for i in indices]
+        observed = [view.items[i] for i in indices]
+        found = None
+        if isinstance(earlier, FoundAction) and earlier.fits(self.group, tuple(view.ref.shape), self.set_size) is None:
+            error = score(view.expect, earlier, elements, observed)
+            found = Choice(earlier, error, None, "found") if error < FOUND_MAX_ERROR else None
+        if found is None:
+            found = (find_irreps(view.expect, elements, observed, self.tolerance.exact) if self.group.point_cloud
+                     else find_permutation(view.expect, elements, observed)
+                     or find_matrices(view.expect, elements, observed))
         if found is not None and found.error < 0.5 * choice.error:
             return Choice(found.rep, found.error, (choice.error + 1e-12) / (found.error + 1e-12), "found")
         return choice
@@ -251,7 +262,8 @@ class LayerAnalysis:
         unknown_input = any(self.analysed[k].undetermined for k in site.inputs if k in self.analysed)
         inputs_exact = all(self.analysed[k].local.passed or self.analysed[k].undetermined for k in site.inputs
                            if k in self.analysed and k not in exact)
-        choice = self.choose_output(site, view, input_action, inputs_exact)
+        earlier = self.analysed.get(site.output)
+        choice = self.choose_output(site, view, input_action, inputs_exact, earlier and earlier.choice.rep)
         analysed = self._store(self.analysed, site, choice, view, input_action)
         if not analysed.local.passed and choice.source not in ("given", "declared"):
             # a move into a shape no action of its input's kind fits (an image flattened to tokens); a cat
@@ -314,7 +326,8 @@ class LayerAnalysis:
             choice = choose(view.expect, self.candidates(view.ref.shape), [self.elements[i] for i in indices],
                             [view.items[i] for i in indices], batched=self.batched)
             if choice.error > self.tolerance.exact:
-                choice = self._found_instead(view, choice)
+                earlier = self.glue.get(key)
+                choice = self._found_instead(view, choice, earlier and earlier.choice.rep)
         site = Site(name=key, op="glue", output=key, glue=True,
                     span=(consumer.span[0], consumer.span[0]) if consumer and consumer.span else None,
                     node=consumer.node if consumer else None)
