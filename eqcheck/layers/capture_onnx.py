@@ -181,11 +181,13 @@ class OnnxTracer(LayerTracer):
         keep = needed_nodes(self.io, self.inner, set(names), patched)
         model.graph.node.extend(node for node, k in zip(self.nodes, keep) if k)
         if patched:
+            read = set()
             for node in model.graph.node:
                 for position, name in enumerate(node.input):
                     if name in patched:
                         node.input[position] = f"{name}@patch"
-            for name in sorted(patched):
+                        read.add(name)
+            for name in sorted(read):  # a patch no kept node reads is not an input of the copy
                 patch = model.graph.input.add()
                 patch.name = f"{name}@patch"
                 patch.type.tensor_type.elem_type = onnx_proto.tensor_type(self._dtypes[name])
@@ -244,21 +246,31 @@ class OnnxTracer(LayerTracer):
         patches = patches or {}
         names, requested = self._capture_names(sites, patches)
         session = self._capture_session(requested, frozenset(patches))
+        inputs = {i.name for i in session.get_inputs()}
+        # a patch is stacked where the copy or a view reads it; the others are what the capture gives
+        # those tensors, item by item as they are
+        viewed = {n for node in self.views.values() for n in view_inputs(node)}
+        stacked = [name for name in patches if f"{name}@patch" in inputs or name in viewed]
         runs: list[tuple[dict[str, np.ndarray], int]] = []
         for group in groups:
             feeds = {n: stack_items([items[i][n] for i in group], 0) for n in self.graph_inputs}
-            for name, values in patches.items():
-                feeds[f"{name}@patch"] = stack_items([values[i] for i in group], *self.layouts[name])
-            values = self._run(session, feeds)
-            values.update({n: feeds[n] for n in self.graph_inputs})
+            fed = {name: stack_items([patches[name][i] for i in group], *self.layouts[name]) for name in stacked}
+            values = self._run(session, {**{n: v for n, v in feeds.items() if n in inputs},
+                                         **{f"{n}@patch": v for n, v in fed.items() if f"{n}@patch" in inputs}})
+            values.update(feeds)
             # a view reads its input as the graph's nodes do: the patch, where that input is patched
-            fed = {name: feeds[f"{name}@patch"] for name in patches}
             seen = {**values, **{name: value for name, value in fed.items() if name not in self.views}}
             self._with_views(seen)
             values.update({name: seen[name] for name in self.views if name in seen})
             values.update({name: value for name, value in fed.items() if name not in values})
             runs.append((values, len(group)))
-        return self.split_captured(dict.fromkeys(names + [i for s in sites for i in s.inputs]), runs, identity)
+        keys = dict.fromkeys(names + [i for s in sites for i in s.inputs])
+        captured = self.split_captured(keys, runs, identity)
+        order = [i for group in groups for i in group]
+        for name in keys:
+            if name in patches and name not in captured and name in self.layouts:
+                captured[name] = [patches[name][i] for i in order]
+        return captured
 
     def close(self):
         self._sessions = {}
