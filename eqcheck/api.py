@@ -198,8 +198,7 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
             layers, first_failing, layer_causes = analyze_layers(
                 runner, group, feeds, other, actions, measurement.elements, tolerance, measurement.geometry,
                 set_size=set_size, layer_types=layer_types, max_batch=max_batch, progress=progress, batched=batched,
-                output_action=(next(iter(measurement.actions.values())) if len(measurement.actions) == 1 else None),
-                deterministic=measurement.non_determinism == 0.0)
+                output_action=(next(iter(measurement.actions.values())) if len(measurement.actions) == 1 else None))
         diagnoses = measured_diagnoses(group, measurement, tolerance, runner.device)
         passed = all(o.passed for o in measurement.outputs)
         if not passed:

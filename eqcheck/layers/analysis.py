@@ -56,11 +56,9 @@ def analyze_layers(
     progress: Callable[[str, int, int], None] | None = None,
     batched: bool = True,
     output_action: Representation | None = None,
-    deterministic: bool = False,
 ) -> tuple[tuple[LayerResult, ...], str | None, list[Diagnosis]]:
     """Rows in execution order, the name of the first layer whose local error fails (None if none),
-    and the known causes attached to failing layers (``deterministic``: the output check ran the
-    untransformed input twice and got the same output to the bit, so no capture runs it again). Never raises for a model it cannot analyse:
+    and the known causes attached to failing layers. Never raises for a model it cannot analyse:
     a one-line notice goes to ``runner.notes`` instead."""
     types = parse_layer_types(layer_types)
     try:
@@ -79,8 +77,7 @@ def analyze_layers(
 
     def analysed(tracer) -> LayerAnalysis:
         analysis = LayerAnalysis(tracer, group, elements, tolerance, geometry, set_size, input_actions, types,
-                                 first.shape[-1] if first is not None else None, batched, output_action,
-                                 deterministic)
+                                 first.shape[-1] if first is not None else None, batched, output_action)
         analysis.run(feeds, items, max_batch, memory_budget, report)
         return analysis
 

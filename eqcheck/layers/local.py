@@ -53,7 +53,7 @@ def tensor_errors(expect: Expectation, rep: Representation, elements: list[Eleme
     errors = []
     for element, seen in zip(elements, observed):
         expected = expect.once(rep, element)
-        if same_memory(seen, expected):  # the reference itself (a deterministic model's identity): no error
+        if same_memory(seen, expected):  # the reference itself (the identity of a run with exact inputs)
             errors.append(0.0)
             continue
         mask = expect.geometry.mask(element, rep, expected.shape)

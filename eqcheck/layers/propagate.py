@@ -116,16 +116,13 @@ class LayerAnalysis:
     def __init__(self, tracer: LayerTracer, group: Group, elements: list[Element], tolerance: Tolerance,
                  geometry: Geometry, set_size: int | None, input_actions: Mapping[str, Representation],
                  layer_types: Mapping[str, str], input_size: int | None, batched: bool = True,
-                 output_action: Representation | None = None, deterministic: bool = False) -> None:
+                 output_action: Representation | None = None) -> None:
         self.tracer, self.group, self.elements, self.tolerance = tracer, group, elements, tolerance
         self.geometry, self.set_size, self.input_size = geometry, set_size, input_size
         #: False where axis 0 of every tensor is no batch (a graph or a point cloud run alone)
         self.batched = batched
         #: the action the output check settled on (declared, chosen or found): the model's output has it
         self.output_action = output_action
-        #: the output check ran the untransformed input twice and got the same output to the bit: no
-        #: capture runs it again (its tensors are the reference's)
-        self.deterministic = deterministic
         self.known: dict[str, Representation] = dict(input_actions)
         self.layer_types = dict(layer_types)
         self.used_types: set[str] = set()
@@ -384,9 +381,9 @@ class LayerAnalysis:
         """Capture ``sites`` with ``patches`` fed to what reads them (``exact``: made exact, else the values
         an earlier chunk's capture gave them) and read every layer; ``rerun_identity``: False where the
         untransformed input is known to give the reference again (a deterministic model)."""
-        if self.identity is not None and not rerun_identity:
-            # the untransformed input (with exact inputs, or with what earlier chunks gave it) is the
-            # reference run: not run again
+        if patches and exact and self.identity is not None and not rerun_identity:
+            # the untransformed input with exact inputs is the reference run: not run again (the first
+            # capture runs it: a batch axis merged with another is cut by finding the reference in it)
             groups = [kept for group in self.groups if (kept := [i for i in group if i != self.identity])]
             captured = self.tracer.capture(sites, items, groups, None, patches)
             for key, values in captured.items():
@@ -441,10 +438,9 @@ class LayerAnalysis:
         changed the action of a tensor that a layer reads."""
         # what earlier chunks wrote is fed as their capture gave it, not computed again
         carried = {k: self.carried[k] for k in _chunk_tensors(chunk) if k in self.carried}
-        order = self._capture_and_read(chunk, reference, items, carried, exact=False,
-                                       rerun_identity=not self.deterministic)
+        order = self._capture_and_read(chunk, reference, items, carried, exact=False)
         # where the untransformed input gave every tensor again, the runs with exact inputs need not run it
-        deterministic = self.deterministic or all(a.local.identity <= self.tolerance.exact for a in order)
+        deterministic = all(a.local.identity <= self.tolerance.exact for a in order)
         recovered = self._recovered(order)
         if not self._mark(order, recovered) and not self.patches:
             self._finish()
