@@ -107,16 +107,16 @@ def _limit_threads(threads: int) -> None:
 
 
 def _preload(models) -> None:
-    """Import what the checks of ``models`` will (before the fork: the workers then share it): the check
-    path, onnxruntime and onnx for ONNX files, torch for the rest. None of them starts a thread on import."""
+    """Import what the checks of ``models`` will before the fork, so that the workers share it: the check
+    path, and onnxruntime for ONNX files (neither starts a thread on import). Not torch: its import is most
+    of a small config's time, and each process that checks a PyTorch model imports it on its own, at the
+    same time as the others, instead of all waiting for one import before any check starts
+    (benchmarks/bench_check_jobs.py)."""
     import importlib
 
     names = ["eqcheck.api", "eqcheck.layers.analysis"]
-    models = [str(m) for m in models]
-    if any(m.endswith(".onnx") for m in models):
-        names += ["onnxruntime", "onnx", "eqcheck.layers.capture_onnx"]
-    if any(not m.endswith(".onnx") for m in models):
-        names += ["torch", "eqcheck.layers.capture_graph"]
+    if any(str(m).endswith(".onnx") for m in models):
+        names += ["onnxruntime", "eqcheck.layers.capture_onnx"]
     for name in names:
         try:
             importlib.import_module(name)
