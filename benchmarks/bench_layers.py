@@ -1,4 +1,5 @@
-"""Time P4ConvP4(16, 16, 3) against a plain Conv2d(64, 64, 3) on the same data (goal: ratio <= 1.2).
+"""Time P4ConvP4(16, 16, 3) against a plain Conv2d(64, 64, 3) on the same data, in eval mode without
+gradients and as a training step (train mode, forward and backward); goal: both ratios <= 1.2.
 
 Usage: ``python benchmarks/bench_layers.py [--threads N] [--repeats N]``. If ``escnn`` imports in
 the running interpreter, escnn's R2Conv of the same size is timed too (train mode expands its
@@ -88,6 +89,22 @@ def main() -> None:
     print(f"    of which filter expansion         {expand_seconds * 1e3:8.3f} ms")
     print(f"  nn.Conv2d(64, 64, 3, padding=1)    {plain_seconds * 1e3:8.3f} ms")
     print(f"  ratio {'P4ConvP4 / Conv2d':<45} {group_seconds / plain_seconds:8.3f}  (goal <= 1.2)")
+
+    # training: forward and backward in train mode, gradients of the weights and of the input (a layer
+    # inside a network), the same loss for both
+    group_conv.train()
+    plain_conv.train()
+    x_train, x_flat_train = x.clone().requires_grad_(True), x_flat.clone().requires_grad_(True)
+
+    def step(layer, data):
+        return lambda: layer(data).square().mean().backward()
+
+    trained = median_seconds({"group": step(group_conv, x_train), "plain": step(plain_conv, x_flat_train)},
+                             args.warmup, args.repeats)
+    print("  training step (train mode, forward + backward, weight and input gradients):")
+    print(f"  P4ConvP4(16, 16, 3, padding=1)     {trained['group'] * 1e3:8.3f} ms")
+    print(f"  nn.Conv2d(64, 64, 3, padding=1)    {trained['plain'] * 1e3:8.3f} ms")
+    print(f"  ratio {'P4ConvP4 / Conv2d (training step)':<45} {trained['group'] / trained['plain']:8.3f}  (goal <= 1.2)")
 
     ratios = escnn_ratios(x, args.warmup, args.repeats)
     if ratios is None:
