@@ -1,4 +1,5 @@
-"""The numbers of CONVENTIONS section 3, always in float64."""
+"""The numbers of CONVENTIONS section 3, in float64 (``squared_distance`` may sum in float32 where a
+caller ranks candidates with it)."""
 from __future__ import annotations
 
 import itertools

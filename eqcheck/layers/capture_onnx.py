@@ -120,6 +120,8 @@ class OnnxTracer(LayerTracer):
         self.views = {node.output[0]: node for node, (inputs, _) in zip(self.nodes, self.io)
                       if is_view(node) and inputs[0] in dynamic}
         shapes = {name for node in self.views.values() for name in view_inputs(node)[1:]}
+        #: what the views read (their data, shape and axes inputs): a patch of one is stacked for them
+        self.view_reads = {name for node in self.views.values() for name in view_inputs(node)}
         #: the views' shape and axes inputs that are weights
         self.view_constants = {name: onnx_proto.tensor_array(self.initializers[name]) for name in shapes
                                if name in self.initializers}
@@ -249,8 +251,7 @@ class OnnxTracer(LayerTracer):
         inputs = {i.name for i in session.get_inputs()}
         # a patch is stacked where the copy or a view reads it; the others are what the capture gives
         # those tensors, item by item as they are
-        viewed = {n for node in self.views.values() for n in view_inputs(node)}
-        stacked = [name for name in patches if f"{name}@patch" in inputs or name in viewed]
+        stacked = [name for name in patches if f"{name}@patch" in inputs or name in self.view_reads]
         runs: list[tuple[dict[str, np.ndarray], int]] = []
         for group in groups:
             feeds = {n: stack_items([items[i][n] for i in group], 0) for n in self.graph_inputs}
