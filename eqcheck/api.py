@@ -18,7 +18,7 @@ from eqcheck.guard import guarded
 from eqcheck.actions.representations import EdgeIndexAction
 from eqcheck.input_actions import infer_input_actions, parse_declarations
 from eqcheck.inputs import cast_input, generate, input_bytes, load_input_file, parse_named_shapes, resolve_shapes
-from eqcheck.layers import analyze_layers
+from eqcheck.layers import analyze_layers, recording_runner
 from eqcheck.models.base import first_line
 from eqcheck.models.loader import load_model
 from eqcheck.precision import precision_diagnosis, with_precision
@@ -190,15 +190,22 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
         other = _other_inputs(feeds, rng, smooth_names, batch_axis) if given is not None else generated()
         model_dtype = next((d for d in dtypes.values() if d.startswith("float")), "float32")
         tolerance = Tolerance.for_dtype(model_dtype, tol, approx_tol)
-        measurement = measure(runner, group, feeds, other, actions, set_size=set_size, tolerance=tolerance,
-                              rng=rng, samples=samples, output_type=output_type, output_name=output,
-                              max_batch=max_batch, progress=progress)
-        layers, first_failing, layer_causes = (), None, []
-        if per_layer:  # per-layer table, first failing layer, causes attached to layers (eqcheck.layers)
-            layers, first_failing, layer_causes = analyze_layers(
-                runner, group, feeds, other, actions, measurement.elements, tolerance, measurement.geometry,
-                set_size=set_size, layer_types=layer_types, max_batch=max_batch, progress=progress, batched=batched,
-                output_action=(next(iter(measurement.actions.values())) if len(measurement.actions) == 1 else None))
+        # where the layers are analysed, the output check's passes are the analysis's first captures
+        checked, tracer = recording_runner(runner) if per_layer else (runner, None)
+        try:
+            measurement = measure(checked, group, feeds, other, actions, set_size=set_size, tolerance=tolerance,
+                                  rng=rng, samples=samples, output_type=output_type, output_name=output,
+                                  max_batch=max_batch, progress=progress)
+            layers, first_failing, layer_causes = (), None, []
+            if per_layer:  # per-layer table, first failing layer, causes attached to layers (eqcheck.layers)
+                layers, first_failing, layer_causes = analyze_layers(
+                    runner, group, feeds, other, actions, measurement.elements, tolerance, measurement.geometry,
+                    set_size=set_size, layer_types=layer_types, max_batch=max_batch, progress=progress,
+                    batched=batched, tracer=tracer, output_action=(
+                        next(iter(measurement.actions.values())) if len(measurement.actions) == 1 else None))
+        finally:
+            if tracer is not None:
+                tracer.close()
         diagnoses = measured_diagnoses(group, measurement, tolerance, runner.device)
         passed = all(o.passed for o in measurement.outputs)
         if not passed:

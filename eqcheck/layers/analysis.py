@@ -56,13 +56,15 @@ def analyze_layers(
     progress: Callable[[str, int, int], None] | None = None,
     batched: bool = True,
     output_action: Representation | None = None,
+    tracer: LayerTracer | None = None,
 ) -> tuple[tuple[LayerResult, ...], str | None, list[Diagnosis]]:
     """Rows in execution order, the name of the first layer whose local error fails (None if none),
-    and the known causes attached to failing layers. Never raises for a model it cannot analyse:
-    a one-line notice goes to ``runner.notes`` instead."""
+    and the known causes attached to failing layers (``tracer``: the one the output check ran through,
+    recording_runner). Never raises for a model it cannot analyse: a one-line notice goes to
+    ``runner.notes`` instead."""
     types = parse_layer_types(layer_types)
     try:
-        tracer = make_tracer(runner)
+        tracer = tracer or make_tracer(runner)
     except Exception as error:
         return _stopped(runner, error)
     if tracer is None:
@@ -222,6 +224,21 @@ def merge_causes(found: list[tuple[str, Diagnosis]]) -> list[Diagnosis]:
         listed = ", ".join(subjects[:-1]) + f" and {subjects[-1]}"
         causes.append(Diagnosis(first.code, f"each of {listed}{rest}", first.severity, first.layer))
     return causes
+
+
+def recording_runner(runner: ModelRunner) -> tuple[ModelRunner, LayerTracer | None]:
+    """What the output check runs where the layers are analysed after it: for an ONNX model, the runner
+    whose passes are the analysis's first captures (capture_onnx.RecordingRunner) and its tracer; else
+    the runner itself (and None: analyze_layers makes its tracer, and says why where it cannot)."""
+    if runner.format != "onnx":
+        return runner, None
+    from eqcheck.layers.capture_onnx import OnnxTracer, RecordingRunner
+
+    try:
+        tracer = OnnxTracer(runner)
+    except Exception:
+        return runner, None
+    return RecordingRunner(runner, tracer), tracer
 
 
 def make_tracer(runner: ModelRunner) -> LayerTracer | None:

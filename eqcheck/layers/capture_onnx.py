@@ -2,21 +2,28 @@
 from __future__ import annotations
 
 import ast
+import time
 from pathlib import Path
 
 import numpy as np
 
+from eqcheck.batching import STACK_BELOW_SECONDS
 from eqcheck.errors import ModelRunError
 from eqcheck.layers.onnx_views import derive_views, is_view, view_inputs
 from eqcheck.layers.trace import LayerTracer, Site, stack_items
 from eqcheck.models import onnx_proto
+from eqcheck.models.base import ModelRunner
 from eqcheck.models.onnx_runner import plain_session
 
 SCOPE_KEYS = ("pkg.torch.onnx.name_scopes",)
 
 
-#: above this many bytes of weights, capture copies share one weights file instead of carrying them
-SHARED_WEIGHTS_BYTES = 16 * 2**20
+#: above this many bytes of weights, capture sessions are optimized (they take longer to build and run
+#: faster: a large model's runs outweigh the building)
+OPTIMIZED_WEIGHTS_BYTES = 16 * 2**20
+#: above this many bytes, the weights are held in a file that capture sessions read, not in memory
+#: beside every session's own copy (ResNet-50's 97 MiB: 0.08 GiB of peak memory)
+FILE_WEIGHTS_BYTES = 64 * 2**20
 
 
 def needed_nodes(io: list[tuple[tuple[str, ...], tuple[str, ...]]], inner: list[set[str]],
@@ -61,6 +68,10 @@ def layer_name(node) -> str:
     return name
 
 
+#: bytes of tensors the output check's forward passes may leave for the analysis to read (RecordingRunner)
+RECORD_BUDGET = 1 << 28
+
+
 #: AttributeProto.GRAPH and AttributeProto.GRAPHS
 GRAPH_ATTRIBUTES = (5, 10)
 #: the standard ops with subgraphs (other domains' ops are looked at too)
@@ -90,19 +101,14 @@ class OnnxTracer(LayerTracer):
         source = runner.source
         raw = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
         self.model = onnx_proto.parse_model(raw)
-        #: the model's bytes as given, which capture copies extend (None: weights in external files)
-        self._raw: bytes | None = raw
         if any(t.data_location == onnx_proto.EXTERNAL for t in self.model.graph.initializer):
             onnx_proto.load_external_data(self.model, Path(source).parent)
-            self._raw = None
+        #: the weights, held once: every capture copy of the model is its graph alone, whose sessions
+        #: read these arrays (nothing serialized twice); above FILE_WEIGHTS_BYTES, a file they read
+        self.weights = onnx_proto.take_weights(self.model)
+        size = sum(w.nbytes for w in self.weights.values())
+        self._optimized = size > OPTIMIZED_WEIGHTS_BYTES
         graph = self.model.graph
-        self._folder = None
-        if sum(len(t.raw_data) for t in graph.initializer) > SHARED_WEIGHTS_BYTES:
-            import tempfile
-
-            self._folder = tempfile.TemporaryDirectory(prefix="eqcheck-layers-")
-            onnx_proto.move_weights_out(self.model, self._folder.name, "weights.bin")
-            self._raw = None
         self.initializers = {t.name: t for t in graph.initializer}
         self.graph_inputs = [i.name for i in graph.input if i.name not in self.initializers]
         dynamic = set(self.graph_inputs)
@@ -123,8 +129,16 @@ class OnnxTracer(LayerTracer):
         #: what the views read (their data, shape and axes inputs): a patch of one is stacked for them
         self.view_reads = {name for node in self.views.values() for name in view_inputs(node)}
         #: the views' shape and axes inputs that are weights
-        self.view_constants = {name: onnx_proto.tensor_array(self.initializers[name]) for name in shapes
-                               if name in self.initializers}
+        self.view_constants = {name: self.weights[name] if name in self.weights
+                               else onnx_proto.tensor_array(self.initializers[name])
+                               for name in shapes if name in self.initializers}
+        self._folder = None  # (after the views' constants are read)
+        if size > FILE_WEIGHTS_BYTES:
+            import tempfile
+
+            self._folder = tempfile.TemporaryDirectory(prefix="eqcheck-layers-")
+            onnx_proto.store_weights(self.model, self.weights, self._folder.name, "weights.bin")
+            self.weights = {}
         #: what a full capture outputs: every tensor that depends on an input (constants and what is
         #: computed from weights alone are never layers) but the views, and the views' other inputs
         self.produced = list(dict.fromkeys(
@@ -135,6 +149,9 @@ class OnnxTracer(LayerTracer):
         self.layouts: dict[str, tuple[int, int]] = {}
         self.ref: dict[str, np.ndarray] = {}
         self._sessions: dict[tuple, object] = {}
+        #: forward passes the output check made through the full capture (feeds, every tensor)
+        self._records: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
+        self._recorded_bytes = 0
 
     @property
     def scan_model(self):
@@ -151,15 +168,13 @@ class OnnxTracer(LayerTracer):
         return self._sessions[key]
 
     def _build_session(self, names: list[str], patched: frozenset):
+        model = self._capture_model(names, patched)
         if self._folder is not None:  # the copy refers to the weights file written once
             path = Path(self._folder.name) / "capture.onnx"
-            path.write_bytes(self._capture_model(names, patched).SerializeToString())
-            return plain_session(str(path), self.device, True)
-        if self._raw is not None and not patched and set(self.produced) <= set(names):
-            # every tensor: the model as given and the extra outputs, merged by protobuf, nothing
-            # re-serialized (a chunk of a large model's layers gets a copy that stops at the chunk)
-            return plain_session(onnx_proto.with_outputs(self._raw, self.model, names), self.device, False)
-        return plain_session(self._capture_model(names, patched).SerializeToString(), self.device, False)
+            path.write_bytes(model.SerializeToString())
+            return plain_session(str(path), self.device, self._optimized)
+        weights = {t.name: self.weights[t.name] for t in model.graph.initializer if t.name in self.weights}
+        return plain_session(model.SerializeToString(), self.device, self._optimized, weights)
 
     def _capture_names(self, sites, patched) -> tuple[list[str], list[str]]:
         """The tensors a capture of ``sites`` reads, and what its copy of the model outputs for them."""
@@ -182,6 +197,13 @@ class OnnxTracer(LayerTracer):
         names = list(dict.fromkeys(names)) or list(own)  # a patched tensor too: its readers read NAME@patch
         keep = needed_nodes(self.io, self.inner, set(names), patched)
         model.graph.node.extend(node for node, k in zip(self.nodes, keep) if k)
+        reads = {name for (inputs, _), inner, k in zip(self.io, self.inner, keep) if k for name in (*inputs, *inner)}
+        unread = {t.name for t in self.model.graph.initializer if t.name not in reads}
+        if unread:  # weights no kept node reads are left out (onnxruntime refuses values for them)
+            model.graph.ClearField("initializer")
+            model.graph.initializer.extend(t for t in self.model.graph.initializer if t.name not in unread)
+            model.graph.ClearField("input")
+            model.graph.input.extend(i for i in self.model.graph.input if i.name not in unread)
         if patched:
             read = set()
             for node in model.graph.node:
@@ -221,8 +243,45 @@ class OnnxTracer(LayerTracer):
         derive_views(self.views.values(), values, self.view_constants)
         return values
 
+    def record(self, feeds: dict[str, np.ndarray], output_names: list[str]) -> list[np.ndarray] | None:
+        """The model's outputs for ``feeds`` by the full capture, its every tensor kept (within
+        RECORD_BUDGET) for the analysis to read instead of running the same pass again; None where the
+        capture cannot give them (the caller runs the model itself)."""
+        try:
+            values = self._run(self._capture_session(self.produced), feeds)
+        except ModelRunError:
+            return None
+        seen = {**values, **feeds}
+        self._with_views(seen)
+        if any(name not in seen for name in output_names):
+            return None
+        size = sum(np.asarray(v).nbytes for v in values.values())
+        if self._recorded_bytes + size <= RECORD_BUDGET:
+            self._records.append((feeds, values))
+            self._recorded_bytes += size
+        return [seen[name] for name in output_names]
+
+    def _recorded(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+        """The tensors of a recorded pass on these very feeds (a copy of the dict), if there is one."""
+        for fed, values in self._records:
+            if fed.keys() == feeds.keys() and all(
+                    a is b or (a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b))
+                    for a, b in ((fed[k], feeds[k]) for k in feeds)):
+                return dict(values)
+        return None
+
+    def replays(self, items) -> bool:
+        """Whether every item's pass was recorded: the analysis then reads them, one item a pass. Where
+        not, the records are let go (the reference, read first, was the last use of them)."""
+        if self._records and all(self._recorded(item) is not None for item in items):
+            return True
+        self._records, self._recorded_bytes = [], 0
+        return False
+
     def reference(self, feeds):
-        captured = self._run(self._capture_session(self.produced), feeds)
+        captured = self._recorded(feeds)
+        if captured is None:
+            captured = self._run(self._capture_session(self.produced), feeds)
         captured.update(feeds)
         self._with_views(captured)
         self.ref = captured
@@ -247,8 +306,9 @@ class OnnxTracer(LayerTracer):
     def capture(self, sites, items, groups, identity=None, patches=None):
         patches = patches or {}
         names, requested = self._capture_names(sites, patches)
-        session = self._capture_session(requested, frozenset(patches))
-        inputs = {i.name for i in session.get_inputs()}
+        replayed = self.replays(items) and not patches  # passes the output check made already
+        session = None if replayed else self._capture_session(requested, frozenset(patches))
+        inputs = {i.name for i in session.get_inputs()} if session is not None else set()
         # a patch is stacked where the copy or a view reads it; the others are what the capture gives
         # those tensors, item by item as they are
         stacked = [name for name in patches if f"{name}@patch" in inputs or name in self.view_reads]
@@ -256,8 +316,13 @@ class OnnxTracer(LayerTracer):
         for group in groups:
             feeds = {n: stack_items([items[i][n] for i in group], 0) for n in self.graph_inputs}
             fed = {name: stack_items([patches[name][i] for i in group], *self.layouts[name]) for name in stacked}
-            values = self._run(session, {**{n: v for n, v in feeds.items() if n in inputs},
-                                         **{f"{n}@patch": v for n, v in fed.items() if f"{n}@patch" in inputs}})
+            # every tensor of the recorded pass, those asked for among them
+            values = self._recorded(feeds) if replayed and len(group) == 1 else None
+            if values is None:
+                session = session or self._capture_session(requested, frozenset(patches))
+                inputs = inputs or {i.name for i in session.get_inputs()}
+                values = self._run(session, {**{n: v for n, v in feeds.items() if n in inputs},
+                                             **{f"{n}@patch": v for n, v in fed.items() if f"{n}@patch" in inputs}})
             values.update(feeds)
             # a view reads its input as the graph's nodes do: the patch, where that input is patched
             seen = {**values, **{name: value for name, value in fed.items() if name not in self.views}}
@@ -275,6 +340,43 @@ class OnnxTracer(LayerTracer):
 
     def close(self):
         self._sessions = {}
+        self._records, self._recorded_bytes = [], 0
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None
+
+
+class RecordingRunner(ModelRunner):
+    """The model as the output check runs it, its forward passes made by the tracer's full capture (every
+    tensor kept: OnnxTracer.record), so that the per-layer analysis reads the verdict's own passes, its
+    reference and its transformed inputs, instead of making them again. The first pass decides, for
+    all of them (one session's numbers, never two): where it is quick enough for the check to stack
+    the rest (eqcheck.batching.STACK_BELOW_SECONDS), the runner itself runs every pass, that one again
+    too, and only its record is read (the analysis's reference); else every pass is a capture."""
+
+    def __init__(self, runner: ModelRunner, tracer: OnnxTracer) -> None:
+        self.runner, self.tracer = runner, tracer
+        self.description, self.format, self.device = runner.description, runner.format, runner.device
+        self.inputs, self.output_names, self.notes = runner.inputs, runner.output_names, runner.notes
+        self.batch_dynamic = runner.batch_dynamic
+        #: the model file and its window scans (eqcheck.structure), shared with the runner
+        self.source, self.scans = runner.source, runner.scans
+        #: whether the passes are captures: None until the first pass decides
+        self.capturing: bool | None = None
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        if self.capturing is not False:
+            start = time.perf_counter()
+            outputs = self.tracer.record(feeds, self.output_names)
+            if self.capturing is None:
+                self.capturing = outputs is not None and time.perf_counter() - start >= STACK_BELOW_SECONDS
+            if outputs is not None and self.capturing:
+                return outputs
+        return self.runner.run(feeds)  # and where a capture could not run, its error as the model gives it
+
+    @property
+    def declared_types(self) -> dict:
+        return self.runner.declared_types
+
+    def index_range(self, name: str) -> int | None:
+        return self.runner.index_range(name)

@@ -496,8 +496,9 @@ class LayerAnalysis:
 
     def run(self, feeds, items, max_batch: int | None, budget: int,
             progress: Callable[[int, int], None] | None) -> None:
-        self.groups = run_groups(items, self.tracer.stacked, max_batch)
         reference = self.tracer.reference(feeds)
+        # where the output check's passes were recorded one by one, they are read as they are
+        self.groups = run_groups(items, self.tracer.stacked and not self.tracer.replays(items), max_batch)
         self.site_outputs = {s.output for s in self.tracer.sites}
         chunks = chunk_sites(self.tracer.sites, reference, len(items), budget)
         read_later: list[set[str]] = []

@@ -67,6 +67,11 @@ class LayerTracer(ABC):
         captured as its layer computed it.
         """
 
+    def replays(self, items: list[dict[str, np.ndarray]]) -> bool:
+        """Whether the output check's own forward passes on every item were recorded for the captures to
+        read (capture_onnx.RecordingRunner), one item a pass; asked once, after the reference."""
+        return False
+
     def close(self) -> None:
         """Release sessions and hooks."""
 

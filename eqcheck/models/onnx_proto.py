@@ -91,7 +91,8 @@ def tensor_array(tensor) -> np.ndarray:
         raise ValueError(f"tensor {tensor.name!r}: data type {tensor.data_type} is not read here")
     shape = tuple(tensor.dims)
     if tensor.raw_data:
-        return np.frombuffer(tensor.raw_data, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype).reshape(shape)
+        return np.frombuffer(tensor.raw_data, dtype=np.dtype(dtype).newbyteorder("<")).astype(
+            dtype, copy=False).reshape(shape)
     field = {1: "float_data", 11: "double_data", 7: "int64_data", 12: "uint64_data", 13: "uint64_data"}.get(
         tensor.data_type, "int32_data")
     return np.asarray(list(getattr(tensor, field)), dtype=dtype).reshape(shape)
@@ -129,21 +130,51 @@ def load_external_data(model, folder: str | Path) -> None:
         del tensor.external_data[:]
 
 
-def move_weights_out(model, folder: str | Path, location: str, threshold: int = 1024) -> None:
-    """Store every initializer of at least ``threshold`` bytes in ``folder/location`` (one file, offsets
-    aligned as onnx aligns them), so that copies of the model share the weights instead of carrying them."""
+#: where a weight taken out of a model (take_weights) says it is stored: eqcheck hands its values to
+#: onnxruntime itself (SessionOptions.add_external_initializers)
+IN_MEMORY = "eqcheck-in-memory"
+
+
+def take_weights(model, threshold: int = 1024) -> dict[str, np.ndarray]:
+    """Every initializer of at least ``threshold`` bytes that numpy holds, taken out of ``model`` as an
+    array (read-only, the model's own bytes where they are inline), the initializer left as its name,
+    type and dims, marked as stored outside (``IN_MEMORY``): copies of the model are then their graph
+    alone, and every session built from one reads the same arrays."""
+    weights = {}
+    for tensor in model.graph.initializer:
+        dtype = TENSOR_DTYPES.get(tensor.data_type)
+        if dtype is None or tensor.data_location == EXTERNAL:
+            continue
+        size = int(np.prod(tensor.dims, dtype=np.int64)) * np.dtype(dtype).itemsize
+        if size < threshold:
+            continue
+        weights[tensor.name] = tensor_array(tensor)
+        for name in ("raw_data", "float_data", "double_data", "int32_data", "int64_data", "uint64_data"):
+            tensor.ClearField(name)
+        del tensor.external_data[:]
+        for key, value in (("location", IN_MEMORY), ("offset", "0"), ("length", str(size))):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, value
+        tensor.data_location = EXTERNAL
+    return weights
+
+
+def store_weights(model, weights: dict[str, np.ndarray], folder: str | Path, location: str) -> None:
+    """Write the weights take_weights took out of ``model`` to ``folder/location`` (one file, offsets
+    aligned as onnx aligns them) and point their initializers there: sessions then read them from the
+    file, and nothing holds them in memory in between."""
     with open(Path(folder) / location, "wb") as handle:
         for tensor in model.graph.initializer:
-            if len(tensor.raw_data) < threshold:
+            if tensor.name not in weights:
                 continue
+            data = np.ascontiguousarray(weights[tensor.name]).astype(np.dtype(weights[tensor.name].dtype).newbyteorder("<"),
+                                                                      copy=False)
             offset = handle.tell()
             padding = (-offset) % 4096
             handle.write(b"\0" * padding)
             offset += padding
-            handle.write(tensor.raw_data)
+            handle.write(data.tobytes())
             del tensor.external_data[:]
-            for key, value in (("location", location), ("offset", str(offset)), ("length", str(len(tensor.raw_data)))):
+            for key, value in (("location", location), ("offset", str(offset)), ("length", str(data.nbytes))):
                 entry = tensor.external_data.add()
                 entry.key, entry.value = key, value
-            tensor.data_location = EXTERNAL
-            tensor.ClearField("raw_data")

@@ -67,11 +67,15 @@ def session_options():
     return options
 
 
-def plain_session(model: bytes | str, device: str, optimize: bool):
-    """A session for a copy of a model that outputs more of its tensors (eqcheck.layers, eqcheck.structure)."""
+def plain_session(model: bytes | str, device: str, optimize: bool, weights: dict[str, np.ndarray] | None = None):
+    """A session for a copy of a model that outputs more of its tensors (eqcheck.layers, eqcheck.structure);
+    ``weights``: the values of the initializers the copy marks as held in memory (onnx_proto.take_weights),
+    read by the session where they are, not copied."""
     import onnxruntime as ort
 
     options = session_options()
+    if weights:
+        options.add_external_initializers(list(weights), [ort.OrtValue.ortvalue_from_numpy(w) for w in weights.values()])
     # small models: the session that is quickest to build; large ones: the one that runs fastest
     options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
                                         else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
@@ -79,7 +83,8 @@ def plain_session(model: bytes | str, device: str, optimize: bool):
     # every check (page faults cost more than the allocations); on large models it would also keep
     # each capture's peak
     options.enable_cpu_mem_arena = False
-    return ort.InferenceSession(model, options, providers=_providers(device))
+    # Dropout kept as written, as in the model's own session (OnnxRunner): the output check may run here
+    return ort.InferenceSession(model, options, providers=_providers(device), disabled_optimizers=["EliminateDropout"])
 
 
 class OnnxRunner(ModelRunner):

@@ -5,6 +5,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 import onnx
 import torch
 from torch import nn
@@ -140,16 +141,35 @@ def test_same_padding_with_an_even_kernel_is_named_as_the_cause(tmp_path) -> Non
 
 def test_a_capture_copy_is_the_model_as_given_with_its_outputs_appended() -> None:
     from eqcheck.layers.capture_onnx import OnnxTracer
-    from eqcheck.models.onnx_proto import with_outputs
+    from eqcheck.models.onnx_proto import parse_model, with_outputs
     from eqcheck.models.onnx_runner import OnnxRunner
 
     raw = (SAMPLES / "p4cnn.onnx").read_bytes()
     tracer = OnnxTracer(OnnxRunner(SAMPLES / "p4cnn.onnx", "p4cnn"))
     names = tracer.produced[:3]
-    merged = onnx.load_from_string(with_outputs(raw, tracer.model, names))  # protobuf merges the two
+    merged = onnx.load_from_string(with_outputs(raw, parse_model(raw), names))  # protobuf merges the two
     expected = onnx.load_from_string(raw)
     expected.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
     assert merged == expected
+    tracer.close()
+
+
+def test_capture_copies_are_the_graph_alone_and_read_the_weights_held_once() -> None:
+    from eqcheck.layers.capture_onnx import OnnxTracer
+    from eqcheck.models.onnx_runner import OnnxRunner
+
+    runner = OnnxRunner(SAMPLES / "p4cnn.onnx", "p4cnn")
+    tracer = OnnxTracer(runner)
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(SAMPLES / "p4cnn.onnx")).graph.initializer}
+    large = {name for name, w in weights.items() if w.nbytes >= 1024}
+    assert large and set(tracer.weights) == large
+    for name in large:
+        np.testing.assert_array_equal(tracer.weights[name], weights[name])
+    copy = tracer._capture_model(tracer.produced, frozenset())
+    assert len(copy.SerializeToString()) < 0.1 * (SAMPLES / "p4cnn.onnx").stat().st_size
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    captured = tracer.reference({"input": x})
+    np.testing.assert_allclose(captured[runner.output_names[0]], runner.run({"input": x})[0], rtol=1e-4, atol=1e-5)
     tracer.close()
 
 
@@ -207,3 +227,39 @@ def test_the_window_scan_runs_once_per_check(monkeypatch) -> None:
     result = eqcheck.verify(SAMPLES / "p4cnn.onnx", "translation")  # the engine scans; so do the diagnoses
     assert not result.passed and result.first_failing_layer is not None
     assert len(calls) == 1
+
+
+def test_the_output_checks_passes_are_the_analysis_first_captures_where_they_run_one_by_one(monkeypatch) -> None:
+    import eqcheck.batching as batching
+    import eqcheck.layers.capture_onnx as capture_onnx
+
+    reference = eqcheck.verify(SAMPLES / "p4cnn_broken.onnx", "p4")
+    monkeypatch.setattr(batching, "STACK_BELOW_SECONDS", 0.0)  # every pass "slow": run one by one, recorded
+    monkeypatch.setattr(capture_onnx, "STACK_BELOW_SECONDS", 0.0)
+    unpatched = []
+    original = capture_onnx.OnnxTracer._run
+
+    def counted(self, session, feeds):
+        if not any(name.endswith("@patch") for name in feeds):
+            unpatched.append(1)
+        return original(self, session, feeds)
+
+    monkeypatch.setattr(capture_onnx.OnnxTracer, "_run", counted)
+    result = eqcheck.verify(SAMPLES / "p4cnn_broken.onnx", "p4")
+    assert len(unpatched) == result.run.forward_passes  # the verdict's passes, and no other unpatched one
+    assert result.first_failing_layer == reference.first_failing_layer == "/conv4_broken_plain/plain_conv2d/Conv"
+    assert all(e.rel_error == 0.0 for o in result.outputs for e in o.elements if e.element == "e")
+    for mine, theirs in zip(result.layers, reference.layers):
+        assert mine.name == theirs.name and mine.representation == theirs.representation
+        assert mine.max_rel_error == pytest.approx(theirs.max_rel_error, rel=1e-3, abs=1e-6)
+
+
+def test_weights_held_in_a_file_give_the_same_layers(monkeypatch) -> None:
+    import eqcheck.layers.capture_onnx as capture_onnx
+
+    in_memory = eqcheck.verify(SAMPLES / "p4cnn_broken.onnx", "p4")
+    monkeypatch.setattr(capture_onnx, "FILE_WEIGHTS_BYTES", 0)
+    in_file = eqcheck.verify(SAMPLES / "p4cnn_broken.onnx", "p4")
+    assert in_file.first_failing_layer == in_memory.first_failing_layer is not None
+    assert [(r.name, r.representation, r.passed) for r in in_file.layers] == \
+        [(r.name, r.representation, r.passed) for r in in_memory.layers]
