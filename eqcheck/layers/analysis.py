@@ -227,9 +227,10 @@ def merge_causes(found: list[tuple[str, Diagnosis]]) -> list[Diagnosis]:
 
 
 def recording_runner(runner: ModelRunner) -> tuple[ModelRunner, LayerTracer | None]:
-    """What the output check runs where the layers are analysed after it: for an ONNX model, the runner
-    whose passes are the analysis's first captures (capture_onnx.RecordingRunner) and its tracer; else
-    the runner itself (and None: analyze_layers makes its tracer, and says why where it cannot)."""
+    """What the output check runs where the layers are analysed after it: for an ONNX model with large
+    weights, the runner whose passes are the analysis's first captures (capture_onnx.RecordingRunner),
+    and its tracer; else the runner itself (and the tracer, or None: analyze_layers makes one, and says
+    why where it cannot)."""
     if runner.format != "onnx":
         return runner, None
     from eqcheck.layers.capture_onnx import OnnxTracer, RecordingRunner
@@ -238,7 +239,7 @@ def recording_runner(runner: ModelRunner) -> tuple[ModelRunner, LayerTracer | No
         tracer = OnnxTracer(runner)
     except Exception:
         return runner, None
-    return RecordingRunner(runner, tracer), tracer
+    return (RecordingRunner(runner, tracer) if tracer.large else runner), tracer
 
 
 def make_tracer(runner: ModelRunner) -> LayerTracer | None:

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import ast
-import time
 from pathlib import Path
 
 import numpy as np
 
-from eqcheck.batching import STACK_BELOW_SECONDS
 from eqcheck.errors import ModelRunError
 from eqcheck.layers.onnx_views import derive_views, is_view, view_inputs
 from eqcheck.layers.trace import LayerTracer, Site, stack_items
@@ -107,7 +105,9 @@ class OnnxTracer(LayerTracer):
         #: read these arrays (nothing serialized twice); above FILE_WEIGHTS_BYTES, a file they read
         self.weights = onnx_proto.take_weights(self.model)
         size = sum(w.nbytes for w in self.weights.values())
-        self._optimized = size > OPTIMIZED_WEIGHTS_BYTES
+        #: a model whose weights exceed OPTIMIZED_WEIGHTS_BYTES: its capture sessions are optimized, and
+        #: the output check runs through the capture (RecordingRunner)
+        self.large = size > OPTIMIZED_WEIGHTS_BYTES
         graph = self.model.graph
         self.initializers = {t.name: t for t in graph.initializer}
         self.graph_inputs = [i.name for i in graph.input if i.name not in self.initializers]
@@ -172,9 +172,9 @@ class OnnxTracer(LayerTracer):
         if self._folder is not None:  # the copy refers to the weights file written once
             path = Path(self._folder.name) / "capture.onnx"
             path.write_bytes(model.SerializeToString())
-            return plain_session(str(path), self.device, self._optimized)
+            return plain_session(str(path), self.device, self.large)
         weights = {t.name: self.weights[t.name] for t in model.graph.initializer if t.name in self.weights}
-        return plain_session(model.SerializeToString(), self.device, self._optimized, weights)
+        return plain_session(model.SerializeToString(), self.device, self.large, weights)
 
     def _capture_names(self, sites, patched) -> tuple[list[str], list[str]]:
         """The tensors a capture of ``sites`` reads, and what its copy of the model outputs for them."""
@@ -347,12 +347,11 @@ class OnnxTracer(LayerTracer):
 
 
 class RecordingRunner(ModelRunner):
-    """The model as the output check runs it, its forward passes made by the tracer's full capture (every
-    tensor kept: OnnxTracer.record), so that the per-layer analysis reads the verdict's own passes, its
-    reference and its transformed inputs, instead of making them again. The first pass decides, for
-    all of them (one session's numbers, never two): where it is quick enough for the check to stack
-    the rest (eqcheck.batching.STACK_BELOW_SECONDS), the runner itself runs every pass, that one again
-    too, and only its record is read (the analysis's reference); else every pass is a capture."""
+    """The model as the output check runs it, every pass made by the tracer's full capture (every tensor
+    kept: OnnxTracer.record), so that the per-layer analysis reads the verdict's own passes, its reference
+    and its transformed inputs, instead of making them again. Used for models with large weights
+    (OnnxTracer.large), whose passes are long: chosen before any pass, never by timing one, so that a
+    check's numbers come from one session and the same on every run."""
 
     def __init__(self, runner: ModelRunner, tracer: OnnxTracer) -> None:
         self.runner, self.tracer = runner, tracer
@@ -361,18 +360,11 @@ class RecordingRunner(ModelRunner):
         self.batch_dynamic = runner.batch_dynamic
         #: the model file and its window scans (eqcheck.structure), shared with the runner
         self.source, self.scans = runner.source, runner.scans
-        #: whether the passes are captures: None until the first pass decides
-        self.capturing: bool | None = None
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        if self.capturing is not False:
-            start = time.perf_counter()
-            outputs = self.tracer.record(feeds, self.output_names)
-            if self.capturing is None:
-                self.capturing = outputs is not None and time.perf_counter() - start >= STACK_BELOW_SECONDS
-            if outputs is not None and self.capturing:
-                return outputs
-        return self.runner.run(feeds)  # and where a capture could not run, its error as the model gives it
+        outputs = self.tracer.record(feeds, self.output_names)
+        # where the capture cannot run these feeds, the model's own error, as it gives it
+        return outputs if outputs is not None else self.runner.run(feeds)
 
     @property
     def declared_types(self) -> dict:

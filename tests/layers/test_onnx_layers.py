@@ -234,8 +234,8 @@ def test_the_output_checks_passes_are_the_analysis_first_captures_where_they_run
     import eqcheck.layers.capture_onnx as capture_onnx
 
     reference = eqcheck.verify(SAMPLES / "p4cnn_broken.onnx", "p4")
-    monkeypatch.setattr(batching, "STACK_BELOW_SECONDS", 0.0)  # every pass "slow": run one by one, recorded
-    monkeypatch.setattr(capture_onnx, "STACK_BELOW_SECONDS", 0.0)
+    monkeypatch.setattr(batching, "STACK_BELOW_SECONDS", 0.0)  # every pass "slow": run one by one
+    monkeypatch.setattr(capture_onnx, "OPTIMIZED_WEIGHTS_BYTES", 0)  # a "large" model: the verdict is recorded
     unpatched = []
     original = capture_onnx.OnnxTracer._run
 
