@@ -4,7 +4,7 @@ from __future__ import annotations
 from eqcheck.actions.euclidean import IrrepsAction, PositionAction
 from eqcheck.actions.parse import group_convention, parse_representation, parse_type
 from eqcheck.actions.representations import (
-    EdgeIndexAction, GraphAction, ImageAction, Representation, SetAction,
+    EdgeAction, EdgeIndexAction, GraphAction, ImageAction, Representation, SetAction,
 )
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
@@ -71,10 +71,14 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]], declar
         raise UsageError(f"{group.spec} acts on positions and vectors (a last axis of 3), and no input has one "
                          f"(shapes {', '.join(f'{n} {list(shapes[n])}' for n in names)}): declare one with "
                          f"--act NAME=positions (or an irreps type)")
-    if any(isinstance(rep, EdgeIndexAction) for rep in actions.values()):
-        for name in names:  # edge features keep their edges' order: a node permutation leaves them
-            if name not in declared and name.startswith("edge") and not isinstance(actions[name], EdgeIndexAction):
-                actions[name] = Representation()
+    counts = {shapes[n][1] for n, rep in actions.items() if isinstance(rep, EdgeIndexAction) and len(shapes[n]) == 2}
+    for name in names:  # values per edge follow their edges, which a node permutation lists in its own order
+        shape = shapes[name]
+        per_edge = bool(shape) and shape[0] in counts and (shape[0] != set_size or name.startswith("edge"))
+        if name in declared or isinstance(actions[name], EdgeIndexAction) or not per_edge:
+            continue
+        # (where the nodes are not axis 0, the edge index is no PyG graph: its edges keep their order)
+        actions[name] = EdgeAction() if group.set_axis == 0 else Representation()
     return actions, set_size
 
 

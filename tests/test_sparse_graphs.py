@@ -1,5 +1,6 @@
 """PyG-style graphs: node features ``[N, F]`` and an ``edge_index [2, E]`` whose values name nodes, checked
-under ``perm:axis=0`` (CONVENTIONS 9: ``x' = x[p]``, ``edge_index' = p_inv[edge_index]``)."""
+under ``perm:axis=0`` (CONVENTIONS 9: ``x' = x[p]``, ``edge_index' = p_inv[edge_index][:, s]``, per-edge
+values ``e[s]``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -77,7 +78,7 @@ def test_an_integer_input_of_another_name_is_declared_by_the_module() -> None:
 
 
 class WeightedMessagePassing(MessagePassing):
-    """Edge weights [E]: they keep their edges' order, so a node permutation leaves them (E == N here)."""
+    """Edge weights [E]: they follow their edges (E == N here: told apart from nodes by their name)."""
 
     example_input_shapes = {"x": (7, 4), "edge_index": (2, 7), "edge_weight": (7,)}
 
@@ -89,7 +90,51 @@ class WeightedMessagePassing(MessagePassing):
 def test_edge_features_are_not_taken_for_node_features_when_there_are_as_many_edges_as_nodes() -> None:
     torch.manual_seed(0)
     result = eqcheck.verify(WeightedMessagePassing().eval(), "perm:axis=0")
-    assert result.run.input_actions["edge_weight"] == "invariant" and result.passed
+    assert result.run.input_actions["edge_weight"] == "edge" and result.passed
+
+
+def test_a_node_permutation_lists_the_edges_in_its_own_order_the_same_for_every_per_edge_tensor() -> None:
+    from eqcheck.actions.representations import EdgeAction, edge_order
+
+    group = parse_group("perm:axis=0")
+    identity, swap, *others = group.testing_elements(SamplingContext(rng=np.random.default_rng(0), set_size=6))
+    assert edge_order(identity, 10) is None
+    order = edge_order(others[0], 10)
+    assert sorted(order) == list(range(10)) and not np.array_equal(order, np.arange(10))
+    np.testing.assert_array_equal(order, edge_order(others[0], 10))  # drawn from the element, every time
+    edges = np.random.default_rng(1).integers(0, 6, (2, 10))
+    features = np.arange(10.0)[:, None]
+    moved, moved_features = EdgeIndexAction().apply(others[0], edges), EdgeAction().apply(others[0], features)
+    inverse = np.argsort(np.asarray(others[0].permutation))
+    np.testing.assert_array_equal(moved, inverse[edges][:, order])  # relabelled, then reordered
+    np.testing.assert_array_equal(moved_features[:, 0], order)  # features follow their edges
+
+
+class EdgeOutputs(nn.Module):
+    """Node outputs and the messages along each edge (an edge-level output); ``by_position``: each message
+    scaled by its edge's position in the list, which a model of the graph must not depend on."""
+
+    example_input_shapes = {"x": (7, 4), "edge_index": (2, 15)}
+
+    def __init__(self, by_position: bool = False) -> None:
+        super().__init__()
+        self.lin, self.by_position = nn.Linear(4, 4), by_position
+
+    def forward(self, x, edge_index):
+        source, target = edge_index
+        messages = self.lin(x)[source]
+        if self.by_position:
+            messages = messages * torch.linspace(0.5, 1.5, messages.shape[0])[:, None]
+        return torch.zeros_like(x).index_add(0, target, messages), messages
+
+
+def test_an_edge_level_output_is_typed_by_its_edges_and_an_edge_order_dependence_fails() -> None:
+    torch.manual_seed(0)
+    exact = eqcheck.verify(EdgeOutputs().eval(), "perm:axis=0")
+    assert exact.passed and [o.representation for o in exact.outputs] == ["set:axis=0", "edge"]
+    assert max(o.max_rel_error for o in exact.outputs) < 1e-6
+    broken = eqcheck.verify(EdgeOutputs(by_position=True).eval(), "perm:axis=0")
+    assert not broken.passed and all(o.max_rel_error > 0.01 for o in broken.outputs)
 
 
 def test_an_edge_index_outside_the_graph_is_a_usage_error(tmp_path) -> None:

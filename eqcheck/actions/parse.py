@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from eqcheck.actions.representations import (
-    LAYOUTS, EdgeIndexAction, GraphAction, ImageAction, RegularFieldAction, Representation, SetAction,
+    LAYOUTS, EdgeAction, EdgeIndexAction, GraphAction, ImageAction, RegularFieldAction, Representation, SetAction,
 )
 from eqcheck.actions.euclidean import SPACE_TYPES, space_candidates, space_type
 from eqcheck.actions.fields import FieldTypeAction
@@ -11,7 +11,7 @@ from eqcheck.groups.base import Group
 from eqcheck.reps import parse_sum
 from eqcheck.reps.o3 import is_irreps_spec
 
-TYPE_NAMES = ("invariant", "image", "regular", "set", "graph", "edge_index")
+TYPE_NAMES = ("invariant", "image", "regular", "set", "graph", "edge_index", "edge")
 
 
 def group_convention(group: Group) -> str:
@@ -70,6 +70,14 @@ def parse_representation(spec: str, shape: tuple[int, ...] | None = None,
         return GraphAction()
     if name in ("edge_index", "edges"):
         return EdgeIndexAction()
+    if name == "edge":
+        axis = 0
+        for option in options:
+            key, _, value = option.partition("=")
+            if key != "axis" or not value.isdigit():
+                raise UsageError(f"unknown option {option!r} in type {spec!r} (edge:axis=A)")
+            axis = int(value)
+        return EdgeAction(spec="edge" if axis == 0 else f"edge:axis={axis}", axis=axis)
     layouts = [f"regular:{layout}" for layout in LAYOUTS]
     guess = did_you_mean(spec, [*TYPE_NAMES, *layouts, "vector", "positions", "pseudovector", "cartesian"])
     if not guess and name in LAYOUTS:  # a layout alone: the regular field in it
@@ -118,7 +126,7 @@ def candidate_representations(group: Group, shape: tuple[int, ...], set_size: in
     if group.point_group is not None and group.point_group.order > 1:
         candidates += regular_candidates(group, shape)
     candidates += [SetAction(spec="set" if set_axis == 1 else f"set:axis={set_axis}", axis=set_axis),
-                   GraphAction()]
+                   GraphAction(), EdgeAction()]
     return [c for c in candidates if c.fits(group, shape, set_size) is None]
 
 

@@ -1,6 +1,7 @@
-"""How a tensor transforms under a group element: trivial, image, regular fields, set axis, graph."""
+"""How a tensor transforms under a group element: trivial, image, regular fields, set axis, graph, sparse graph edges."""
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,10 +152,23 @@ class GraphAction(Representation):
         return None
 
 
+def edge_order(element, count: int) -> np.ndarray | None:
+    """The order ``s`` in which a node permutation lists a sparse graph's ``count`` edges (CONVENTIONS 9:
+    edges may be reordered by any permutation): new edge k is old edge ``s[k]``. Drawn from the node
+    permutation itself (seeded by it), so that the edge index, the edge features and every per-edge
+    output of one element read the same ``s``, on every run; None for the identity."""
+    perm = element.permutation
+    if not perm or all(i == p for i, p in enumerate(perm)) or count < 2:
+        return None
+    seed = zlib.crc32(np.asarray(perm, dtype=np.int64).tobytes()) ^ count
+    return np.random.default_rng(seed).permutation(count)
+
+
 @dataclass(frozen=True)
 class EdgeIndexAction(Representation):
     """A sparse graph's ``edge_index`` ``[2, E]`` (PyTorch Geometric): its values name nodes, so a node
-    permutation relabels them, ``p_inv[edge_index]`` (CONVENTIONS 9); the edges keep their order."""
+    permutation relabels them, ``p_inv[edge_index]``, and lists the edges in its own order ``s``
+    (edge_order; CONVENTIONS 9)."""
 
     spec: str = "edge_index"
 
@@ -162,13 +176,37 @@ class EdgeIndexAction(Representation):
         perm = element.permutation
         if not perm:
             return x
-        return np.argsort(np.asarray(perm))[x].astype(x.dtype, copy=False)
+        relabelled = np.argsort(np.asarray(perm))[x].astype(x.dtype, copy=False)
+        edges = edge_order(element, x.shape[1])
+        return relabelled if edges is None else relabelled[:, edges]
 
     def fits(self, group, shape, set_size=None):
         if not group.permutes_sets:
             return f"{group.spec} does not permute nodes"
         if len(shape) != 2 or shape[0] != 2:
             return f"an edge index needs shape [2, E], got {list(shape)}"
+        return None
+
+
+@dataclass(frozen=True)
+class EdgeAction(Representation):
+    """Values per edge of a sparse graph (edge features ``[E, F]``, messages, an edge-level output): their
+    edges listed in the node permutation's order ``s`` (edge_order), ``x.take(s, axis)``."""
+
+    spec: str = "edge"
+    axis: int = 0
+
+    def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
+        edges = edge_order(element, x.shape[self.axis]) if x.ndim > self.axis else None
+        return x if edges is None else np.take(x, edges, axis=self.axis)
+
+    def fits(self, group, shape, set_size=None):
+        if not group.permutes_sets or group.set_axis != 0:
+            return f"{group.spec} does not permute the nodes of a sparse graph (perm:axis=0)"
+        if len(shape) <= self.axis:
+            return f"no axis {self.axis} in shape {list(shape)}"
+        if shape[self.axis] == set_size:
+            return f"axis {self.axis} has the nodes' size {set_size}: a set, not edges"
         return None
 
 
