@@ -315,7 +315,8 @@ class OnnxTracer(LayerTracer):
         runs: list[tuple[dict[str, np.ndarray], int]] = []
         for group in groups:
             feeds = {n: stack_items([items[i][n] for i in group], 0) for n in self.graph_inputs}
-            fed = {name: stack_items([patches[name][i] for i in group], *self.layouts[name]) for name in stacked}
+            fed = {name: np.ascontiguousarray(stack_items([patches[name][i] for i in group], *self.layouts[name]))
+                   for name in stacked}
             # every tensor of the recorded pass, those asked for among them
             values = self._recorded(feeds) if replayed and len(group) == 1 else None
             if values is None:

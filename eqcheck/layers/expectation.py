@@ -83,6 +83,12 @@ class Expectation:
             self._done[key] = self._compute(rep, element)
         return self._done[key]
 
+    def keep_only(self, rep: Representation) -> None:
+        """Drop the transformed copies of every action but ``rep`` (the one chosen: what the next layers
+        read), so that a tensor holds its items and one action's copies, as chunk_sites counts."""
+        for key in [key for key in self._done if key[0] != rep]:
+            del self._done[key]
+
     def forget(self) -> None:
         """Drop every transformed copy kept (the tensor's analysis is done)."""
         self._spatial.clear()

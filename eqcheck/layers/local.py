@@ -71,9 +71,9 @@ def same_memory(a: np.ndarray, b: np.ndarray) -> bool:
 
 def transformed_input(expect: Expectation, rep: Representation, element: Element, axis: int,
                       dtype: np.dtype) -> np.ndarray:
-    """``rho(g) h`` for a captured input whose batch sits on ``axis`` (the result keeps that layout)."""
-    moved = np.asarray(expect(rep, element), dtype=dtype)
-    return np.ascontiguousarray(from_batch_first(moved, axis))
+    """``rho(g) h`` for a captured input whose batch sits on ``axis`` (the result keeps that layout): the
+    expectation's own array, a view where it is one (stacking the items for a run copies it once)."""
+    return from_batch_first(np.asarray(expect(rep, element), dtype=dtype), axis)
 
 
 def spread64(reference: np.ndarray, other: np.ndarray) -> float:

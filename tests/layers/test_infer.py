@@ -193,3 +193,29 @@ def test_sums_of_squares_are_float64_whatever_the_dtype() -> None:
     assert sum_of_squares(big) == 9.0 * (1 << 20)
     out = np.empty(x.shape)
     assert sum_of_squares(x, out=out) == sum_of_squares(x) and np.array_equal(out, x.astype(np.float64) ** 2)
+
+
+def test_a_tensor_keeps_only_the_chosen_actions_copies_once_its_layer_is_read() -> None:
+    group, elements, x, observed = _setup("p4", (1, 16, 7, 7), "regular:field-major")
+    expect = Expectation(group, x, Geometry())
+    candidates = layer_candidates(group, x.shape, None)
+    for rep in candidates:
+        for g in elements:
+            expect(rep, g)
+    chosen = next(rep for rep in candidates if rep.spec == "regular:field-major")
+    expect.keep_only(chosen)
+    assert {rep for rep, _ in expect._done} == {chosen}
+    np.testing.assert_array_equal(expect(chosen, elements[1]), observed[1])
+
+
+def test_chunks_count_each_tensor_once_and_hold_the_budget() -> None:
+    from eqcheck.layers.propagate import chunk_sites
+    from eqcheck.layers.trace import Site
+
+    reference = {f"t{k}": np.zeros(1000, np.float32) for k in range(7)}  # 4,000 bytes each
+    chain = [Site(name=f"l{k}", op="Conv", output=f"t{k}", inputs=(f"t{k - 1}",)) for k in range(1, 7)]
+    per_tensor = 4000 * (2 * 3 + 2)  # three items: captured, expected, the reference and a patch
+    chunks = chunk_sites(chain, reference, 3, 4 * per_tensor)
+    # a chain of layers reads what the one before wrote: four tensors are three layers (t0..t3), then t3..t6
+    assert [[s.name for s in c] for c in chunks] == [["l1", "l2", "l3"], ["l4", "l5", "l6"]]
+    assert [len(c) for c in chunk_sites(chain, reference, 3, per_tensor)] == [1] * 6  # never an empty chunk
