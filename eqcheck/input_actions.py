@@ -75,10 +75,8 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]], declar
     for name in names:  # values per edge follow their edges, which a node permutation lists in its own order
         shape = shapes[name]
         per_edge = bool(shape) and shape[0] in counts and (shape[0] != set_size or name.startswith("edge"))
-        if name in declared or isinstance(actions[name], EdgeIndexAction) or not per_edge:
-            continue
-        # (where the nodes are not axis 0, the edge index is no PyG graph: its edges keep their order)
-        actions[name] = EdgeAction() if group.set_axis == 0 else Representation()
+        if name not in declared and per_edge and not isinstance(actions[name], EdgeIndexAction):
+            actions[name] = EdgeAction()
     return actions, set_size
 
 

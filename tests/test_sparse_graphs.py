@@ -164,3 +164,12 @@ def test_integer_labels_per_set_element_follow_their_elements() -> None:
     torch.manual_seed(0)
     result = eqcheck.verify(TypedSet().eval(), "perm")
     assert result.run.input_actions == {"x": "set", "types": "set"} and result.passed
+
+
+def test_an_edge_level_output_is_told_from_a_node_level_one_when_there_are_as_many_edges_as_nodes() -> None:
+    class Square(EdgeOutputs):
+        example_input_shapes = {"x": (7, 4), "edge_index": (2, 7)}
+
+    torch.manual_seed(0)
+    result = eqcheck.verify(Square().eval(), "perm:axis=0")
+    assert result.passed and [o.representation for o in result.outputs] == ["set:axis=0", "edge"]

@@ -181,8 +181,8 @@ class EdgeIndexAction(Representation):
         return relabelled if edges is None else relabelled[:, edges]
 
     def fits(self, group, shape, set_size=None):
-        if not group.permutes_sets:
-            return f"{group.spec} does not permute nodes"
+        if not group.permutes_sets or group.set_axis != 0:
+            return f"{group.spec} does not permute the nodes of a sparse graph (perm:axis=0)"
         if len(shape) != 2 or shape[0] != 2:
             return f"an edge index needs shape [2, E], got {list(shape)}"
         return None
@@ -205,9 +205,7 @@ class EdgeAction(Representation):
             return f"{group.spec} does not permute the nodes of a sparse graph (perm:axis=0)"
         if len(shape) <= self.axis:
             return f"no axis {self.axis} in shape {list(shape)}"
-        if shape[self.axis] == set_size:
-            return f"axis {self.axis} has the nodes' size {set_size}: a set, not edges"
-        return None
+        return None  # as many edges as nodes: the data tells an edge-level tensor from a node-level one
 
 
 def apply_representation(rep: Representation, group: Group, element: Element, x: np.ndarray,

@@ -249,7 +249,7 @@ class OnnxTracer(LayerTracer):
         capture cannot give them (the caller runs the model itself)."""
         try:
             values = self._run(self._capture_session(self.produced), feeds)
-        except ModelRunError:
+        except Exception:  # a copy that cannot be built or run: the model runs itself (and says why)
             return None
         seen = {**values, **feeds}
         self._with_views(seen)
@@ -261,25 +261,38 @@ class OnnxTracer(LayerTracer):
             self._recorded_bytes += size
         return [seen[name] for name in output_names]
 
-    def _recorded(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
-        """The tensors of a recorded pass on these very feeds (a copy of the dict), if there is one."""
-        for fed, values in self._records:
-            if fed.keys() == feeds.keys() and all(
+    def _match(self, feeds: dict[str, np.ndarray], taken=()) -> int | None:
+        """The position of a recorded pass on these very feeds, not among ``taken``."""
+        for position, (fed, _) in enumerate(self._records):
+            if position not in taken and fed.keys() == feeds.keys() and all(
                     a is b or (a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b))
                     for a, b in ((fed[k], feeds[k]) for k in feeds)):
-                return dict(values)
+                return position
         return None
+
+    def _take(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+        """The tensors of a recorded pass on these feeds (a copy of the dict), each pass read once: the
+        reference and the identity element are two passes, which a random model tells apart."""
+        position = self._match(feeds)
+        if position is None:
+            return None
+        _, values = self._records.pop(position)
+        return dict(values)
 
     def replays(self, items) -> bool:
         """Whether every item's pass was recorded: the analysis then reads them, one item a pass. Where
         not, the records are let go (the reference, read first, was the last use of them)."""
-        if self._records and all(self._recorded(item) is not None for item in items):
-            return True
-        self._records, self._recorded_bytes = [], 0
-        return False
+        taken: list[int] = []
+        for item in items:
+            position = self._match(item, taken)
+            if position is None:
+                self._records, self._recorded_bytes = [], 0
+                return False
+            taken.append(position)
+        return True
 
     def reference(self, feeds):
-        captured = self._recorded(feeds)
+        captured = self._take(feeds)
         if captured is None:
             captured = self._run(self._capture_session(self.produced), feeds)
         captured.update(feeds)
@@ -318,7 +331,7 @@ class OnnxTracer(LayerTracer):
             fed = {name: np.ascontiguousarray(stack_items([patches[name][i] for i in group], *self.layouts[name]))
                    for name in stacked}
             # every tensor of the recorded pass, those asked for among them
-            values = self._recorded(feeds) if replayed and len(group) == 1 else None
+            values = self._take(feeds) if replayed and len(group) == 1 else None
             if values is None:
                 session = session or self._capture_session(requested, frozenset(patches))
                 inputs = inputs or {i.name for i in session.get_inputs()}
@@ -331,6 +344,8 @@ class OnnxTracer(LayerTracer):
             values.update({name: seen[name] for name in self.views if name in seen})
             values.update({name: value for name, value in fed.items() if name not in values})
             runs.append((values, len(group)))
+        if replayed:  # what is left (the unrelated input's pass) is read by no one
+            self._records, self._recorded_bytes = [], 0
         keys = dict.fromkeys(names + [i for s in sites for i in s.inputs])
         captured = self.split_captured(keys, runs, identity)
         order = [i for group in groups for i in group]
@@ -351,8 +366,8 @@ class RecordingRunner(ModelRunner):
     """The model as the output check runs it, every pass made by the tracer's full capture (every tensor
     kept: OnnxTracer.record), so that the per-layer analysis reads the verdict's own passes, its reference
     and its transformed inputs, instead of making them again. Used for models with large weights
-    (OnnxTracer.large), whose passes are long: chosen before any pass, never by timing one, so that a
-    check's numbers come from one session and the same on every run."""
+    (OnnxTracer.large), whose passes are long: chosen by the model and its first pass, never by timing one,
+    so that a check's numbers come from one session and the same on every run."""
 
     def __init__(self, runner: ModelRunner, tracer: OnnxTracer) -> None:
         self.runner, self.tracer = runner, tracer
@@ -361,9 +376,14 @@ class RecordingRunner(ModelRunner):
         self.batch_dynamic = runner.batch_dynamic
         #: the model file and its window scans (eqcheck.structure), shared with the runner
         self.source, self.scans = runner.source, runner.scans
+        #: whether the passes are captures: the first pass decides (a copy that cannot give the model's
+        #: outputs, one of which is a weight, say, never does), None until then
+        self.capturing: bool | None = None
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        outputs = self.tracer.record(feeds, self.output_names)
+        outputs = self.tracer.record(feeds, self.output_names) if self.capturing is not False else None
+        if self.capturing is None:
+            self.capturing = outputs is not None
         # where the capture cannot run these feeds, the model's own error, as it gives it
         return outputs if outputs is not None else self.runner.run(feeds)
 

@@ -95,6 +95,8 @@ def tensor_array(tensor) -> np.ndarray:
             dtype, copy=False).reshape(shape)
     field = {1: "float_data", 11: "double_data", 7: "int64_data", 12: "uint64_data", 13: "uint64_data"}.get(
         tensor.data_type, "int32_data")
+    if tensor.data_type == 10:  # float16 in int32_data: each entry holds the value's 16 bits, not the value
+        return np.asarray(list(tensor.int32_data), dtype=np.uint16).view(np.float16).reshape(shape)
     return np.asarray(list(getattr(tensor, field)), dtype=dtype).reshape(shape)
 
 

@@ -263,3 +263,38 @@ def test_weights_held_in_a_file_give_the_same_layers(monkeypatch) -> None:
     assert in_file.first_failing_layer == in_memory.first_failing_layer is not None
     assert [(r.name, r.representation, r.passed) for r in in_file.layers] == \
         [(r.name, r.representation, r.passed) for r in in_memory.layers]
+
+
+def test_a_float16_weight_stored_as_16_bit_patterns_keeps_its_values() -> None:
+    from onnx import TensorProto, helper
+
+    from eqcheck.models import onnx_proto
+
+    w = np.random.default_rng(0).standard_normal((16, 64)).astype(np.float16)
+    tensor = helper.make_tensor("W", TensorProto.FLOAT16, w.shape, w.flatten().tolist(), raw=False)
+    assert len(tensor.int32_data) == w.size and not tensor.raw_data
+    parsed = onnx_proto.parse_model(helper.make_model(helper.make_graph(
+        [], "g", [], [], [tensor])).SerializeToString()).graph.initializer[0]
+    np.testing.assert_array_equal(onnx_proto.tensor_array(parsed), w)
+
+
+def test_replayed_passes_keep_a_random_model_random_layer_by_layer(monkeypatch) -> None:
+    from onnx import TensorProto, helper
+
+    import eqcheck.batching as batching
+    import eqcheck.layers.capture_onnx as capture_onnx
+
+    rng = np.random.default_rng(0)
+    weight = helper.make_tensor("w", TensorProto.FLOAT, (4, 1, 3, 3), rng.standard_normal(36).tolist())
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("RandomNormalLike", ["c"], ["n"], scale=0.1, name="noise"),
+             helper.make_node("Add", ["c", "n"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1, 9, 9])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    monkeypatch.setattr(batching, "STACK_BELOW_SECONDS", 0.0)
+    monkeypatch.setattr(capture_onnx, "OPTIMIZED_WEIGHTS_BYTES", -1)  # the verdict's passes are recorded
+    result = eqcheck.verify(model, "p4", input_shape=[2, 1, 9, 9])
+    assert result.non_determinism > 1e-3
+    noise = next(layer for layer in result.layers if layer.name == "noise")
+    assert noise.element_errors[0] > 1e-3  # the identity: the reference and its own pass are two passes
