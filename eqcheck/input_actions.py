@@ -71,7 +71,7 @@ def infer_input_actions(group: Group, shapes: dict[str, tuple[int, ...]], declar
         raise UsageError(f"{group.spec} acts on positions and vectors (a last axis of 3), and no input has one "
                          f"(shapes {', '.join(f'{n} {list(shapes[n])}' for n in names)}): declare one with "
                          f"--act NAME=positions (or an irreps type)")
-    counts = {shapes[n][1] for n, rep in actions.items() if isinstance(rep, EdgeIndexAction) and len(shapes[n]) == 2}
+    counts = {shapes[n][1] for n, rep in actions.items() if isinstance(rep, EdgeIndexAction)}  # [2, E] (fits)
     for name in names:  # values per edge follow their edges, which a node permutation lists in its own order
         shape = shapes[name]
         per_edge = bool(shape) and shape[0] in counts and (shape[0] != set_size or name.startswith("edge"))

@@ -59,24 +59,14 @@ def parse_representation(spec: str, shape: tuple[int, ...] | None = None,
         return RegularFieldAction(spec=printed, layout=layout,
                                   convention=convention, orientation=orientation)
     if name == "set":
-        axis = 1
-        for option in options:
-            key, _, value = option.partition("=")
-            if key != "axis" or not value.lstrip("-").isdigit():
-                raise UsageError(f"unknown option {option!r} in type {spec!r} (set:axis=A)")
-            axis = int(value)
+        axis = _axis_option(options, spec, "set", 1, negative=True)
         return SetAction(spec="set" if axis == 1 else f"set:axis={axis}", axis=axis)
     if name == "graph":
         return GraphAction()
     if name in ("edge_index", "edges"):
         return EdgeIndexAction()
     if name == "edge":
-        axis = 0
-        for option in options:
-            key, _, value = option.partition("=")
-            if key != "axis" or not value.isdigit():
-                raise UsageError(f"unknown option {option!r} in type {spec!r} (edge:axis=A)")
-            axis = int(value)
+        axis = _axis_option(options, spec, "edge", 0, negative=False)
         return EdgeAction(spec="edge" if axis == 0 else f"edge:axis={axis}", axis=axis)
     layouts = [f"regular:{layout}" for layout in LAYOUTS]
     guess = did_you_mean(spec, [*TYPE_NAMES, *layouts, "vector", "positions", "pseudovector", "cartesian"])
@@ -84,6 +74,17 @@ def parse_representation(spec: str, shape: tuple[int, ...] | None = None,
         guess = f": did you mean 'regular:{name}'?"
     raise UsageError(f"unknown type {spec!r}{guess} (one of: {', '.join(TYPE_NAMES)}, or a field type such as "
                      f"vector, irrep(1), 2*regular+irrep(1)+trivial, 3*regular@c8)")
+
+
+def _axis_option(options: list[str], spec: str, name: str, default: int, negative: bool) -> int:
+    """The axis of ``NAME:axis=A`` (``default`` without one); any other option is a usage error."""
+    axis = default
+    for option in options:
+        key, _, value = option.partition("=")
+        if key != "axis" or not (value.lstrip("-") if negative else value).isdigit():
+            raise UsageError(f"unknown option {option!r} in type {spec!r} ({name}:axis=A)")
+        axis = int(value)
+    return axis
 
 
 def parse_type(spec: str, group: Group, shape: tuple[int, ...] | None = None) -> Representation:

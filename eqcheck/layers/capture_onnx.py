@@ -132,7 +132,7 @@ class OnnxTracer(LayerTracer):
         self.view_constants = {name: self.weights[name] if name in self.weights
                                else onnx_proto.tensor_array(self.initializers[name])
                                for name in shapes if name in self.initializers}
-        self._folder = None  # (after the views' constants are read)
+        self._folder = None  # the weights go to a file only once the views' constants are read from them
         if size > FILE_WEIGHTS_BYTES:
             import tempfile
 
@@ -319,7 +319,8 @@ class OnnxTracer(LayerTracer):
     def capture(self, sites, items, groups, identity=None, patches=None):
         patches = patches or {}
         names, requested = self._capture_names(sites, patches)
-        replayed = self.replays(items) and not patches  # passes the output check made already
+        # the output check's own passes, one item a group (LayerAnalysis.run groups them so)
+        replayed = not patches and all(len(group) == 1 for group in groups) and self.replays(items)
         session = None if replayed else self._capture_session(requested, frozenset(patches))
         inputs = {i.name for i in session.get_inputs()} if session is not None else set()
         # a patch is stacked where the copy or a view reads it; the others are what the capture gives
@@ -330,11 +331,9 @@ class OnnxTracer(LayerTracer):
             feeds = {n: stack_items([items[i][n] for i in group], 0) for n in self.graph_inputs}
             fed = {name: np.ascontiguousarray(stack_items([patches[name][i] for i in group], *self.layouts[name]))
                    for name in stacked}
-            # every tensor of the recorded pass, those asked for among them
-            values = self._take(feeds) if replayed and len(group) == 1 else None
-            if values is None:
-                session = session or self._capture_session(requested, frozenset(patches))
-                inputs = inputs or {i.name for i in session.get_inputs()}
+            if replayed:  # every tensor of the recorded pass, those asked for among them
+                values = self._take(feeds)
+            else:
                 values = self._run(session, {**{n: v for n, v in feeds.items() if n in inputs},
                                              **{f"{n}@patch": v for n, v in fed.items() if f"{n}@patch" in inputs}})
             values.update(feeds)

@@ -382,16 +382,15 @@ class LayerAnalysis:
         """Capture ``sites`` with ``patches`` fed to what reads them (``exact``: made exact, else the values
         an earlier chunk's capture gave them) and read every layer; ``rerun_identity``: False where the
         untransformed input is known to give the reference again (a deterministic model)."""
-        groups = self.groups
         if patches and exact and self.identity is not None and not rerun_identity:
             # the untransformed input with exact inputs is the reference run: not run again (the first
             # capture runs it: a batch axis merged with another is cut by finding the reference in it)
-            groups = [kept for group in groups if (kept := [i for i in group if i != self.identity])]
+            groups = [kept for group in self.groups if (kept := [i for i in group if i != self.identity])]
             captured = self.tracer.capture(sites, items, groups, None, patches)
             for key, values in captured.items():
                 values.insert(self.identity, reference[key])
         else:
-            captured = self.tracer.capture(sites, items, groups, self.identity, patches)
+            captured = self.tracer.capture(sites, items, self.groups, self.identity, patches)
         output_key = self.tracer.output_key
         if output_key in captured:
             self.output_capture = {output_key: captured[output_key]}
@@ -573,17 +572,18 @@ def chunk_sites(sites: list[Site], reference: dict[str, np.ndarray], items: int,
     """Consecutive layers whose captured tensors (every item, views and patches too) fit in ``budget`` bytes:
     each tensor counted once in its chunk (a layer reads what the one before it wrote)."""
     chunks, current, used, held = [], [], 0, set()
+
+    def cost(keys) -> int:
+        return sum(reference[k].nbytes for k in keys if k not in held) * (2 * items + 2)
+
     for site in sites:
-        new = [k for k in dict.fromkeys((site.output, *site.inputs)) if k in reference and k not in held]
-        cost = sum(reference[k].nbytes for k in new) * (2 * items + 2)
-        if current and used + cost > budget:
+        keys = [k for k in dict.fromkeys((site.output, *site.inputs)) if k in reference]
+        if current and used + cost(keys) > budget:
             chunks.append(current)
             current, used, held = [], 0, set()
-            new = [k for k in dict.fromkeys((site.output, *site.inputs)) if k in reference]
-            cost = sum(reference[k].nbytes for k in new) * (2 * items + 2)
         current.append(site)
-        held.update(new)
-        used += cost
+        used += cost(keys)
+        held.update(keys)
     if current:
         chunks.append(current)
     return chunks
