@@ -20,7 +20,7 @@ from eqcheck.models.base import first_line
 
 @dataclass
 class GraphLayer:
-    """Consecutive graph nodes that make one layer: their last value read outside them is its output.
+    """Consecutive graph nodes that make one layer: each value read outside them is one of its outputs.
     ``call``: which call of its module (an exported graph's ``nn_module_stack`` key, ``c`` / ``c@1``)."""
 
     nodes: list = field(default_factory=list)
@@ -150,6 +150,7 @@ class GraphTracer(LayerTracer):
         self.keys.update(zip(placeholders, self.input_names))
         self.live = _depends_on(nodes, set(placeholders))
         self.layers = _group_layers(nodes, self.live)
+        self.ending = LayerEnds(self.layers)
         self.sites: list[Site] = []
         self.axes: dict[str, int] = {}
         self.layouts: dict[str, tuple[int, int]] = {}
@@ -161,21 +162,27 @@ class GraphTracer(LayerTracer):
         import torch
 
         keys, values = self.keys, {}
-        live = self.live
+        live, ending = self.live, self.ending
 
         class Run(torch.fx.Interpreter):
             def run_node(self, node):
                 out = super().run_node(node)
-                key = keys[node]
-                if node not in live or node.op == "output":
+                if node.op == "output" or node in ending.deferred:
                     return out
-                tensor = first_float(out)
-                if tensor is None:
-                    return out
-                if wanted is None or key in wanted:
-                    values[key] = to_numpy(tensor).copy()  # a later in-place op must not change it
-                if key in replace:  # what the node computed is captured; what reads it reads the patch
-                    out = _replaced(out, tensor, replace[key].to(tensor.dtype))
+                for member in (*ending.last.get(node, ()), node):
+                    value = out if member is node else self.env[member]
+                    tensor = first_float(value) if member in live else None
+                    if tensor is None:
+                        continue
+                    key = keys[member]
+                    if wanted is None or key in wanted:
+                        values[key] = to_numpy(tensor).copy()  # a later in-place op must not change it
+                    if key in replace:  # what the layer computed is captured; what reads it reads the patch
+                        value = _replaced(value, tensor, replace[key].to(tensor.dtype))
+                        if member is node:
+                            out = value
+                        else:
+                            self.env[member] = value
                 return out
 
         tensors = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.runner.device) for n in self.input_names]
@@ -200,17 +207,21 @@ class GraphTracer(LayerTracer):
         drafts = []
         for index, layer in enumerate(self.layers):
             members = set(layer.nodes)
-            output = next((n for n in reversed(layer.nodes) if keys[n] in self.ref
-                           and (n.op == "call_module" or _used_outside(n, members))), None)
-            if output is None:
+            # every value the layer hands on is an output of its own (e3nn's Extract hands on three): an
+            # error that only one of them carries is then seen where it is made
+            outputs = [n for n in layer.nodes if keys[n] in self.ref
+                       and (n.op == "call_module" or _used_outside(n, members))]
+            if not outputs:
                 continue
             inputs = []
             for node in layer.nodes:
                 for source in node.all_input_nodes:
                     if source not in members and keys[source] in self.ref and keys[source] not in inputs:
                         inputs.append(keys[source])
-            name, op, module, constants = self._describe(layer, output)
-            drafts.append((name, op, module, constants, keys[output], tuple(inputs), index))
+            name, op, module, constants = self._describe(layer)
+            for position, output in enumerate(outputs):
+                label = name if len(outputs) == 1 else f"{name}[{position}]"
+                drafts.append((label, op, module, constants, keys[output], tuple(inputs), index))
         sites = []
         for (_, op, module, constants, output, inputs, index), name in zip(drafts, numbered([d[0] for d in drafts])):
             group, declared_in, declared_out = declared_types(module)
@@ -219,7 +230,7 @@ class GraphTracer(LayerTracer):
                 declared_group=group, declared_in=declared_in, declared_out=declared_out))
         return sites
 
-    def _describe(self, layer: GraphLayer, output) -> tuple[str, str, object, tuple[str, ...]]:
+    def _describe(self, layer: GraphLayer) -> tuple[str, str, object, tuple[str, ...]]:
         """``(name, op, module, constants)``: a layer module by its path and class; an op by the module
         whose forward runs it and the op (``forward.roll`` at the top), or by the parameter it reads
         (``pos`` for ``x + self.pos``)."""
@@ -242,6 +253,22 @@ class GraphTracer(LayerTracer):
         wanted = {k for s in sites for k in (s.output, *s.inputs)}
         runs = torch_runs(self, items, groups, patches or {}, lambda feeds, replace: self._run(feeds, wanted, replace))
         return self.split_captured(wanted, runs, identity)
+
+
+class LayerEnds:
+    """A layer's values are read when its last node has run: a value it writes in place afterwards (e3nn's
+    ``Extract`` fills ``x.new_zeros(...)`` through ``narrow(...).copy_(...)``) is then complete, and a patch
+    of it is what the next layers read, while the layer's own nodes read what it computed."""
+
+    def __init__(self, layers: list[GraphLayer]) -> None:
+        #: by a layer's last node, the layer's other values that later layers read (read when it has run)
+        self.last: dict = {}
+        for layer in layers:
+            members = set(layer.nodes)
+            handed_on = [n for n in layer.nodes[:-1] if _used_outside(n, members)]
+            if handed_on:
+                self.last[layer.nodes[-1]] = handed_on
+        self.deferred = {node for nodes in self.last.values() for node in nodes}
 
 
 def torch_runs(tracer, items, groups, patches, run) -> list[tuple[dict[str, np.ndarray], int]]:

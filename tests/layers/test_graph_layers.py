@@ -270,3 +270,39 @@ def test_a_pt2_gives_one_row_per_call_of_a_module(tmp_path) -> None:
     torch.export.save(torch.export.export(_seeded(Twice), (torch.randn(2, 2, 8, 8),)), str(path))
     result = eqcheck.verify(str(path), "translation")
     assert [layer.name for layer in result.layers] == ["c#1", "c#2", "act#1", "act#2"] and result.passed
+
+
+class Halves(nn.Module):
+    """A leaf module with two outputs (e3nn's ``Extract`` hands on three): both are read further on."""
+
+    def forward(self, x):
+        return x[:, :2], x[:, 2:]
+
+
+class SplitAfterShift(nn.Module):
+    """A position-dependent bias on channels 0-1 breaks translations; the split hands those channels on
+    first, the exact ones last, and the product afterwards carries the error to the output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1, padding_mode="circular")
+        bias = torch.zeros(1, 4, 8, 8)
+        bias[:, :2] = torch.randn(1, 2, 8, 8)
+        self.absolute = nn.Parameter(bias)
+        self.halves = Halves()
+        self.head = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x):
+        broken, exact = self.halves(self.conv(x) + self.absolute)
+        return self.head(broken) * exact
+
+
+def test_a_pt2_layer_with_several_outputs_shows_each_and_the_break_before_it_is_named(tmp_path) -> None:
+    path = tmp_path / "split.pt2"
+    torch.export.save(torch.export.export(_seeded(SplitAfterShift), (torch.randn(2, 1, 8, 8),)), str(path))
+    result = eqcheck.verify(str(path), "translation")
+    layers = _rows(result)
+    assert not result.passed and result.first_failing_layer == "absolute"
+    assert _failing(result) == ["absolute"]
+    assert layers["halves[0]"].local_rel_error < 1e-6 and layers["halves[1]"].local_rel_error < 1e-6
+    assert layers["halves[0]"].max_rel_error > 0.1 > layers["halves[1]"].max_rel_error
