@@ -279,17 +279,26 @@ class Halves(nn.Module):
         return x[:, :2], x[:, 2:]
 
 
+class Extracted(nn.Module):
+    """The same as e3nn's ``Extract`` writes it: a new buffer filled in place through a view."""
+
+    def forward(self, x):
+        first = x.new_zeros(x.shape[0], 2, *x.shape[2:])
+        first.narrow(1, 0, 2).copy_(x.narrow(1, 0, 2))
+        return first, x[:, 2:]
+
+
 class SplitAfterShift(nn.Module):
     """A position-dependent bias on channels 0-1 breaks translations; the split hands those channels on
     first, the exact ones last, and the product afterwards carries the error to the output."""
 
-    def __init__(self) -> None:
+    def __init__(self, split=Halves) -> None:
         super().__init__()
         self.conv = nn.Conv2d(1, 4, 3, padding=1, padding_mode="circular")
         bias = torch.zeros(1, 4, 8, 8)
         bias[:, :2] = torch.randn(1, 2, 8, 8)
         self.absolute = nn.Parameter(bias)
-        self.halves = Halves()
+        self.halves = split()
         self.head = nn.Conv2d(2, 2, 1)
 
     def forward(self, x):
@@ -297,9 +306,11 @@ class SplitAfterShift(nn.Module):
         return self.head(broken) * exact
 
 
-def test_a_pt2_layer_with_several_outputs_shows_each_and_the_break_before_it_is_named(tmp_path) -> None:
+@pytest.mark.parametrize("split", [Halves, Extracted])
+def test_a_pt2_layer_with_several_outputs_shows_each_and_the_break_before_it_is_named(tmp_path, split) -> None:
     path = tmp_path / "split.pt2"
-    torch.export.save(torch.export.export(_seeded(SplitAfterShift), (torch.randn(2, 1, 8, 8),)), str(path))
+    model = _seeded(lambda: SplitAfterShift(split))
+    torch.export.save(torch.export.export(model, (torch.randn(2, 1, 8, 8),)), str(path))
     result = eqcheck.verify(str(path), "translation")
     layers = _rows(result)
     assert not result.passed and result.first_failing_layer == "absolute"
