@@ -9,7 +9,9 @@ equivariant is never explained by it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -84,7 +86,7 @@ def too_few_samples(x: np.ndarray, last_axis: bool) -> bool:
     if last_axis:
         dim = x.shape[-1]
         return x.size // max(dim, 1) < 2 * MIN_SAMPLES_PER_CHANNEL * dim
-    channels = int(np.prod(x.shape[1:-2])) if x.ndim >= 4 else x.shape[1]
+    channels = math.prod(x.shape[1:-2]) if x.ndim >= 4 else x.shape[1]
     return x[:, 0].size < 2 * MIN_SAMPLES_PER_CHANNEL * channels
 
 
@@ -158,13 +160,12 @@ def fit_signed_permutations(source: tuple, target: tuple, tolerance: float) -> l
     at once: a few numpy calls whatever G is."""
     correlation = target[0] @ source[0].transpose(0, 2, 1)  # [G, C, C]; NaN or Inf in the data shows here
     norms = np.sqrt(np.einsum("gij,gij->gi", source[0], source[0]))
-    scaled = np.abs(correlation / np.where(norms > 0, norms, 1)[:, None, :])
-    order = scaled.argmax(axis=2)  # each target channel's most correlated source channel
+    norms[norms == 0] = 1
+    order = np.abs(correlation / norms[:, None, :]).argmax(axis=2)  # each target channel's best source
     stacked, channels = order.shape
-    rows = (order + channels * np.arange(stacked)[:, None]).ravel()  # of the [G * C, ...] stacks
-    signs = np.sign(correlation.reshape(stacked * channels, channels)[np.arange(stacked * channels),
-                                                                      order.ravel()]).reshape(order.shape)
+    signs = np.sign(np.take_along_axis(correlation, order[..., None], 2)[..., 0])
     bijective = (np.sort(order, axis=1) == np.arange(channels)).all(axis=1)
+    rows = (order + channels * np.arange(stacked)[:, None]).ravel()  # of the [G * C, ...] stacks
     moved = source[1].reshape(stacked * channels, -1)[rows].reshape(source[1].shape)
     moved *= signs.astype(moved.dtype)[..., None]
     errors = _rel_stacked(moved, target[1])  # moved is a copy: overwritten
@@ -175,10 +176,11 @@ def fit_signed_permutations(source: tuple, target: tuple, tolerance: float) -> l
 
 def _rel_stacked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``||a_g - b_g|| / ||b_g||`` for each g of the stacked ``[G, C, samples]`` arrays (inf where b_g is 0
-    and a_g is not, 0 where both are). Overwrites ``a``."""
+    and a_g is not, 0 where both are). Overwrites ``a``. Sums in the arrays' own precision: a relative
+    error of its last digits, not a difference of large sums."""
     a -= b  # a is a scratch copy
-    diff = np.sqrt(np.square(a).sum(axis=(1, 2), dtype=np.float64))
-    norm = np.sqrt(np.square(b).sum(axis=(1, 2), dtype=np.float64))
+    diff = np.sqrt(np.einsum("gij,gij->g", a, a).astype(np.float64))
+    norm = np.sqrt(np.einsum("gij,gij->g", b, b).astype(np.float64))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(norm > 0, diff / np.where(norm > 0, norm, 1), np.where(diff == 0, 0.0, np.inf))
 
@@ -293,16 +295,17 @@ def generate_representation(group: Group, fitted: dict) -> dict | None:
 
 def _generate_signed(words, generators: list[SignedPermutation]) -> list[SignedPermutation] | None:
     size = len(generators[0])
-    table = [SignedPermutation(np.arange(size), np.ones(size))]
-    for b, s, a in words.built:  # breadth first: b is the next new element
-        table.append(generators[s].after(table[a]))
-    orders, signs = np.array([t.order for t in table]), np.array([t.signs for t in table])
-    if len(words.checked):  # every other product at once: ``after`` on stacked index arrays
+    g_orders, g_signs = np.stack([g.order for g in generators]), np.stack([g.signs for g in generators])
+    orders, signs = np.empty((len(words.elements), size), dtype=np.intp), np.empty((len(words.elements), size))
+    orders[0], signs[0] = np.arange(size), 1.0
+    for b, s, a in words.built:  # breadth first: b is the next new element; ``after`` on index arrays
+        orders[b] = orders[a][g_orders[s]]
+        signs[b] = g_signs[s] * signs[a][g_orders[s]]
+    if len(words.checked):  # every other product at once
         b, s, a = words.checked.T
-        g_orders = np.array([g.order for g in generators])[s]
-        g_signs = np.array([g.signs for g in generators])[s]
-        if not ((np.take_along_axis(orders[a], g_orders, 1) == orders[b]).all()
-                and (g_signs * np.take_along_axis(signs[a], g_orders, 1) == signs[b]).all()):
+        moved = np.take_along_axis(orders[a], g_orders[s], 1)
+        if not ((moved == orders[b]).all()
+                and (g_signs[s] * np.take_along_axis(signs[a], g_orders[s], 1) == signs[b]).all()):
             return None
     traces = np.where(orders == np.arange(size), signs, 0.0).sum(axis=1).tolist()
     return [SignedPermutation(o, v, t) for o, v, t in zip(orders, signs, traces)]
@@ -366,7 +369,7 @@ def name_representation(group: Group, elements: list[Element], matrices: dict) -
     them apart; else by the restriction to the right angles (``... of C4``), or ``found`` with the count."""
     field_group = group.field_group
     if field_group.finite:
-        labels = {field_group.label(g): g.label for g in elements}
+        labels = _field_labels(field_group, tuple(elements))
         if len(labels) == field_group.order and None not in labels:
             characters = {label: trace(matrices[name]) for label, name in labels.items()}
             terms = decompose(characters, field_group)
@@ -378,6 +381,13 @@ def name_representation(group: Group, elements: list[Element], matrices: dict) -
         if named is not None:
             return named
     return c4_name(elements, matrices)
+
+
+@lru_cache(maxsize=256)
+def _field_labels(field_group, elements: tuple[Element, ...]) -> dict:
+    """Each element's label in the field group (the group's own element, or None), by the element's label:
+    the same for every tensor of a check."""
+    return {field_group.label(g): g.label for g in elements}
 
 
 def c4_name(elements: list[Element], matrices: dict) -> str:

@@ -87,7 +87,7 @@ def decompose(characters: dict, group: FieldGroup) -> list[tuple[int, Rep]] | No
     element (``<chi, chi_i> / <chi_i, chi_i>``: a real 2-D irrep of C_N is two complex ones, so its own
     norm is 2|G|); None when they are not whole numbers (not a representation)."""
     elements, reps, table = _character_table(group)
-    totals = table @ np.array([characters[g] for g in elements]) / np.einsum("ij,ij->i", table, table)
+    totals = table @ np.array([characters[g] for g in elements])
     counts = np.round(totals)
     if np.abs(totals - counts).max() > 0.05:
         return None
@@ -96,11 +96,12 @@ def decompose(characters: dict, group: FieldGroup) -> list[tuple[int, Rep]] | No
 
 @lru_cache(maxsize=None)
 def _character_table(group: FieldGroup) -> tuple[list, list[Rep], np.ndarray]:
-    """The group's elements, its irreps, and their characters on them (a row per irrep; derived once per
-    group)."""
+    """The group's elements, its irreps, and their characters on them, each row divided by its own norm
+    (a row per irrep; derived once per group)."""
     elements = group.elements()
     reps = irreps(group)
-    return elements, reps, np.array([[irrep.character(g) for g in elements] for irrep in reps], dtype=np.float64)
+    table = np.array([[irrep.character(g) for g in elements] for irrep in reps], dtype=np.float64)
+    return elements, reps, table / np.einsum("ij,ij->i", table, table)[:, None]
 
 
 def character_name(terms: list[tuple[int, Rep]], group: FieldGroup) -> str:
