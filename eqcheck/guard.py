@@ -143,6 +143,17 @@ class _CapturedStreams:
         return printed
 
 
+@contextmanager
+def silenced() -> Iterator[None]:
+    """What eqcheck's own use of a library prints (torch's ONNX exporter dumps graphs) goes nowhere: not
+    to the terminal, and not into the model's printed lines either."""
+    streams = _CapturedStreams(descriptors=in_main_thread())
+    try:
+        yield
+    finally:
+        streams.close()
+
+
 def _flush(fd: int) -> None:
     stream = {1: sys.__stdout__, 2: sys.__stderr__}.get(fd)
     try:

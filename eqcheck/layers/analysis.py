@@ -8,7 +8,7 @@ import numpy as np
 
 from eqcheck.actions.representations import Representation
 from eqcheck.compare import Geometry
-from eqcheck.errors import UsageError
+from eqcheck.errors import ModelLoadError, UsageError
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
 from eqcheck.layers.causes import layer_causes
@@ -64,7 +64,7 @@ def analyze_layers(
     ``runner.notes`` instead."""
     types = parse_layer_types(layer_types)
     try:
-        tracer = tracer or make_tracer(runner)
+        tracer = tracer or make_tracer(runner, feeds)
     except Exception as error:
         return _stopped(runner, error)
     if tracer is None:
@@ -242,16 +242,26 @@ def recording_runner(runner: ModelRunner) -> tuple[ModelRunner, LayerTracer | No
     return (RecordingRunner(runner, tracer) if tracer.large else runner), tracer
 
 
-def make_tracer(runner: ModelRunner) -> LayerTracer | None:
-    """The capture for this kind of model, or None (with a notice in the run notes) when hooks cannot work."""
+def make_tracer(runner: ModelRunner, feeds: dict[str, np.ndarray]) -> LayerTracer | None:
+    """The capture for this kind of model, or None (with a notice in the run notes) when hooks cannot work.
+    A TorchScript model (no hooks, no fx) is captured through its ONNX export, made with ``feeds``."""
     if runner.format == "onnx":
         from eqcheck.layers.capture_onnx import OnnxTracer
 
         return OnnxTracer(runner)
     if runner.format == "torchscript":
-        runner.notes.append("per-layer analysis skipped: TorchScript runs no forward hooks; only the output "
-                            "was checked (export to .pt2 or ONNX for the per-layer table)")
-        return None
+        from eqcheck.layers.capture_onnx import OnnxTracer
+        from eqcheck.models.torchscript_onnx import exported_to_onnx
+
+        try:
+            exported = exported_to_onnx(runner, feeds)
+        except ModelLoadError as error:
+            runner.notes.append(f"per-layer analysis skipped: TorchScript runs no forward hooks, and {error}; "
+                                f"only the output was checked (export to .pt2 or ONNX for the per-layer table)")
+            return None
+        runner.notes.append("per-layer table read from the TorchScript model's ONNX export (torch.onnx, "
+                            "dynamo=False); the output check ran the TorchScript model")
+        return OnnxTracer(exported)
     import torch
 
     if not isinstance(runner.module, torch.nn.Module):

@@ -45,6 +45,11 @@ DATA_MOVES = {name.lower() for name in RESHAPES} | {
     "slice", "gather", "depthtospace", "spacetodepth", "pixel_shuffle", "pixel_unshuffle"}
 
 
+#: data moves that cut a tensor into pieces or join pieces (a circular pad exported as slices and a concat):
+#: after a break, the action their output keeps from its input is a guess that a patch must not rest on
+PIECES = {"slice", "concat", "cat", "narrow", "select", "getitem", "split", "chunk", "gather"}
+
+
 #: ops that multiply their inputs (ONNX op types and torch names, lower case)
 PRODUCTS = {"mul", "einsum", "matmul", "outer", "bmm"}
 #: ops that scatter-add their inputs' numbers onto other rows (ONNX op types and torch names, lower case)
@@ -421,10 +426,17 @@ class LayerAnalysis:
         wanted = {}
         for key in _chunk_tensors(chunk):
             a = self.analysed.get(key) or self.glue.get(key)
-            if key in self.inputs or a is None or a.undetermined or a.absorbed:
+            if key in self.inputs or a is None or a.undetermined or a.absorbed or self._guessed_piece(a):
                 continue
             wanted[key] = (a.choice.rep, a.view)
         return wanted
+
+    def _guessed_piece(self, a: Analysed) -> bool:
+        """A piece cut or joined after a break (PIECES: a slice of a padded border), whose action was kept
+        from its input without a measure: not made exact, so what reads it reads it as its layer computes
+        it from exact inputs, and the run tells whether the block it belongs to is equivariant."""
+        return (a.site.op.lower() in PIECES and a.choice.source == "kept" and math.isnan(a.choice.error)
+                and any(self.tracer.ref[k].shape != a.view.raw_ref.shape for k in a.site.inputs if k in self.tracer.ref))
 
     def _changed(self, chunk: list[Site], wanted: dict[str, tuple[Representation, View]]) -> set[str]:
         """The chunk's tensors whose patch must change: made exact under another action, or no longer."""
@@ -462,8 +474,11 @@ class LayerAnalysis:
             # every patch of the chunk: code between modules may read a tensor no layer lists
             reads = {k: self.patches[k] for k in _chunk_tensors(chunk) if k in self.patches}
             reads.update((k, v) for k, v in carried.items() if k not in reads)  # not made exact: as captured
-            self._mark(self._capture_and_read(again, reference, items, reads, rerun_identity=not deterministic),
-                       recovered)
+            rerun = self._capture_and_read(again, reference, items, reads, rerun_identity=not deterministic)
+            # an error that vanishes further down in this run, where the tensor was not made exact (a piece
+            # of a padded border read as its layer made it): part of a block that is equivariant as a whole
+            recovered.update((k, True) for k, undone in self._recovered(rerun).items() if undone and k not in reads)
+            self._mark(rerun, recovered)
         else:
             changed = self._changed(chunk, self._exact_tensors(chunk))
             if changed:

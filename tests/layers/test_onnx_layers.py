@@ -70,6 +70,23 @@ def test_circular_padding_is_a_block_that_passes_and_zero_padding_breaks_transla
     assert any(d.code == "zero-padding" and d.layer == "/0/Conv" for d in zeros.diagnoses)
 
 
+def test_a_circular_pad_after_a_break_is_a_block_and_the_conv_that_reads_it_exact(tmp_path) -> None:
+    # the legacy exporter writes circular padding as slices and concats: after the zero-padded conv breaks
+    # translations, the next layer's pieces must not be made exact under a guessed action (the conv that
+    # reads them then seemed to break too, at 0.6)
+    model = _seeded(lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, padding_mode="circular"), nn.ReLU(),
+                                          nn.Conv2d(4, 4, 3, padding=1),
+                                          nn.Conv2d(4, 2, 3, padding=1, padding_mode="circular")))
+    result = eqcheck.verify(export(model, (2, 1, 16, 16), tmp_path / "m.onnx"), "translation")
+    layers = {layer.name: layer for layer in result.layers}
+    assert not result.passed and result.first_failing_layer == "/2/Conv"
+    assert [layer.name for layer in result.layers if not layer.passed] == ["/2/Conv"]
+    assert layers["/3/Conv"].local_rel_error < 1e-6 and layers["/3/Conv"].max_rel_error > 0.1
+    pieces = [layer for name, layer in layers.items() if name.startswith("/3/") and name != "/3/Conv"]
+    assert pieces and all(layer.representation_source == "block" for layer in pieces)
+    assert [d.layer for d in result.diagnoses] == ["/2/Conv"]
+
+
 class SeqFirstPositional(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -149,12 +149,61 @@ def test_layer_type_overrides_the_inferred_action() -> None:
         eqcheck.verify(exact_p4(), "p4", input_shape=[2, 1, 11, 11], layer_types={"nope": "image"})
 
 
-def test_torchscript_is_checked_on_its_output_only(tmp_path) -> None:
+class PlainBetweenGroupLayers(nn.Module):
+    """A plain conv on the folded group axis between two group convolutions: breaks p4 there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lift, self.plain, self.group = P4ConvZ2(1, 4, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1), P4ConvP4(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = torch.relu(self.lift(x))
+        b, c, k, h, w = y.shape
+        return self.group(self.plain(y.reshape(b, c * k, h, w)).reshape(b, c, k, h, w)).amax(dim=(2, 3, 4))
+
+
+class CircularWithBranch(nn.Module):
+    """Circular convolutions and an ``if`` that torch.jit.script keeps as control flow."""
+
+    def __init__(self, padding_mode: str) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(1, 4, 3, padding=1, padding_mode="circular")
+        self.b = nn.Conv2d(4, 4, 3, padding=1, padding_mode=padding_mode)
+
+    def forward(self, x):
+        y = torch.relu(self.a(x))
+        if y.shape[1] > 2:
+            y = self.b(y)
+        return y
+
+
+def test_a_torchscript_model_gets_its_per_layer_table_from_its_onnx_export(tmp_path) -> None:
+    path = tmp_path / "broken.ts"
+    torch.jit.trace(_seeded(PlainBetweenGroupLayers), torch.randn(2, 1, 12, 12)).save(str(path))
+    result = eqcheck.verify(path, "p4", input_shape=[2, 1, 12, 12])
+    assert not result.passed and result.first_failing_layer == "/plain/Conv"
+    assert [layer.name for layer in result.layers if not layer.passed] == ["/plain/Conv"]
+    assert any("ONNX export" in note for note in result.run.notes)
+    for mode, passes in (("circular", True), ("zeros", False)):
+        path = tmp_path / f"{mode}.ts"
+        torch.jit.script(_seeded(lambda: CircularWithBranch(mode))).save(str(path))
+        result = eqcheck.verify(path, "translation", input_shape=[2, 1, 12, 12])
+        assert result.passed is passes and result.layers
+        assert result.first_failing_layer == (None if passes else "/If")  # the scripted branch holds b
+
+
+def test_a_torchscript_model_whose_export_fails_is_checked_on_its_output(tmp_path, monkeypatch) -> None:
     path = tmp_path / "model.ts"
     torch.jit.trace(exact_p4(), torch.randn(2, 1, 11, 11)).save(str(path))
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("Unsupported: ONNX export of operator dim. Please feel free to request support")
+
+    monkeypatch.setattr(torch.onnx, "export", refused)
     result = eqcheck.verify(path, "p4", input_shape=[2, 1, 11, 11])
     assert result.passed and result.layers == () and result.first_failing_layer is None
-    assert any("TorchScript" in note for note in result.run.notes)
+    note = next(note for note in result.run.notes if "TorchScript" in note)
+    assert "ONNX export failed (Unsupported: ONNX export of operator dim)" in note
 
 
 def test_per_layer_can_be_turned_off() -> None:
