@@ -9,7 +9,8 @@ A [2, 64, 64, 64] output under p4m (8 elements) whose channels carry 32 copies o
 (rotated pairs, one field type no named candidate explains) is discovered; the forward passes are those
 of sample_models/p4cnn.onnx and p4mcnn.onnx at their own input shapes, batch 2, and of a model that makes
 such a map (two 3x3 convolutions, 16 and 64 channels, on a [2, 3, 64, 64] input, eqcheck.nn's P4ConvZ2
-and P4ConvP4 in eval mode under torch.no_grad).
+and P4ConvP4 in eval mode under torch.no_grad). Printed twice: interleaved in a new order every round,
+and each measure back to back.
 """
 from __future__ import annotations
 
@@ -78,8 +79,8 @@ def main() -> None:
             start = time.perf_counter()
             measures[name]()
             times[name].append(time.perf_counter() - start)
-    found = found[-1]
-    print(f"found: {found.spec if found else None}")
+    last = found[-1]
+    print(f"found: {last.spec if last else None}")
     for name, values in times.items():
         values = sorted(values)
         print(f"{name:>18}: median {statistics.median(values) * 1e3:7.2f} ms  (min {values[0] * 1e3:.2f}, "
@@ -89,6 +90,21 @@ def main() -> None:
         print(f"discovery / one {name.replace('forward', 'forward pass of')} (batch 2): {ratio:.2f}x")
     quartiles = statistics.quantiles(times["discovery"], n=4)
     print(f"noise: discovery's quartiles {quartiles[0] * 1e3:.2f}-{quartiles[2] * 1e3:.2f} ms around its median")
+    # the same measures, each run back to back (its caches and the CPU warm from its own previous run):
+    # interleaved, every measure starts where another left the machine, and many small numpy calls
+    # (discovery) pay more for that than a few large kernels (a forward pass)
+    warm = {}
+    for name, measure in measures.items():
+        measure()
+        warm[name] = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            measure()
+            warm[name].append(time.perf_counter() - start)
+    for name in [n for n in measures if n != "discovery"]:
+        ratio = statistics.median(warm["discovery"]) / statistics.median(warm[name])
+        print(f"back to back: discovery {statistics.median(warm['discovery']) * 1e3:.2f} ms / "
+              f"{name} {statistics.median(warm[name]) * 1e3:.2f} ms: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -117,27 +117,27 @@ def _sample_grids(reference: np.ndarray, fit_per_channel: int,
             (..., slice(held_start, held_start + held_rows), slice(None)))
 
 
-def _columns(xs: list[np.ndarray], grid: tuple | None, part: int = 0) -> np.ndarray:
-    """``[len(xs), C, samples]``, float32 or wider: the grid's pixels of every batch item of each tensor;
-    of a ``[B, C]`` tensor, half of its items (``part`` 0 or 1). One copy for all of them."""
-    dtype = np.result_type(xs[0].dtype, np.float32)
-    if grid is None:
-        half = xs[0].shape[0] // 2
-        picked = [(x[:half] if part == 0 else x[half:]).T for x in xs]
-    else:
-        picked = [x[grid].swapaxes(0, 1) for x in xs]
-    out = np.empty((len(xs), *picked[0].shape), dtype=dtype)
-    for target, view in zip(out, picked):
-        target[...] = view
-    return out.reshape(len(xs), xs[0].shape[1], -1)
+def _halves(xs: list[np.ndarray], part: int) -> np.ndarray:
+    """``[len(xs), C, samples]``, float32 or wider: half of the batch items (``part`` 0 or 1) of each of the
+    ``[B, C]`` tensors ``xs``, channels first."""
+    half = xs[0].shape[0] // 2
+    return np.stack([(x[:half] if part == 0 else x[half:]).T for x in xs]).astype(
+        np.result_type(xs[0].dtype, np.float32), copy=False)
 
 
 def _pair(ys: list[np.ndarray], fit, held) -> tuple[np.ndarray, np.ndarray]:
     """The columns of each of ``ys`` for the fit and for the held-out check (a ``[B, C]`` tensor: its two
-    halves), ``[len(ys), C, samples]`` each."""
+    halves), ``[len(ys), C, samples]`` each: two views of one array that each tensor's pixels are copied
+    into."""
     if fit is None:
-        return _columns(ys, None, 0), _columns(ys, None, 1)
-    return _columns(ys, fit), _columns(ys, held)
+        return _halves(ys, 0), _halves(ys, 1)
+    parts = [ys[0][grid].swapaxes(0, 1).shape for grid in (fit, held)]  # [C, B, rows, columns] each
+    sizes = [math.prod(shape[1:]) for shape in parts]
+    out = np.empty((len(ys), parts[0][0], sum(sizes)), dtype=np.result_type(ys[0].dtype, np.float32))
+    for target, y in zip(out, ys):
+        target[:, :sizes[0]].reshape(parts[0])[...] = y[fit].swapaxes(0, 1)
+        target[:, sizes[0]:].reshape(parts[1])[...] = y[held].swapaxes(0, 1)
+    return out[:, :, :sizes[0]], out[:, :, sizes[0]:]
 
 
 Fit = tuple  # (rho, error on the fit half, error on the held-out half)
@@ -163,10 +163,9 @@ def fit_signed_permutations(source: tuple, target: tuple, tolerance: float) -> l
     norms[norms == 0] = 1
     order = np.abs(correlation / norms[:, None, :]).argmax(axis=2)  # each target channel's best source
     stacked, channels = order.shape
-    signs = np.sign(np.take_along_axis(correlation, order[..., None], 2)[..., 0])
+    signs = np.where(np.take_along_axis(correlation, order[..., None], 2)[..., 0] < 0, -1.0, 1.0)  # 0: a dead channel
     bijective = (np.sort(order, axis=1) == np.arange(channels)).all(axis=1)
-    rows = (order + channels * np.arange(stacked)[:, None]).ravel()  # of the [G * C, ...] stacks
-    moved = source[1].reshape(stacked * channels, -1)[rows].reshape(source[1].shape)
+    moved = source[1][np.arange(stacked)[:, None], order]  # each target channel's source, [G, C, samples]
     moved *= signs.astype(moved.dtype)[..., None]
     errors = _rel_stacked(moved, target[1])  # moved is a copy: overwritten
     finite = np.isfinite(correlation).all(axis=(1, 2))
@@ -294,19 +293,20 @@ def generate_representation(group: Group, fitted: dict) -> dict | None:
 
 
 def _generate_signed(words, generators: list[SignedPermutation]) -> list[SignedPermutation] | None:
+    """The table by the group law on signed index arrays ``signs * (order + 1)``: composing with a
+    generator is one gather and one product."""
     size = len(generators[0])
-    g_orders, g_signs = np.stack([g.order for g in generators]), np.stack([g.signs for g in generators])
-    orders, signs = np.empty((len(words.elements), size), dtype=np.intp), np.empty((len(words.elements), size))
-    orders[0], signs[0] = np.arange(size), 1.0
-    for b, s, a in words.built:  # breadth first: b is the next new element; ``after`` on index arrays
-        orders[b] = orders[a][g_orders[s]]
-        signs[b] = g_signs[s] * signs[a][g_orders[s]]
+    g_orders = np.stack([g.order for g in generators])
+    g_signs = np.stack([g.signs for g in generators]).astype(np.int64)
+    table = np.empty((len(words.elements), size), dtype=np.int64)
+    table[0] = np.arange(1, size + 1)
+    for b, s, a in words.built:  # breadth first: b is the next new element
+        np.multiply(table[a][g_orders[s]], g_signs[s], out=table[b])
     if len(words.checked):  # every other product at once
         b, s, a = words.checked.T
-        moved = np.take_along_axis(orders[a], g_orders[s], 1)
-        if not ((moved == orders[b]).all()
-                and (g_signs[s] * np.take_along_axis(signs[a], g_orders[s], 1) == signs[b]).all()):
+        if not (np.take_along_axis(table[a], g_orders[s], 1) * g_signs[s] == table[b]).all():
             return None
+    orders, signs = np.abs(table) - 1, np.sign(table).astype(np.float64)
     traces = np.where(orders == np.arange(size), signs, 0.0).sum(axis=1).tolist()
     return [SignedPermutation(o, v, t) for o, v, t in zip(orders, signs, traces)]
 
