@@ -165,9 +165,13 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
             if isinstance(rep, EdgeIndexAction) and ranges[name] is None:
                 ranges[name] = set_size
 
-        def generated() -> dict[str, np.ndarray]:
-            return {name: _generate(name, shapes[name], dtypes[name], rng, name in smooth_names, ranges[name])
+        def generated(source: np.random.Generator = rng) -> dict[str, np.ndarray]:
+            return {name: _generate(name, shapes[name], dtypes[name], source, name in smooth_names, ranges[name])
                     for name in names}
+
+        # more inputs like the generated ones, where an output's type needs more samples than they hold;
+        # from their own stream, so that drawing them changes nothing else
+        extra_rng = np.random.default_rng([seed, 1])
 
         feeds = given if given is not None else generated()
         for name, rep in actions.items():  # an edge index names nodes: below the node count, never negative
@@ -195,7 +199,8 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
         try:
             measurement = measure(checked, group, feeds, other, actions, set_size=set_size, tolerance=tolerance,
                                   rng=rng, samples=samples, output_type=output_type, output_name=output,
-                                  max_batch=max_batch, progress=progress)
+                                  max_batch=max_batch, progress=progress,
+                                  draw=(lambda: generated(extra_rng)) if given is None else None)
             layers, first_failing, layer_causes = (), None, []
             if per_layer:  # per-layer table, first failing layer, causes attached to layers (eqcheck.layers)
                 layers, first_failing, layer_causes = analyze_layers(

@@ -50,6 +50,8 @@ def measured_diagnoses(group: Group, measurement: Measurement, tolerance: Tolera
                                             "would raise an exact model's error to about 1e-3", severity="note"))
     for note in measurement.notes:
         found.append(Diagnosis("geometry", note, severity="note"))
+    for note in measurement.drawn_notes:
+        found.append(Diagnosis("more-inputs", note, severity="note"))
     return found
 
 

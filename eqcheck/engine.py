@@ -37,6 +37,8 @@ class Measurement:
     forward_passes: int
     geometry: Geometry
     notes: list[str] = field(default_factory=list)
+    #: outputs whose type was found on more random inputs than the checked ones (draws_needed), one line each
+    drawn_notes: list[str] = field(default_factory=list)
     #: the action each checked output was checked under (declared, chosen or found), by name
     actions: dict[str, Representation] = field(default_factory=dict)
 
@@ -161,8 +163,11 @@ def measure(
     output_name: str | None = None,
     max_batch: int | None = None,
     progress: Progress | None = None,
+    draw: Callable[[], dict[str, np.ndarray]] | None = None,
 ) -> Measurement:
-    """Run every transformed input and compare, for every candidate action on the output."""
+    """Run every transformed input and compare, for every candidate action on the output (``draw``: fresh
+    random inputs like ``feeds``, drawn where an output's type is to be found from more samples than the
+    checked batch holds)."""
     first = next(iter(feeds))
     x = feeds[first]
     zero_fill = group.zero_fill
@@ -198,21 +203,80 @@ def measure(
         checks.append(check)
         identity_errors += [r.rel_error for g, r in zip(elements, check.elements) if g.is_identity]
     notes = [f"total stride {stride}: shifts are multiples of {stride}"] if stride > 1 else []
+    # an output no named type explains, with too few samples for its type to be found: found on more inputs
+    drawn: list[str] = []
+    short = {index: count for index, check in zip(checked, checks)
+             if (count := draws_needed(group, check, outputs[0][index])) and draw is not None}
+    if short:
+        count = max(short.values())
+        fresh = [draw() for _ in range(count)]
+        extra, more = run_many(runner, [batch for d in fresh for batch in
+                                        [d] + [transform_feeds(group, g, d, input_actions, order, zero_fill)
+                                               for g in elements]], max_batch=max_batch)
+        passes += more
+        step = len(elements) + 1
+        for position, index in enumerate(checked):
+            if index not in short:
+                continue
+            values = [outputs[0][index], outputs[1][index]] + [o[index] for o in outputs[2:]]
+            pooled = [_rows(values[0], [extra[d * step][index] for d in range(count)])] + [
+                _rows(values[2 + j], [extra[d * step + 1 + j][index] for d in range(count)])
+                for j in range(len(elements))]
+            check, action = check_output(group, names[index], values, elements, geometries[index], tolerance,
+                                         floors, set_size, declared.get(names[index]), discovery_values=pooled)
+            if check.representation_source == "found":
+                checks[checked.index(index)], actions[names[index]] = check, action
+                drawn.append(f"output {names[index]!r}: its type was found on {count} more random inputs as well "
+                             f"(the checked ones hold too few samples to reveal it)")
     margins = {geometries[i].margin for i in checked} - {None}
     if margins and zero_fill:
         notes.append(f"interior comparison: the model reaches {max(margins)} pixel(s) in from the border; "
                      f"those pixels and the zero-filled band are left out")
     return Measurement(outputs=tuple(checks), elements=elements,
                        non_determinism=max((e for e in identity_errors if e == e), default=0.0),
-                       forward_passes=passes, geometry=geometries[checked[0]], notes=notes, actions=actions)
+                       forward_passes=passes, geometry=geometries[checked[0]], notes=notes, actions=actions,
+                       drawn_notes=drawn)
+
+
+#: fresh inputs drawn at most to find one output's type (each costs a pass per element and one more)
+MAX_EXTRA_DRAWS = 24
+
+
+def draws_needed(group: Group, check: TensorCheck, reference: np.ndarray) -> int:
+    """How many more inputs like the checked ones would hold enough samples to find the type of an output
+    that no named type explains (twice what discovery asks at least); 0 where it needs none, cannot use
+    them, or would need over ``MAX_EXTRA_DRAWS``."""
+    from eqcheck.discovery import MIN_SAMPLES_PER_CHANNEL, too_few_samples
+
+    if (check.passed or not check.representation_source.startswith("auto") or reference.dtype.kind != "f"
+            or reference.ndim == 0):
+        return 0
+    if group.point_cloud:
+        dim, have = reference.shape[-1], reference.size // max(reference.shape[-1], 1)
+    elif group.field_group is not None and reference.ndim == 2:
+        dim, have = reference.shape[1], reference.shape[0]
+    else:
+        return 0
+    if dim < 2 or not too_few_samples(reference if reference.ndim > 1 else reference[None], group.point_cloud):
+        return 0
+    count = -(-4 * MIN_SAMPLES_PER_CHANNEL * dim // max(have, 1)) - 1
+    return count if count <= MAX_EXTRA_DRAWS else 0
+
+
+def _rows(value: np.ndarray, more: list[np.ndarray]) -> np.ndarray:
+    """``value`` and ``more`` outputs of the same shape as one, along the first axis (samples: batch items,
+    or points where there is no batch axis; a single vector as one row)."""
+    return np.concatenate([v if v.ndim > 1 else v[None] for v in [value, *more]])
 
 
 def check_output(group: Group, name: str, values: list[np.ndarray], elements: list[Element], geometry: Geometry,
                  tolerance: Tolerance, floors: dict[str, float], set_size: int | None,
-                 declared: str | Representation | None) -> tuple[TensorCheck, Representation]:
+                 declared: str | Representation | None,
+                 discovery_values: list[np.ndarray] | None = None) -> tuple[TensorCheck, Representation]:
     """One output: its values for the reference, the unrelated input and each transformed input, checked
     under its declared type or every candidate (and the type found from the data, discovery.py); and the
-    action it was checked under."""
+    action it was checked under (``discovery_values``: the reference and transformed outputs that
+    discovery fits on, where more samples than ``values`` hold were drawn)."""
     reference, transformed = values[0], values[2:]
     if reference.ndim == 0 and not group.point_cloud:  # a point cloud's energy is one number per cloud
         raise UsageError(f"output {name!r} is a single number (shape []): eqcheck compares outputs sample by "
@@ -245,7 +309,8 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
     if source != "given" and not all(r.passed for r in best_results) and reference.dtype.kind == "f":
         # no named type explains the output: its channel representation, found from the data (discovery.py)
         find = discover_irreps if group.point_cloud else discover
-        found = find(group, elements, reference, transformed, tolerance.exact)
+        pooled = discovery_values or [reference, *transformed]
+        found = find(group, elements, pooled[0], pooled[1:], tolerance.exact)
         if found is not None:
             results = element_errors(group, found, elements, reference, transformed, geometry, tolerance,
                                      output_spread, floors)

@@ -330,3 +330,59 @@ def test_flattened_vectors_keep_their_irreps_and_the_first_linear_is_named() -> 
     assert not result.passed and result.first_failing_layer == "inp"
     flat = next(layer for layer in result.layers if layer.name.endswith("flatten"))
     assert flat.representation == "8x1o" and flat.passed
+
+
+class SmallCloudIrreps(nn.Module):
+    """Two e3nn Linears on a cloud of 5 points: 10 rows, too few to find 2x0e+1x1o+1x2e (10 dimensions)."""
+
+    example_input_shapes = {"x": (2, 5, 14)}
+
+    def __init__(self) -> None:
+        from e3nn import o3
+
+        super().__init__()
+        self.a = o3.Linear("3x0e+2x1o+1x2e", "4x0e+2x1o+1x2e")
+        self.b = o3.Linear("4x0e+2x1o+1x2e", "2x0e+1x1o+1x2e")
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+
+def test_an_output_type_too_few_rows_reveal_is_found_on_more_random_inputs() -> None:
+    pytest.importorskip("e3nn")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = SmallCloudIrreps().eval()
+    act = ["x=3x0e+2x1o+1x2e"]
+    result = eqcheck.verify(model, "o3", act=act, per_layer=False)
+    output = result.outputs[0]
+    assert result.passed and output.representation == "2x0e+1x1o+1x2e" and output.representation_source == "found"
+    assert output.max_rel_error < 1e-5
+    assert [d.code for d in result.diagnoses if "more random inputs" in d.message] == ["more-inputs"]
+    # inputs given by the user are not added to: the type stays undetermined, and a note says how to declare it
+    x = np.random.default_rng(0).standard_normal((2, 5, 14)).astype(np.float32)
+    given = eqcheck.verify(model, "o3", act=act, inputs={"x": x}, per_layer=False)
+    assert not given.passed and given.outputs[0].representation_source != "found"
+    assert any(d.code == "undetermined-type" for d in given.diagnoses)
+
+
+class PlainPointMap(nn.Module):
+    """A plain MLP on centred coordinates: not equivariant, whatever matrices more inputs could fit."""
+
+    example_input_shapes = {"pos": (2, 4, 3)}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 3))
+
+    def forward(self, pos):
+        return self.mlp(pos - pos.mean(1, keepdim=True))
+
+
+def test_a_plain_output_is_not_explained_by_a_type_fitted_on_more_inputs() -> None:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = PlainPointMap().eval()
+    plain = eqcheck.verify(model, "so3", per_layer=False)
+    assert not plain.passed and plain.outputs[0].representation_source != "found"
+    assert plain.outputs[0].max_rel_error > 0.1
