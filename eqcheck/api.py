@@ -206,8 +206,7 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
                 layers, first_failing, layer_causes = analyze_layers(
                     runner, group, feeds, other, actions, measurement.elements, tolerance, measurement.geometry,
                     set_size=set_size, layer_types=layer_types, max_batch=max_batch, progress=progress,
-                    batched=batched, tracer=tracer, output_action=(
-                        next(iter(measurement.actions.values())) if len(measurement.actions) == 1 else None))
+                    batched=batched, tracer=tracer, output_actions=measurement.actions)
         finally:
             if tracer is not None:
                 tracer.close()

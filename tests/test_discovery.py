@@ -112,8 +112,9 @@ def test_one_plain_channel_among_equivariant_ones_is_not_explained() -> None:
     assert not result.passed and result.output.representation_source != "found"
 
 
-def test_two_samples_of_a_vector_output_cannot_decide_its_type() -> None:
-    """A [2, 2] output has 4 numbers against a 2x2 matrix per element: no type is fitted from so little."""
+def test_two_samples_of_a_vector_output_are_not_enough_and_more_inputs_decide_its_type() -> None:
+    """A [2, 2] output has 4 numbers against a 2x2 matrix per element: no type is fitted from so little.
+    More random inputs are drawn to find it; inputs given by the user are not added to."""
     import torch
 
     class PooledGradient(torch.nn.Module):
@@ -124,9 +125,14 @@ def test_two_samples_of_a_vector_output_cannot_decide_its_type() -> None:
             return (field * x).mean(dim=(2, 3))  # a vector: sum of x-weighted gradients
 
     result = eqcheck.verify(PooledGradient(), "p4", per_layer=False)
-    assert result.output.representation_source != "found"
+    assert result.passed and result.output.representation_source == "found"
+    assert result.output.representation == "irrep(1)" and result.output.max_rel_error < 1e-5
+    assert any(d.code == "more-inputs" for d in result.diagnoses)
+    x = np.random.default_rng(0).standard_normal((2, 1, 17, 17)).astype(np.float32)
+    given = eqcheck.verify(PooledGradient(), "p4", inputs={"x": x}, per_layer=False)
+    assert given.output.representation_source != "found"
     assert any(d.code == "undetermined-type" and "--output-type output=vector" in d.message
-               for d in result.diagnoses)
+               for d in given.diagnoses)
     declared = eqcheck.verify(PooledGradient(), "p4", output_type="irrep(1)", per_layer=False)
     assert declared.passed
 

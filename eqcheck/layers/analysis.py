@@ -55,7 +55,7 @@ def analyze_layers(
     memory_budget: int = LAYER_MEMORY_BUDGET,
     progress: Callable[[str, int, int], None] | None = None,
     batched: bool = True,
-    output_action: Representation | None = None,
+    output_actions: Mapping[str, Representation] | None = None,
     tracer: LayerTracer | None = None,
 ) -> tuple[tuple[LayerResult, ...], str | None, list[Diagnosis]]:
     """Rows in execution order, the name of the first layer whose local error fails (None if none),
@@ -79,7 +79,7 @@ def analyze_layers(
 
     def analysed(tracer) -> LayerAnalysis:
         analysis = LayerAnalysis(tracer, group, elements, tolerance, geometry, set_size, input_actions, types,
-                                 first.shape[-1] if first is not None else None, batched, output_action)
+                                 first.shape[-1] if first is not None else None, batched, output_actions)
         analysis.run(feeds, items, max_batch, memory_budget, report)
         return analysis
 
@@ -165,7 +165,8 @@ def build_rows(analysis: LayerAnalysis, tracer) -> list[Row]:
         start = site.span[0] if site.span else None
         parent = (max((c for c in calls if c.enter < start < c.exit), key=lambda c: c.enter, default=None)
                   if start is not None else None)
-        name, op, constants = describe_glue(tracer.module, parent.name if parent else "", site.node)
+        name, op, constants = describe_glue(tracer.module, parent.name if parent else "", site.node,
+                                            tracer.output_keys.get(key))
         glue = Site(name=name, op=op, output=key, glue=True, constants=constants,
                     span=(start - 0.5, start - 0.5) if start is not None else None)
         rows.append((glue, _row(glue, a, name, op), a))

@@ -11,8 +11,11 @@ from eqcheck.errors import ModelRunError
 from eqcheck.layers.capture_graph import declared_types, first_float, is_layer_module, to_numpy, torch_runs
 from eqcheck.layers.trace import LayerTracer, Site, numbered
 from eqcheck.models.base import first_line
+from eqcheck.models.torch_runner import flatten_outputs
 
-OUTPUT_KEY = "<output>"
+def output_key(index: int) -> str:
+    """The capture's key of the model's ``index``-th output tensor (flatten_outputs' order)."""
+    return "<output>" if index == 0 else f"<output{index}>"
 
 
 def _arg_key(arg, produced: list, index: int, position: int) -> str | None:
@@ -62,7 +65,6 @@ def layer_modules(root) -> list[tuple[str, object]]:
 class TorchTracer(LayerTracer):
     """Hooks on named modules; a module called k times gives layers ``name#1`` .. ``name#k``."""
 
-    output_key = OUTPUT_KEY
 
     def __init__(self, runner) -> None:
         module = runner.module
@@ -76,6 +78,7 @@ class TorchTracer(LayerTracer):
         self.axes: dict[str, int] = {}
         self.layouts: dict[str, tuple[int, int]] = {}
         self.ref: dict[str, np.ndarray] = {}
+        self.output_keys: dict[str, str] = {}
 
     def _forward(self, feeds, on_enter, on_exit, produced: list | None = None):
         import torch
@@ -133,9 +136,11 @@ class TorchTracer(LayerTracer):
                 produced.append((call.output, key))
 
         _, output = self._forward(feeds, enter, leave, produced)
-        last = first_float(output)
-        if last is not None and not any(t is last for t, _ in produced):  # code after the last module
-            captured[OUTPUT_KEY] = to_numpy(last)
+        names = self.runner.output_names
+        for index, tensor in enumerate(flatten_outputs(output)):  # computed by code after the last module
+            if tensor.is_floating_point() and not any(t is tensor for t, _ in produced) and index < len(names):
+                key = output_key(index)
+                captured[key], self.output_keys[key] = to_numpy(tensor), names[index]
         self.ref = captured
         self.batch = next(iter(feeds.values())).shape[0]
         self.sites = self._sites()
@@ -155,7 +160,7 @@ class TorchTracer(LayerTracer):
         return sites
 
     def capture(self, sites, items, groups, identity=None, patches=None):
-        wanted = {k for s in sites for k in (s.output, *s.inputs)} | {OUTPUT_KEY}
+        wanted = {k for s in sites for k in (s.output, *s.inputs)} | set(self.output_keys)
         runs = torch_runs(self, items, groups, patches or {},
                           lambda feeds, replace: self._capture_run(feeds, wanted, replace))
         return self.split_captured(wanted, runs, identity)
@@ -195,9 +200,9 @@ class TorchTracer(LayerTracer):
             return None
 
         _, output = self._forward(feeds, enter, leave)
-        last = first_float(output)
-        if OUTPUT_KEY in wanted and last is not None:
-            values[OUTPUT_KEY] = to_numpy(last)
+        for index, tensor in enumerate(flatten_outputs(output)):
+            if output_key(index) in wanted:
+                values[output_key(index)] = to_numpy(tensor)
         return values
 
     def close(self):

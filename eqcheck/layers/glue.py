@@ -28,10 +28,12 @@ def op_name(target) -> str:
     return getattr(target, "__name__", text).split(".")[-1]
 
 
-def describe_glue(root, parent: str, child: str | None) -> tuple[str, str, tuple[str, ...]]:
+def describe_glue(root, parent: str, child: str | None,
+                  output: str | None = None) -> tuple[str, str, tuple[str, ...]]:
     """``(name, op, constants)`` for the code in ``parent``'s forward that computes ``child``'s input
-    (the model output when ``child`` is None): the parameters it reads name it (``pos`` for ``x + self.pos``)."""
-    fallback = (f"{child}:input" if child else f"{parent or 'forward'}:output", "glue", ())
+    (the model output ``output`` when ``child`` is None; ``forward:output`` where it is the only one or
+    unnamed, else ``forward:NAME``): the parameters it reads name it (``pos`` for ``x + self.pos``)."""
+    fallback = (f"{child}:input" if child else f"{parent or 'forward'}:{output or 'output'}", "glue", ())
     try:
         module = root.get_submodule(parent) if parent else root
     except AttributeError:

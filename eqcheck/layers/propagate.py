@@ -121,13 +121,14 @@ class LayerAnalysis:
     def __init__(self, tracer: LayerTracer, group: Group, elements: list[Element], tolerance: Tolerance,
                  geometry: Geometry, set_size: int | None, input_actions: Mapping[str, Representation],
                  layer_types: Mapping[str, str], input_size: int | None, batched: bool = True,
-                 output_action: Representation | None = None) -> None:
+                 output_actions: Mapping[str, Representation] | None = None) -> None:
         self.tracer, self.group, self.elements, self.tolerance = tracer, group, elements, tolerance
         self.geometry, self.set_size, self.input_size = geometry, set_size, input_size
         #: False where axis 0 of every tensor is no batch (a graph or a point cloud run alone)
         self.batched = batched
-        #: the action the output check settled on (declared, chosen or found): the model's output has it
-        self.output_action = output_action
+        #: the actions the output check settled on (declared, chosen or found), by output name: the model's
+        #: outputs have them
+        self.output_actions = dict(output_actions or {})
         self.known: dict[str, Representation] = dict(input_actions)
         self.layer_types = dict(layer_types)
         self.used_types: set[str] = set()
@@ -396,9 +397,7 @@ class LayerAnalysis:
                 values.insert(self.identity, reference[key])
         else:
             captured = self.tracer.capture(sites, items, self.groups, self.identity, patches)
-        output_key = self.tracer.output_key
-        if output_key in captured:
-            self.output_capture = {output_key: captured[output_key]}
+        self.output_capture.update((k, captured[k]) for k in self.tracer.output_keys if k in captured)
         keys = {k for s in sites for k in (s.output, *s.inputs)}
         views = {k: v for k in keys if (v := self.view(k, reference[k], captured)) is not None}
         return self._read(sites, views, frozenset(patches) if exact else frozenset())
@@ -527,11 +526,11 @@ class LayerAnalysis:
             self._release(read_later[done])
             if progress:
                 progress(done + 1, len(chunks))
-        output_key = self.tracer.output_key
-        if output_key and output_key in reference:
-            view = self.view(output_key, reference[output_key], self.output_capture)
-            if view is not None:
-                self.record_glue(output_key, None, view, self.output_action).finish(self)
+        for key, name in self.tracer.output_keys.items():
+            if key in reference and key in self.output_capture:
+                view = self.view(key, reference[key], self.output_capture)
+                if view is not None:
+                    self.record_glue(key, None, view, self.output_actions.get(name)).finish(self)
         unused = set(self.layer_types) - self.used_types
         if unused:
             raise UsageError(f"--layer-type names no layer: {sorted(unused)[0]!r}")

@@ -47,8 +47,8 @@ class LayerTracer(ABC):
     ref: dict[str, np.ndarray]
     #: the batch of the reference run (a merged batch axis is told apart by it)
     batch: int = 0
-    #: the key of the model's output where code after the last layer computes it (torch), else None
-    output_key: str | None = None
+    #: the model's outputs that code after the last layer computes (torch): output name by key
+    output_keys: dict[str, str] = {}
     #: the parsed model eqcheck.structure.scan reads window ops from (ONNX), else None
     scan_model = None
 

@@ -235,3 +235,30 @@ def test_every_layer_gets_its_own_local_error_however_many_break(monkeypatch) ->
     causes = [d for d in result.diagnoses if d.severity == "cause"]  # one cause, its five layers listed
     assert [d.layer for d in causes] == ["0"]
     assert causes[0].message.startswith("each of 0 (Conv2d), 2 (Conv2d), 4 (Conv2d), 6 (Conv2d) and 8 (Conv2d)")
+
+
+class TwoOutputsAfterBranch(nn.Module):
+    """Control flow on values (no fx trace: module hooks), and a second output computed after the last
+    module: a position-dependent offset there breaks translations."""
+
+    def __init__(self, offset: bool) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular")
+        self.b = nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular")
+        self.shift = nn.Parameter(torch.randn(1, 2, 8, 8) if offset else torch.zeros(1, 2, 8, 8))
+
+    def forward(self, x):
+        if float(x.abs().sum()) < 0:  # never: but fx cannot know
+            x = -x
+        return self.a(x), self.b(x) + self.shift
+
+
+def test_hooks_show_each_output_that_code_after_the_last_module_computes() -> None:
+    broken = eqcheck.verify(_seeded(lambda: TwoOutputsAfterBranch(True)), "translation", input_shape=[2, 1, 8, 8])
+    assert not broken.passed and [o.passed for o in broken.outputs] == [True, False]
+    assert any("module hooks" in note for note in broken.run.notes)
+    # the forward cannot be traced, so the code is named by the output it computes
+    assert broken.first_failing_layer == "forward:output1"
+    assert [layer.name for layer in broken.layers if not layer.passed] == ["forward:output1"]
+    exact = eqcheck.verify(_seeded(lambda: TwoOutputsAfterBranch(False)), "translation", input_shape=[2, 1, 8, 8])
+    assert exact.passed and exact.first_failing_layer is None and all(layer.passed for layer in exact.layers)
