@@ -249,8 +249,15 @@ def test_positions_are_found_by_name_and_a_small_cloud_says_how_to_type_its_outp
 
     result = eqcheck.verify(Named(), "e3", per_layer=False)
     assert result.run.input_actions == {"velocity": "1x1o", "pos": "positions"}
-    assert not result.passed  # 8 rows cannot type a 7-wide last axis: said, with what to declare
-    assert any(d.code == "undetermined-type" and "--output-type output=" in d.message for d in result.diagnoses)
+    # 8 rows cannot type a 7-wide last axis: found on more random inputs, said so
+    assert result.passed and result.output.representation_source == "found"
+    assert "2x1o" in result.output.representation and "1x0e" in result.output.representation  # blocks in its order
+    assert any(d.code == "more-inputs" for d in result.diagnoses)
+    rng = np.random.default_rng(0)
+    given = {name: rng.standard_normal((2, 4, 3)).astype(np.float32) for name in ("velocity", "pos")}
+    mine = eqcheck.verify(Named(), "e3", inputs=given, per_layer=False)
+    assert not mine.passed  # inputs given are not added to: said, with what to declare
+    assert any(d.code == "undetermined-type" and "--output-type output=" in d.message for d in mine.diagnoses)
     declared = eqcheck.verify(Named(), "e3", output_type="1x1o+1x1o+1x0e", per_layer=False)
     assert declared.passed
 

@@ -58,20 +58,24 @@ def is_layer_module(module) -> bool:
     return module.__module__.startswith("torch.nn") or next(module.children(), None) is None
 
 
-def declared_types(module) -> tuple[str | None, str | None, str | None]:
-    """``(group, input type, output type)`` a module states: eqcheck.nn's class attributes, or e3nn's
-    ``irreps_in`` (``irreps_in1`` of a tensor product) and ``irreps_out``, which hold under any 3-D group."""
+def declared_types(module) -> dict[str, str | None]:
+    """The types a module states, as Site fields: eqcheck.nn's class attributes (``declared_group``,
+    ``declared_in``, ``declared_out``), or e3nn's ``irreps_in`` (``irreps_in1`` and ``irreps_in2`` of a
+    tensor product) and ``irreps_out``, which hold under any 3-D group."""
     if module is None:
-        return None, None, None
+        return {}
     out = getattr(module, "eqcheck_output_type", None)
     if out is not None:
-        return getattr(module, "eqcheck_group", None), getattr(module, "eqcheck_input_type", None), out
+        return {"declared_group": getattr(module, "eqcheck_group", None),
+                "declared_in": getattr(module, "eqcheck_input_type", None), "declared_out": out}
     irreps_out = getattr(module, "irreps_out", None)
     if irreps_out is None:
-        return None, None, None
+        return {}
     irreps_in = getattr(module, "irreps_in", None)
     irreps_in = getattr(module, "irreps_in1", None) if irreps_in is None else irreps_in
-    return None, None if irreps_in is None else str(irreps_in), str(irreps_out)
+    second = getattr(module, "irreps_in2", None)
+    return {"declared_in": None if irreps_in is None else str(irreps_in), "declared_out": str(irreps_out),
+            "declared_in2": None if second is None else str(second)}
 
 
 def trace_module(module):
@@ -224,10 +228,9 @@ class GraphTracer(LayerTracer):
                 drafts.append((label, op, module, constants, keys[output], tuple(inputs), index))
         sites = []
         for (_, op, module, constants, output, inputs, index), name in zip(drafts, numbered([d[0] for d in drafts])):
-            group, declared_in, declared_out = declared_types(module)
             sites.append(Site(
                 name=name, op=op, output=output, inputs=inputs, node=name, constants=constants, span=(index, index),
-                declared_group=group, declared_in=declared_in, declared_out=declared_out))
+                **declared_types(module)))
         return sites
 
     def _describe(self, layer: GraphLayer) -> tuple[str, str, object, tuple[str, ...]]:

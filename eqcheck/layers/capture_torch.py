@@ -155,7 +155,7 @@ class TorchTracer(LayerTracer):
             sites.append(Site(
                 name=name, op=type(mod).__name__, output=f"{index}:out", node=call.name,
                 inputs=tuple(k for k in call.arg_keys if k is not None),
-                **dict(zip(("declared_group", "declared_in", "declared_out"), declared_types(mod))),
+                **declared_types(mod),
                 span=(call.enter, call.exit)))
         return sites
 
@@ -182,11 +182,13 @@ class TorchTracer(LayerTracer):
             stack.append(index)
             patched, changed = list(args), False
             for position, key in enumerate(self.calls[index].arg_keys):
-                if key == f"{index}:in{position}":
-                    if key in wanted:
-                        values[key] = to_numpy(args[position]).copy()
-                    if key in replace:
-                        patched[position], changed = replace[key].to(args[position].dtype), True
+                own = key == f"{index}:in{position}"
+                if own and key in wanted:
+                    values[key] = to_numpy(args[position]).copy()
+                # code's result read by several modules is keyed by its first reader: every reader gets the
+                # patch (a module's output is patched where the module returns it)
+                if key in replace and (own or not key.endswith(":out")):
+                    patched[position], changed = replace[key].to(args[position].dtype), True
             return (tuple(patched), kwargs) if changed else None
 
         def leave(name, mod, out):

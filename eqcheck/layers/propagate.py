@@ -322,12 +322,13 @@ class LayerAnalysis:
         return [rep]
 
     def record_glue(self, key: str, consumer: Site | None, view: View,
-                    known: Representation | None = None) -> Analysed:
-        """Code between modules (torch): its action is the one that explains its output best (the model's
-        output: the one its check settled on, ``known``, where it fits)."""
+                    known: Representation | None = None, source: str = "output") -> Analysed:
+        """Code between modules (torch): its action is the one that explains its output best; ``known``
+        where it fits: the model's output, the one its check settled on (``source`` "output"), or the
+        input type its reader states ("declared")."""
         indices = self.scoring
         if known is not None and known.fits(self.group, tuple(view.ref.shape), self.set_size) is None:
-            choice = Choice(known, math.nan, None, "output")
+            choice = Choice(known, math.nan, None, source)
         else:
             choice = choose(view.expect, self.candidates(view.ref.shape), [self.elements[i] for i in indices],
                             [view.items[i] for i in indices], batched=self.batched)
@@ -355,10 +356,13 @@ class LayerAnalysis:
         order: list[Analysed] = []
         seen: set[str] = set()
         for site in sites:
-            for key in site.inputs:
+            for position, key in enumerate(site.inputs):
                 if key in views and key not in self.inputs and key not in self.site_outputs and key not in seen:
                     seen.add(key)
-                    order.append(self.record_glue(key, site, views[key]))
+                    # what a layer that states its input type (e3nn's irreps_in) reads has that type
+                    spec = (site.declared_in, site.declared_in2)[position] if position < 2 else None
+                    declared = self._declared(site, spec, views[key].ref.shape)
+                    order.append(self.record_glue(key, site, views[key], declared, "declared"))
             if site.output in views:
                 inputs = [k for k in site.inputs if k in views]
                 source = next((a for a in reversed(order) if len(inputs) == 1 and a.site.output == inputs[0]),

@@ -27,6 +27,8 @@ class Site:
     declared_group: str | None = None
     declared_in: str | None = None
     declared_out: str | None = None
+    #: the type a layer states for its second input (e3nn's ``irreps_in2`` of a tensor product)
+    declared_in2: str | None = None
     span: tuple[int, int] | None = None
     #: code between modules (torch), found where an error appears with no module to blame
     glue: bool = False
