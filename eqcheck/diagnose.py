@@ -64,6 +64,11 @@ def _declared_against_fitting(output, tolerance: Tolerance, what: str) -> list[D
     if not fitting:
         return []
     best = min(fitting, key=lambda c: c.max_rel_error)
+    if " in another basis" in best.representation:  # found from the data: no spec declares a basis
+        return [Diagnosis("declared-type", f"{what} fails as the declared {output.representation}, but its "
+                                           f"channels transform as {best.representation} (found from the data, "
+                                           f"max rel error {best.max_rel_error:.2e}): the model computes these "
+                                           f"irreps in its own order or basis, not in the one the type names")]
     return [Diagnosis("declared-type", f"{what} fails as the declared {output.representation}, but fits "
                                        f"{best.representation} (max rel error {best.max_rel_error:.2e}): if that is "
                                        f"its type, declare --output-type {output.name}={best.representation}")]

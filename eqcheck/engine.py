@@ -306,6 +306,14 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
                 results = element_errors(group, rep, elements, reference, transformed, geometry, tolerance,
                                          output_spread, floors)
                 scored.append((worst(r.rel_error for r in results), rep, results))
+        # and what the data says it is (the declared irreps in another basis, say): listed, never chosen
+        if reference.dtype.kind == "f":
+            find = discover_irreps if group.point_cloud else discover
+            found = find(group, elements, reference, transformed, tolerance.exact)
+            if found is not None:
+                results = element_errors(group, found, elements, reference, transformed, geometry, tolerance,
+                                         output_spread, floors)
+                scored.append((worst(r.rel_error for r in results), found, results))
     if source != "given" and not all(r.passed for r in best_results) and reference.dtype.kind == "f":
         # no named type explains the output: its channel representation, found from the data (discovery.py)
         find = discover_irreps if group.point_cloud else discover

@@ -393,3 +393,10 @@ def test_a_plain_output_is_not_explained_by_a_type_fitted_on_more_inputs() -> No
     plain = eqcheck.verify(model, "so3", per_layer=False)
     assert not plain.passed and plain.outputs[0].representation_source != "found"
     assert plain.outputs[0].max_rel_error > 0.1
+
+
+def test_a_declared_type_in_another_basis_is_said_so() -> None:
+    result = eqcheck.verify(FlippedForces(), "o3", output_type="1x1o", per_layer=False)
+    assert not result.passed and result.output.representation_source == "given"
+    hints = [d.message for d in result.diagnoses if d.code == "declared-type"]
+    assert len(hints) == 1 and "transform as 1x1o in another basis" in hints[0]
