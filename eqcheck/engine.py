@@ -12,7 +12,7 @@ from eqcheck.actions.representations import Representation, apply_representation
 from eqcheck.actions.spatial import apply_spatial, central_disk
 from eqcheck.batching import run_many
 from eqcheck.compare import Geometry, element_errors
-from eqcheck.discovery import discover
+from eqcheck.discovery import MIN_SAMPLES_PER_CHANNEL, discover, too_few_samples
 from eqcheck.discovery_o3 import discover_irreps
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group, SamplingContext
@@ -218,14 +218,14 @@ def measure(
         for position, index in enumerate(checked):
             if index not in short:
                 continue
-            values = [outputs[0][index], outputs[1][index]] + [o[index] for o in outputs[2:]]
+            values = [o[index] for o in outputs]
             pooled = [_rows(values[0], [extra[d * step][index] for d in range(count)])] + [
                 _rows(values[2 + j], [extra[d * step + 1 + j][index] for d in range(count)])
                 for j in range(len(elements))]
             check, action = check_output(group, names[index], values, elements, geometries[index], tolerance,
                                          floors, set_size, declared.get(names[index]), discovery_values=pooled)
             if check.representation_source == "found":
-                checks[checked.index(index)], actions[names[index]] = check, action
+                checks[position], actions[names[index]] = check, action
                 drawn.append(f"output {names[index]!r}: its type was found on {count} more random inputs as well "
                              f"(the checked ones hold too few samples to reveal it)")
     margins = {geometries[i].margin for i in checked} - {None}
@@ -246,8 +246,6 @@ def draws_needed(group: Group, check: TensorCheck, reference: np.ndarray) -> int
     """How many more inputs like the checked ones would hold enough samples to find the type of an output
     that no named type explains (twice what discovery asks at least); 0 where it needs none, cannot use
     them, or would need over ``MAX_EXTRA_DRAWS``."""
-    from eqcheck.discovery import MIN_SAMPLES_PER_CHANNEL, too_few_samples
-
     if (check.passed or not check.representation_source.startswith("auto") or reference.dtype.kind != "f"
             or reference.ndim == 0):
         return 0
@@ -293,40 +291,34 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
             raise UsageError(f"--output-type {name}={rep.spec}: {reason}")
         candidates, source = [rep], "declared" if isinstance(declared, Representation) else "given"
     scored = []
-    for rep in candidates:
+
+    def scored_as(rep: Representation) -> tuple:
         results = element_errors(group, rep, elements, reference, transformed, geometry, tolerance,
                                  output_spread, floors)
         scored.append((worst(r.rel_error for r in results), rep, results))
+        return scored[-1]
+
+    for rep in candidates:
+        scored_as(rep)
     (best_error, best_rep, best_results), source = choose_representation(group, reference.shape, scored, source)
-    if source == "given" and not all(r.passed for r in best_results):
+    failed = not all(r.passed for r in best_results)
+    if source == "given" and failed:
         # a declared type that fails: what the named types say of the output, for the hint (diagnose.py)
         for rep in candidate_representations(group, reference.shape, set_size,
                                              1 if group.set_axis is None else group.set_axis):
             if rep.spec != best_rep.spec:
-                results = element_errors(group, rep, elements, reference, transformed, geometry, tolerance,
-                                         output_spread, floors)
-                scored.append((worst(r.rel_error for r in results), rep, results))
-        # and what the data says it is (the declared irreps in another basis, say): listed, never chosen
-        if reference.dtype.kind == "f":
-            find = discover_irreps if group.point_cloud else discover
-            found = find(group, elements, reference, transformed, tolerance.exact)
-            if found is not None:
-                results = element_errors(group, found, elements, reference, transformed, geometry, tolerance,
-                                         output_spread, floors)
-                scored.append((worst(r.rel_error for r in results), found, results))
-    if source != "given" and not all(r.passed for r in best_results) and reference.dtype.kind == "f":
-        # no named type explains the output: its channel representation, found from the data (discovery.py)
+                scored_as(rep)
+    if failed and reference.dtype.kind == "f":
+        # the channel representation found from the data (discovery.py): beside a declared type, listed
+        # only (its irreps in another basis, say); else kept where it explains every exact element and
+        # beats every named type: what fails then (interpolated angles) is the model's error under that type
         find = discover_irreps if group.point_cloud else discover
         pooled = discovery_values or [reference, *transformed]
         found = find(group, elements, pooled[0], pooled[1:], tolerance.exact)
         if found is not None:
-            results = element_errors(group, found, elements, reference, transformed, geometry, tolerance,
-                                     output_spread, floors)
-            scored.append((worst(r.rel_error for r in results), found, results))
-            # kept where it explains every exact element and beats every named type: what fails then
-            # (interpolated angles) is the model's error under that type
-            named = {rep.spec for _, rep, _ in scored[:-1]}  # a vector that failed as 1x1o is not one elsewhere
-            if (all(r.passed for r in results if r.exact) and scored[-1][0] < best_error
+            named = {rep.spec for _, rep, _ in scored}  # a vector that failed as 1x1o is not one elsewhere
+            error, _, results = scored_as(found)
+            if (source != "given" and all(r.passed for r in results if r.exact) and error < best_error
                     and found.equivalent not in named):
                 (best_error, best_rep, best_results), source = scored[-1], "found"
     return TensorCheck(

@@ -13,6 +13,7 @@ from eqcheck.layers.trace import LayerTracer, Site, numbered
 from eqcheck.models.base import first_line
 from eqcheck.models.torch_runner import flatten_outputs
 
+
 def output_key(index: int) -> str:
     """The capture's key of the model's ``index``-th output tensor (flatten_outputs' order)."""
     return "<output>" if index == 0 else f"<output{index}>"
@@ -64,7 +65,6 @@ def layer_modules(root) -> list[tuple[str, object]]:
 
 class TorchTracer(LayerTracer):
     """Hooks on named modules; a module called k times gives layers ``name#1`` .. ``name#k``."""
-
 
     def __init__(self, runner) -> None:
         module = runner.module
