@@ -100,21 +100,29 @@ SIGNED_FIT_SAMPLES_PER_CHANNEL, SIGNED_HELD_SAMPLES_PER_CHANNEL = 2, 4
 def _sample_grids(reference: np.ndarray, fit_per_channel: int,
                   held_per_channel: int | None = None) -> tuple[tuple | None, tuple | None]:
     """Index tuples of the pixels used for the fit and for the held-out check, ``fit_per_channel`` and
-    ``held_per_channel`` (the same by default) samples per channel at least: two bands of whole rows,
-    about a third and two thirds down (alternate rows where the map is too small for bands). Slices, so
-    that each is a view of any tensor, turned ones included. None for a ``[B, C]`` tensor (its batch
-    items are split instead)."""
+    ``held_per_channel`` (the same by default) samples per channel at least: two square patches on the
+    diagonal, about a third and two thirds of the way down, clear of the borders where they can be
+    (alternate rows where the map is too small for them). Slices, so that each is a view of any tensor,
+    turned ones included; squares, so that a patch of a quarter-turned view reads a few cache lines per
+    channel, as a patch of the tensor itself does (a row of a turned view is a column of the tensor under
+    it: a cache line per pixel). None for a ``[B, C]`` tensor (its batch items are split instead)."""
     if reference.ndim == 2:
         return None, None
     batch, channels, h, w = reference.shape
-    fit_rows = -(-fit_per_channel * channels // (batch * w))
-    held_rows = -(-(held_per_channel or fit_per_channel) * channels // (batch * w))
-    if fit_rows + held_rows + max(fit_rows, held_rows) > h:
+    fit_side = _patch_side(fit_per_channel * channels, batch)
+    held_side = _patch_side((held_per_channel or fit_per_channel) * channels, batch)
+    size = min(h, w)
+    if fit_side + held_side > size:
         return (..., slice(0, None, 2), slice(None)), (..., slice(1, None, 2), slice(None))
-    fit_start = max(0, h // 3 - fit_rows // 2)
-    held_start = max(fit_start + fit_rows, min(2 * h // 3 - held_rows // 2, h - held_rows))
-    return ((..., slice(fit_start, fit_start + fit_rows), slice(None)),
-            (..., slice(held_start, held_start + held_rows), slice(None)))
+    fit_start = max(0, size // 3 - fit_side // 2)
+    held_start = max(fit_start + fit_side, min(2 * size // 3 - held_side // 2, size - held_side))
+    return ((..., slice(fit_start, fit_start + fit_side), slice(fit_start, fit_start + fit_side)),
+            (..., slice(held_start, held_start + held_side), slice(held_start, held_start + held_side)))
+
+
+def _patch_side(samples: int, batch: int) -> int:
+    """The side of the smallest square patch whose pixels, over ``batch`` items, give ``samples``."""
+    return math.isqrt(max(-(-samples // batch) - 1, 0)) + 1
 
 
 def _halves(xs: list[np.ndarray], part: int) -> np.ndarray:
@@ -163,25 +171,25 @@ def fit_signed_permutations(source: tuple, target: tuple, tolerance: float) -> l
     norms[norms == 0] = 1
     order = np.abs(correlation / norms[:, None, :]).argmax(axis=2)  # each target channel's best source
     stacked, channels = order.shape
-    signs = np.where(np.take_along_axis(correlation, order[..., None], 2)[..., 0] < 0, -1.0, 1.0)  # 0: a dead channel
+    best = correlation.reshape(stacked, -1)[np.arange(stacked)[:, None], order + channels * np.arange(channels)]
+    signs = np.where(best < 0, -1.0, 1.0)  # 0: a dead channel
     bijective = (np.sort(order, axis=1) == np.arange(channels)).all(axis=1)
     moved = source[1][np.arange(stacked)[:, None], order]  # each target channel's source, [G, C, samples]
     moved *= signs.astype(moved.dtype)[..., None]
     errors = _rel_stacked(moved, target[1])  # moved is a copy: overwritten
     finite = np.isfinite(correlation).all(axis=(1, 2))
     return [(SignedPermutation(o, s), e, e) if ok and keep and e <= tolerance else None
-            for o, s, e, ok, keep in zip(order, signs, errors.tolist(), bijective, finite)]
+            for o, s, e, ok, keep in zip(order, signs, errors, bijective, finite)]
 
 
-def _rel_stacked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _rel_stacked(a: np.ndarray, b: np.ndarray) -> list[float]:
     """``||a_g - b_g|| / ||b_g||`` for each g of the stacked ``[G, C, samples]`` arrays (inf where b_g is 0
-    and a_g is not, 0 where both are). Overwrites ``a``. Sums in the arrays' own precision: a relative
-    error of its last digits, not a difference of large sums."""
+    and a_g is not, 0 where both are; NaN where either is not finite). Overwrites ``a``. Sums in the
+    arrays' own precision: a relative error of its last digits, not a difference of large sums."""
     a -= b  # a is a scratch copy
-    diff = np.sqrt(np.einsum("gij,gij->g", a, a).astype(np.float64))
-    norm = np.sqrt(np.einsum("gij,gij->g", b, b).astype(np.float64))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(norm > 0, diff / np.where(norm > 0, norm, 1), np.where(diff == 0, 0.0, np.inf))
+    diffs = np.einsum("gij,gij->g", a, a).tolist()
+    norms = np.einsum("gij,gij->g", b, b).tolist()
+    return [math.sqrt(d / n) if n > 0 else (0.0 if d == 0 else math.inf) for d, n in zip(diffs, norms)]
 
 
 def fit_orthogonal(source: tuple, target: tuple) -> Fit:
@@ -371,11 +379,8 @@ def name_representation(group: Group, elements: list[Element], matrices: dict) -
     if field_group.finite:
         labels = _field_labels(field_group, tuple(elements))
         if len(labels) == field_group.order and None not in labels:
-            characters = {label: trace(matrices[name]) for label, name in labels.items()}
-            terms = decompose(characters, field_group)
-            if terms is None:
-                return None
-            return character_name(terms, field_group)
+            return _named_by_character(field_group, tuple((label, trace(matrices[name]))
+                                                          for label, name in labels.items()))
     if field_group.kind == "so2":
         named = so2_name(group, elements, matrices)
         if named is not None:
@@ -388,6 +393,14 @@ def _field_labels(field_group, elements: tuple[Element, ...]) -> dict:
     """Each element's label in the field group (the group's own element, or None), by the element's label:
     the same for every tensor of a check."""
     return {field_group.label(g): g.label for g in elements}
+
+
+@lru_cache(maxsize=256)
+def _named_by_character(field_group, characters: tuple) -> str | None:
+    """The decomposition named from ``(element label, character)`` pairs, or None where the multiplicities
+    are not whole: the same few characters recur for every tensor of a check."""
+    terms = decompose(dict(characters), field_group)
+    return None if terms is None else character_name(terms, field_group)
 
 
 def c4_name(elements: list[Element], matrices: dict) -> str:

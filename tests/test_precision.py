@@ -81,3 +81,65 @@ def test_an_onnx_graph_says_it_cannot_be_checked_in_float64(tmp_path) -> None:
     assert note.severity == "note" and "could not be checked in float64" in note.message
     assert "ONNX" in note.message
     assert np.isfinite(max(e.rel_error for e in result.outputs[0].elements))
+
+
+BUILT_CONSTANT = '''
+import math
+import torch
+
+
+class ChangeOfBasis(torch.nn.Module):
+    """Exact under SO(3): vectors turned into another orthonormal basis and back, by a matrix the model
+    computes as it is built (as e3nn builds its Wigner 3j and change-of-basis matrices), in torch's
+    default dtype; its rounding is what a cast after the fact keeps."""
+
+    def __init__(self):
+        super().__init__()
+        a, b = torch.tensor(0.3), torch.tensor(1.1)
+        rz = torch.stack([torch.stack([a.cos(), -a.sin(), a * 0]), torch.stack([a.sin(), a.cos(), a * 0]),
+                          torch.tensor([0.0, 0.0, 1.0])])
+        rx = torch.stack([torch.tensor([1.0, 0.0, 0.0]), torch.stack([b * 0, b.cos(), -b.sin()]),
+                          torch.stack([b * 0, b.sin(), b.cos()])])
+        self.register_buffer("basis", rz @ rx)
+        self.noise_scale = torch.randn(()).item()  # a random init: the seed makes runs repeat
+
+    def forward(self, pos):
+        return (pos @ self.basis) @ self.basis.T + 0.0 * self.noise_scale
+
+
+def make():
+    return ChangeOfBasis()
+'''
+
+
+def test_a_factory_checked_in_float64_builds_its_constants_in_float64(tmp_path) -> None:
+    """A float32 constant cast to float64 leaves an error of 1e-8, which fails float64's tolerance; built
+    under float64 the model is exact. The fixed seed makes two loads of a random factory alike."""
+    source = tmp_path / "basis_model.py"
+    source.write_text(BUILT_CONSTANT)
+    spec = f"{source}:make"
+    result = eqcheck.verify(spec, "so3", input_shape=(2, 16, 3), dtype="float64", output_type="1o")
+    assert result.passed and result.outputs[0].max_rel_error < 1e-13
+    assert torch.get_default_dtype() == torch.float32  # put back after loading and running
+    from eqcheck.models.loader import load_model
+
+    float32_build = load_model(spec).module
+    cast = eqcheck.verify(float32_build, "so3", input_shape=(2, 16, 3), dtype="float64", output_type="1o")
+    assert not cast.passed and 1e-9 < cast.outputs[0].max_rel_error < 1e-6  # the float32 constant's rounding
+    assert load_model(spec).module.noise_scale == float32_build.noise_scale  # the same seed each load
+
+
+class ScattersIntoZeros(torch.nn.Module):
+    """Makes its own buffer as it runs (``torch.zeros`` in the default dtype) and scatters into it, as
+    message-passing code does: in float64 the buffer must be float64 too (index_add_ refuses a mix)."""
+
+    def forward(self, pos):
+        centred = pos - pos.mean(dim=1, keepdim=True)
+        sums = torch.zeros(pos.shape[0], 2)
+        return sums.index_add_(1, torch.arange(pos.shape[1]) % 2, centred.norm(dim=-1))
+
+
+def test_a_model_checked_in_float64_makes_its_own_tensors_in_float64() -> None:
+    result = eqcheck.verify(ScattersIntoZeros(), "e3", input_shape=(2, 16, 3), dtype="float64")
+    assert result.passed and result.outputs[0].max_rel_error < 1e-13
+    assert torch.get_default_dtype() == torch.float32

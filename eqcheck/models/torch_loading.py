@@ -17,7 +17,7 @@ from pathlib import Path
 from eqcheck.errors import ModelLoadError
 from eqcheck.models.base import InputSpec, first_line, missing_file
 from eqcheck.models.torch_runner import (
-    TorchRunner, declared_input_dtypes, declared_input_shapes, positional_input_names,
+    TorchRunner, declared_input_dtypes, declared_input_shapes, default_float_dtype, positional_input_names,
 )
 
 
@@ -306,18 +306,30 @@ def import_attribute(spec: str):
     return getattr(module, attr)
 
 
+#: the torch seed a factory is called under (where it sets none itself): a check of a freshly initialised
+#: model repeats exactly, and its float64 re-run builds the same architecture from the same seed
+FACTORY_SEED = 0
+
+
 def load_python_spec(spec: str, weights: str | None, **options) -> TorchRunner:
-    """A module is the model; a class, or a function without required arguments, is its factory."""
+    """A module is the model; a class, or a function without required arguments, is its factory: called
+    under a fixed torch seed, and in the float dtype asked for (``torch.set_default_dtype``), so that the
+    constants a model computes as it is built (e3nn's Wigner 3j and change-of-basis matrices) have that
+    precision; a cast after the fact would keep their float32 rounding."""
     import torch
 
-    obj = import_attribute(spec)
-    is_factory = isinstance(obj, type) or (callable(obj) and not isinstance(obj, torch.nn.Module)
-                                           and not _has_required_args(obj))
-    if is_factory:
-        try:
-            obj = obj()
-        except Exception as error:
-            raise ModelLoadError(f"calling {spec}() failed: {type(error).__name__}: {first_line(error)}") from None
+    dtype = options.get("dtype")
+    with default_float_dtype(getattr(torch, dtype) if dtype in ("float64", "float32") else None):
+        obj = import_attribute(spec)
+        is_factory = isinstance(obj, type) or (callable(obj) and not isinstance(obj, torch.nn.Module)
+                                               and not _has_required_args(obj))
+        if is_factory:
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(FACTORY_SEED)
+                    obj = obj()
+            except Exception as error:
+                raise ModelLoadError(f"calling {spec}() failed: {type(error).__name__}: {first_line(error)}") from None
     if not callable(obj):
         raise ModelLoadError(f"{spec} is not a model or a factory of one")
     if weights is not None:

@@ -99,6 +99,23 @@ def _dims(shape) -> tuple[int, ...]:
     return dims
 
 
+@contextlib.contextmanager
+def default_float_dtype(dtype):
+    """torch's default float dtype set to ``dtype`` (None: left alone) while the model's code runs: the
+    tensors it makes as it is built or as it runs (``torch.zeros(n, 3)``) in the dtype it is checked in."""
+    import torch
+
+    if dtype is None:
+        yield
+        return
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
 class TorchRunner(ModelRunner):
     """A torch callable under ``no_grad``, in eval mode unless ``train_mode``, on ``device``, in ``dtype``."""
 
@@ -137,6 +154,7 @@ class TorchRunner(ModelRunner):
             except Exception as error:
                 raise ModelRunError(f"could not move the model to {device}/{dtype}: {first_line(error)}") from None
         self.module = module
+        self.float_dtype = dtype
         param = next(iter(module.parameters()), None) if hasattr(module, "parameters") else None
         model_dtype = dtype or (str(param.dtype).replace("torch.", "") if param is not None else "float32")
         self.inputs = [InputSpec(s.name, s.shape, model_dtype if s.dtype.startswith("float") else s.dtype,
@@ -154,12 +172,15 @@ class TorchRunner(ModelRunner):
         return self.index_ranges.get(name)
 
     def precision(self):
-        """Strict fp32 on GPUs unless TF32 is asked for: TF32 convolutions make exact models look 1e-3 off."""
+        """Strict fp32 on GPUs unless TF32 is asked for: TF32 convolutions make exact models look 1e-3 off;
+        a model checked in float64 makes its own tensors in float64."""
         import torch
 
-        if not self.device.startswith("cuda"):
-            return contextlib.nullcontext()
         stack = contextlib.ExitStack()
+        if self.float_dtype == "float64":
+            stack.enter_context(default_float_dtype(torch.float64))
+        if not self.device.startswith("cuda"):
+            return stack
         previous = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
         torch.backends.cudnn.allow_tf32 = self.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = self.allow_tf32
