@@ -164,6 +164,11 @@ def edge_order(element, count: int) -> np.ndarray | None:
     return np.random.default_rng(seed).permutation(count)
 
 
+def relabel_nodes(element, x: np.ndarray) -> np.ndarray:
+    """Node labels (an edge index's values) after the node permutation ``x' = x[p]``: ``p_inv[x]``."""
+    return np.argsort(np.asarray(element.permutation))[x].astype(x.dtype, copy=False)
+
+
 @dataclass(frozen=True)
 class EdgeIndexAction(Representation):
     """A sparse graph's ``edge_index`` ``[2, E]`` (PyTorch Geometric): its values name nodes, so a node
@@ -176,7 +181,7 @@ class EdgeIndexAction(Representation):
         perm = element.permutation
         if not perm:
             return x
-        relabelled = np.argsort(np.asarray(perm))[x].astype(x.dtype, copy=False)
+        relabelled = relabel_nodes(element, x)
         edges = edge_order(element, x.shape[1])
         return relabelled if edges is None else relabelled[:, edges]
 

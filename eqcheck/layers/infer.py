@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eqcheck.actions.representations import Representation
+from eqcheck.actions.representations import Representation, relabel_nodes
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
 from eqcheck.layers.expectation import Expectation, fast_rel
-from eqcheck.layers.layer_actions import ChannelPermutationAction
+from eqcheck.layers.layer_actions import ChannelPermutationAction, RowOrderAction
 
 #: linear assignment is tried on channel axes up to this size (its cost grows as C^3)
 MAX_ASSIGNMENT_CHANNELS = 512
@@ -214,6 +214,53 @@ def find_permutation(expect: Expectation, elements: list[Element], observed: lis
     rep = ChannelPermutationAction(table=tuple((p, tuple(int(i) for i in perm)) for p, perm in table.items()))
     error = score(expect, rep, elements, observed)
     return Choice(rep, error, None, "found") if error < FOUND_MAX_ERROR else None
+
+
+def find_row_order(expect: Expectation, elements: list[Element], observed: list[np.ndarray],
+                   set_size: int | None) -> Choice | None:
+    """For a tensor of a sparse graph (``perm:axis=0``) whose rows are not its nodes (messages over the
+    edges and self loops ``[E', F]``, the nodes they go to ``[E']``): per element, the order that lists
+    each observed row as a row of the reference (of node labels: as relabelled by the permutation), kept
+    only where every element's rows are matched (within FOUND_MAX_ERROR, then scored). Matching rows of
+    many values fits no free parameters: a tensor that is not equivariant keeps no multiset of rows.
+    Node-level tensors are left to the node permutation itself (a model that reorders its nodes as it
+    likes is not equivariant)."""
+    group, x = expect.group, expect.reference
+    if not group.permutes_sets or group.set_axis != 0 or x.ndim < 1 or len(x) < 2 or len(x) == set_size:
+        return None
+    node_labels = x.dtype.kind in "iu"
+    if node_labels and not (set_size and x.size and 0 <= x.min() and x.max() < set_size):
+        return None
+    if x.dtype.kind not in "fiu":
+        return None
+    orders = {}
+    for element, seen in zip(elements, observed):
+        if seen.shape != x.shape:
+            return None
+        expected = relabel_nodes(element, x) if node_labels and element.permutation else x
+        order = match_rows(seen.reshape(len(seen), -1).astype(np.float64),
+                           expected.reshape(len(x), -1).astype(np.float64))
+        if order is None:
+            return None
+        orders[element.label] = order
+    rep = RowOrderAction(orders=orders, node_labels=node_labels)
+    error = score(expect, rep, elements, observed)
+    return Choice(rep, error, None, "found") if error < FOUND_MAX_ERROR else None
+
+
+def match_rows(seen: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+    """The order with ``seen[i]`` close to ``rows[order[i]]``, or None: rows paired by their sorted
+    projections on a fixed direction, then by linear assignment where rounding swapped near ties."""
+    direction = np.random.default_rng(0).standard_normal(rows.shape[1])
+    order = np.empty(len(rows), dtype=np.int64)
+    order[np.argsort(seen @ direction, kind="stable")] = np.argsort(rows @ direction, kind="stable")
+    norm = np.linalg.norm(seen)
+    if np.linalg.norm(seen - rows[order]) <= FOUND_MAX_ERROR * norm:
+        return order
+    if len(rows) > MAX_ASSIGNMENT_CHANNELS:
+        return None
+    order = assignment(seen.T, rows.T)
+    return order if np.linalg.norm(seen - rows[order]) <= FOUND_MAX_ERROR * norm else None
 
 
 def find_matrices(expect: Expectation, elements: list[Element], observed: list[np.ndarray]) -> Choice | None:

@@ -3,12 +3,12 @@ several set axes (attention maps), channels permuted by a homomorphism found fro
 candidates for a tensor, and ``--layer-type`` values."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from eqcheck.actions.parse import candidate_representations, parse_type
-from eqcheck.actions.representations import Representation, SetAction
+from eqcheck.actions.representations import Representation, SetAction, relabel_nodes
 from eqcheck.actions.spatial import apply_spatial
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
@@ -60,6 +60,40 @@ class ChannelPermutationAction(Representation):
         perm = self.permutation(element)
         channels = x.reshape(x.shape[0], len(perm), *x.shape[-2:])[:, perm].reshape(x.shape)
         return apply_spatial(element, channels, stride=stride, zero_fill=zero_fill, order=order)
+
+
+@dataclass(frozen=True, eq=False)
+class RowOrderAction(Representation):
+    """Rows (axis 0) listed in the order the data shows, one order per tested element (by label): what a
+    sparse graph's node permutation does to a tensor of rows that are neither its nodes nor the input's
+    edges (messages over the edges and the self loops a layer adds, edges it sorts or filters). Found by
+    matching each row to a row of the reference (infer.find_row_order); its orders are its identity."""
+
+    spec: str = "rows (found)"
+    #: element label -> index array, ``new[i] = old[order[i]]``
+    orders: dict = field(default_factory=dict)
+    #: the values name nodes (an index tensor: the targets of the messages): relabelled as edge_index's
+    node_labels: bool = False
+
+    def __eq__(self, other) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    @property
+    def size(self) -> int:
+        return len(next(iter(self.orders.values()))) if self.orders else 0
+
+    def apply(self, element, x, *, stride=1, zero_fill=False, order=3):
+        if self.node_labels and element.permutation:
+            x = relabel_nodes(element, x)
+        return np.take(x, self.orders[element.label], axis=0)
+
+    def fits(self, group, shape, set_size=None):
+        if not shape or shape[0] != self.size:
+            return f"found for {self.size} rows, the tensor has shape {list(shape)}"
+        return None
 
 
 def layer_candidates(group: Group, shape: tuple[int, ...], set_size: int | None) -> list[Representation]:

@@ -19,10 +19,11 @@ from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
 from eqcheck.layers.expectation import Expectation, fast_rel
 from eqcheck.layers.infer import (
-    CLEAR_MARGIN, FOUND_MAX_ERROR, Choice, choose, find_irreps, find_matrices, find_permutation, score,
+    CLEAR_MARGIN, FOUND_MAX_ERROR, Choice, choose, find_irreps, find_matrices, find_permutation, find_row_order,
+    score,
     scoring_elements,
 )
-from eqcheck.layers.layer_actions import layer_candidates, parse_layer_type
+from eqcheck.layers.layer_actions import RowOrderAction, layer_candidates, parse_layer_type
 from eqcheck.layers.local import TensorErrors, spread64, tensor_errors, tensor_geometry, transformed_input
 from eqcheck.layers.trace import LayerTracer, Site, run_groups, to_batch_first
 from eqcheck.tolerance import Tolerance
@@ -30,8 +31,9 @@ from eqcheck.tolerance import Tolerance
 #: bytes of captured tensors (all items, views and patches included) one chunk of layers may hold
 LAYER_MEMORY_BUDGET = 1 << 30
 #: runs with exact inputs after the first capture of a chunk: the first, then one more each time it
-#: changed the action of a tensor that a layer reads (a pooling after a break is found invariant there)
-MAX_EXACT_RUNS = 3
+#: changed the action of a tensor that a layer reads (a pooling after a break is found invariant there;
+#: a retyped tensor costs two: one to type what follows it afresh, one to make that exact)
+MAX_EXACT_RUNS = 5
 #: ops that only reshape their input's data (ONNX op types and torch module classes)
 RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Unflatten"}
 #: the same, lower case, with torch's methods that reshape (``x.view``, ``x.flatten``, ``x.reshape``)
@@ -226,10 +228,15 @@ class LayerAnalysis:
         elements = [self.elements[i] for i in indices]
         observed = [view.items[i] for i in indices]
         found = None
-        if isinstance(earlier, FoundAction) and earlier.fits(self.group, tuple(view.ref.shape), self.set_size) is None:
+        if isinstance(earlier, RowOrderAction):  # one order per element: scored on all of them
+            elements, observed = self.elements, view.items
+        if (isinstance(earlier, (FoundAction, RowOrderAction))
+                and earlier.fits(self.group, tuple(view.ref.shape), self.set_size) is None):
             error = score(view.expect, earlier, elements, observed)
             found = Choice(earlier, error, None, "found") if error < FOUND_MAX_ERROR else None
-        if found is None:
+        if found is None and self.group.permutes_sets:
+            found = find_row_order(view.expect, self.elements, view.items, self.set_size)
+        elif found is None:
             found = (find_irreps(view.expect, elements, observed, self.tolerance.exact) if self.group.point_cloud
                      else find_permutation(view.expect, elements, observed)
                      or find_matrices(view.expect, elements, observed))
@@ -446,6 +453,19 @@ class LayerAnalysis:
         changed = {k for k in wanted if self.patched_with.get(k) != wanted[k][0]}
         return changed | {k for k in self.patched_with if k not in wanted and k in _chunk_tensors(chunk)}
 
+    def _stale(self, chunk: list[Site], changed: set[str], wanted: dict) -> set[str]:
+        """Where a tensor is now made exact under another action than before, every tensor after it was
+        typed from the old patch (a message tensor found to be a reordering of rows after the run that
+        made it exact: what was read from it until then was read under a guess): their patches are
+        dropped, and their new actions not yet applied, for the next run, which computes them from exact
+        inputs and types them afresh; they are made exact in the run after."""
+        order = list(_chunk_tensors(chunk))
+        retyped = next((i for i, k in enumerate(order) if k in changed and k in wanted and k in self.patched_with
+                        and self.patched_with[k] != wanted[k][0]), None)
+        if retyped is None:
+            return set()
+        return {k for k in order[retyped + 1:] if k in self.patched_with or k in changed}
+
     def analyse(self, chunk: list[Site], reference: dict[str, np.ndarray], items) -> None:
         """Capture the chunk on the transformed inputs: every tensor's cumulative error, and the actions
         up to the first layer that breaks equivariance. Where one does (an error no layer further down
@@ -466,14 +486,18 @@ class LayerAnalysis:
             changed = self._changed(chunk, wanted)
             if run and not changed:
                 break
-            for key in changed:
+            stale = self._stale(chunk, changed, wanted) if run else set()
+            for key in changed - stale:
                 if key in wanted:
                     rep, view = wanted[key]
                     self.patches[key], self.patched_with[key] = self._patch(rep, view), rep
                 else:
                     self.patches.pop(key, None)
                     self.patched_with.pop(key, None)
-            again = _reading(chunk, changed, set(self.patches)) if run else chunk
+            for key in stale:
+                self.patches.pop(key, None)
+                self.patched_with.pop(key, None)
+            again = _reading(chunk, changed | stale, set(self.patches), set(self.glue)) if run else chunk
             # every patch of the chunk: code between modules may read a tensor no layer lists
             reads = {k: self.patches[k] for k in _chunk_tensors(chunk) if k in self.patches}
             reads.update((k, v) for k, v in carried.items() if k not in reads)  # not made exact: as captured
@@ -540,15 +564,18 @@ class LayerAnalysis:
             raise UsageError(f"--layer-type names no layer: {sorted(unused)[0]!r}")
 
 
-def _reading(chunk: list[Site], changed: set[str], patched: set[str]) -> list[Site]:
+def _reading(chunk: list[Site], changed: set[str], patched: set[str], glue: set[str]) -> list[Site]:
     """The layers whose output depends on the ``changed`` tensors: their readers, and the readers of what
-    those write that is not patched (a patched tensor's readers read the patch, whatever wrote it)."""
-    reach, sites = set(changed), []
+    those write that is not patched (a patched tensor's readers read the patch, whatever wrote it); and
+    every layer after them that reads what code between modules computed (``glue``: that code may read
+    any tensor before it, and its result is typed again from what it now reads)."""
+    reach, sites, after = set(changed), [], False
     for site in chunk:
-        if reach.intersection(site.inputs):
+        if reach.intersection(site.inputs) or (after and glue.intersection(site.inputs)):
             sites.append(site)
             if site.output not in patched:
                 reach.add(site.output)
+        after = after or bool(reach.intersection((*site.inputs, site.output)))
     return sites
 
 

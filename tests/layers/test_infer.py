@@ -10,9 +10,9 @@ from eqcheck.compare import Geometry
 from eqcheck.groups import parse_group
 from eqcheck.groups.base import SamplingContext
 from eqcheck.layers.expectation import Expectation
-from eqcheck.layers.infer import choose, find_permutation, homomorphism, scoring_elements
+from eqcheck.layers.infer import choose, find_permutation, find_row_order, homomorphism, scoring_elements
 from eqcheck.layers.layer_actions import (
-    ChannelPermutationAction, SetAxesAction, layer_candidates, parse_layer_type,
+    ChannelPermutationAction, RowOrderAction, SetAxesAction, layer_candidates, parse_layer_type,
 )
 
 
@@ -219,3 +219,44 @@ def test_chunks_count_each_tensor_once_and_hold_the_budget() -> None:
     # a chain of layers reads what the one before wrote: four tensors are three layers (t0..t3), then t3..t6
     assert [[s.name for s in c] for c in chunks] == [["l1", "l2", "l3"], ["l4", "l5", "l6"]]
     assert [len(c) for c in chunk_sites(chain, reference, 3, per_tensor)] == [1] * 6  # never an empty chunk
+
+
+def _graph_messages(nodes: int = 6, edges: int = 14, features: int = 5):
+    """Messages over a sparse graph's edges and the self loops a layer appends (as GCNConv does), for
+    each element of ``perm:axis=0``, computed from the permuted graph; and their target nodes."""
+    from eqcheck.actions.representations import EdgeIndexAction
+
+    group = parse_group("perm:axis=0")
+    elements = group.testing_elements(SamplingContext(rng=np.random.default_rng(0), set_size=nodes))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((nodes, features))
+    edge_index = rng.integers(0, nodes, (2, edges))
+
+    def messages(x, edge_index):
+        source = np.concatenate([edge_index[0], np.arange(len(x))])
+        target = np.concatenate([edge_index[1], np.arange(len(x))])
+        return x[source] * x[target].sum(axis=1, keepdims=True), target
+
+    reference = messages(x, edge_index)
+    observed = [messages(x[list(g.permutation)] if g.permutation else x, EdgeIndexAction().apply(g, edge_index))
+                for g in elements]
+    return group, elements, reference, observed
+
+
+def test_messages_over_added_self_loops_are_a_reordering_of_their_rows_and_their_targets_relabelled() -> None:
+    group, elements, (messages, target), observed = _graph_messages()
+    assert len(messages) == 20
+    for index, values in ((0, messages), (1, target)):
+        found = find_row_order(Expectation(group, values, Geometry()), elements, [o[index] for o in observed], 6)
+        assert isinstance(found.rep, RowOrderAction) and found.error < 1e-12
+        assert found.rep.node_labels == (index == 1)
+
+
+def test_rows_that_are_not_a_reordering_or_are_the_nodes_themselves_are_not_found() -> None:
+    group, elements, (messages, _), observed = _graph_messages()
+    rng = np.random.default_rng(2)
+    broken = [o[0] + 0.1 * rng.standard_normal(o[0].shape) for o in observed]  # not equivariant
+    assert find_row_order(Expectation(group, messages, Geometry()), elements, broken, 6) is None
+    nodes = messages[:6]  # as many rows as nodes: the node permutation is the contract, not any reordering
+    shuffled = [nodes[rng.permutation(6)] for _ in elements]
+    assert find_row_order(Expectation(group, nodes, Geometry()), elements, shuffled, 6) is None
