@@ -192,6 +192,16 @@ def test_a_torchscript_model_gets_its_per_layer_table_from_its_onnx_export(tmp_p
         assert result.first_failing_layer == (None if passes else "/If")  # the scripted branch holds b
 
 
+def test_a_traced_torchscript_of_the_reference_layers_exports_and_gets_its_per_layer_table(tmp_path) -> None:
+    """eqcheck.nn's group convolutions are traced to ops that the ONNX exporter takes from a loaded
+    TorchScript graph (unflatten's needs a rank that graph does not carry: no table, only a note)."""
+    path = tmp_path / "p4.ts"
+    torch.jit.trace(exact_p4(), torch.randn(2, 1, 11, 11)).save(str(path))
+    result = eqcheck.verify(path, "p4", input_shape=[2, 1, 11, 11])
+    assert result.passed and len(result.layers) >= 4 and all(layer.passed for layer in result.layers)
+    assert not any("export failed" in note for note in result.run.notes)
+
+
 def test_a_torchscript_model_whose_export_fails_is_checked_on_its_output(tmp_path, monkeypatch) -> None:
     path = tmp_path / "model.ts"
     torch.jit.trace(exact_p4(), torch.randn(2, 1, 11, 11)).save(str(path))
