@@ -11,7 +11,7 @@ import numpy as np
 
 from eqcheck import __version__
 from eqcheck.diagnose import measured_diagnoses, structural_diagnoses
-from eqcheck.engine import measure
+from eqcheck.engine import measure, typed_by_layers
 from eqcheck.errors import ModelRunError, UsageError
 from eqcheck.groups import Group, parse_group
 from eqcheck.guard import guarded
@@ -207,6 +207,7 @@ def _check(runner, group: Group, *, input_shape, inputs, act, output_type, outpu
                     runner, group, feeds, other, actions, measurement.elements, tolerance, measurement.geometry,
                     set_size=set_size, layer_types=layer_types, max_batch=max_batch, progress=progress,
                     batched=batched, tracer=tracer, output_actions=measurement.actions)
+                measurement = typed_by_layers(measurement, layers)
         finally:
             if tracer is not None:
                 tracer.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +13,7 @@ from eqcheck.actions.representations import Representation, apply_representation
 from eqcheck.actions.spatial import apply_spatial, central_disk
 from eqcheck.batching import run_many
 from eqcheck.compare import Geometry, element_errors
-from eqcheck.discovery import MIN_SAMPLES_PER_CHANNEL, discover, too_few_samples
+from eqcheck.discovery import MIN_SAMPLES_PER_CHANNEL, FoundAction, discover, too_few_samples
 from eqcheck.discovery_o3 import discover_irreps
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group, SamplingContext
@@ -41,6 +42,9 @@ class Measurement:
     drawn_notes: list[str] = field(default_factory=list)
     #: the action each checked output was checked under (declared, chosen or found), by name
     actions: dict[str, Representation] = field(default_factory=dict)
+    #: for a failing output whose type nothing settled: its check under each named candidate, by spec
+    #: (typed_by_layers picks the one its last layer computes), by output name
+    alternatives: dict[str, dict[str, tuple[TensorCheck, Representation]]] = field(default_factory=dict)
 
 
 def select_outputs(names: list[str], name: str | None) -> list[int]:
@@ -141,6 +145,11 @@ def choose_representation(group: Group, shape: tuple[int, ...], scored: list, so
     best = min(scored, key=lambda item: item[0])
     if source != "auto" or all(r.passed for r in best[2]):
         return best, source
+    if best[1].spec == "invariant" and not group.point_cloud and len(shape) >= 4 and math.prod(shape[-2:]) > 1:
+        # a map that does not move at all fits a broken map best where the model's output barely moves;
+        # no model means its map to stay put under rotations or shifts (a constant map moves like an image)
+        scored = [item for item in scored if item[1].spec != "invariant"] or scored
+        best = min(scored, key=lambda item: item[0])
     default = default_representation(group, shape, [rep for _, rep, _ in scored])
     chosen = next(item for item in scored if item[1] is default)
     if chosen is not best and chosen[0] <= AMBIGUITY_FACTOR * best[0]:
@@ -194,12 +203,12 @@ def measure(
     floors = interpolation_floors(group, elements, x, order)
     geometries = [Geometry(stride=s, zero_fill=zero_fill, margin=m, order=order) for s, m in probed] if probed \
         else [Geometry(zero_fill=zero_fill, order=order)] * len(names)
-    checks, identity_errors, actions = [], [], {}
+    checks, identity_errors, actions, alternatives = [], [], {}, {}
     checked = select_outputs(names, output_name)
     for index in checked:
-        check, actions[names[index]] = check_output(group, names[index], [o[index] for o in outputs], elements,
-                                                    geometries[index], tolerance, floors, set_size,
-                                                    declared.get(names[index]))
+        check, actions[names[index]], alternatives[names[index]] = check_output(
+            group, names[index], [o[index] for o in outputs], elements, geometries[index], tolerance, floors,
+            set_size, declared.get(names[index]))
         checks.append(check)
         identity_errors += [r.rel_error for g, r in zip(elements, check.elements) if g.is_identity]
     notes = [f"total stride {stride}: shifts are multiples of {stride}"] if stride > 1 else []
@@ -222,10 +231,11 @@ def measure(
             pooled = [_rows(values[0], [extra[d * step][index] for d in range(count)])] + [
                 _rows(values[2 + j], [extra[d * step + 1 + j][index] for d in range(count)])
                 for j in range(len(elements))]
-            check, action = check_output(group, names[index], values, elements, geometries[index], tolerance,
-                                         floors, set_size, declared.get(names[index]), discovery_values=pooled)
+            check, action, _ = check_output(group, names[index], values, elements, geometries[index], tolerance,
+                                            floors, set_size, declared.get(names[index]), discovery_values=pooled)
             if check.representation_source == "found":
                 checks[position], actions[names[index]] = check, action
+                alternatives.pop(names[index], None)
                 drawn.append(f"output {names[index]!r}: its type was found on {count} more random inputs as well "
                              f"(the checked ones hold too few samples to reveal it)")
     margins = {geometries[i].margin for i in checked} - {None}
@@ -235,7 +245,7 @@ def measure(
     return Measurement(outputs=tuple(checks), elements=elements,
                        non_determinism=max((e for e in identity_errors if e == e), default=0.0),
                        forward_passes=passes, geometry=geometries[checked[0]], notes=notes, actions=actions,
-                       drawn_notes=drawn)
+                       drawn_notes=drawn, alternatives=alternatives)
 
 
 #: fresh inputs drawn at most to find one output's type (each costs a pass per element and one more)
@@ -270,10 +280,11 @@ def _rows(value: np.ndarray, more: list[np.ndarray]) -> np.ndarray:
 def check_output(group: Group, name: str, values: list[np.ndarray], elements: list[Element], geometry: Geometry,
                  tolerance: Tolerance, floors: dict[str, float], set_size: int | None,
                  declared: str | Representation | None,
-                 discovery_values: list[np.ndarray] | None = None) -> tuple[TensorCheck, Representation]:
+                 discovery_values: list[np.ndarray] | None = None) -> tuple[TensorCheck, Representation, dict]:
     """One output: its values for the reference, the unrelated input and each transformed input, checked
     under its declared type or every candidate (and the type found from the data, discovery.py); and the
-    action it was checked under (``discovery_values``: the reference and transformed outputs that
+    action it was checked under, and where it fails with no type settled, its check under each named
+    candidate (typed_by_layers) (``discovery_values``: the reference and transformed outputs that
     discovery fits on, where more samples than ``values`` hold were drawn)."""
     reference, transformed = values[0], values[2:]
     if reference.ndim == 0 and not group.point_cloud:  # a point cloud's energy is one number per cloud
@@ -321,14 +332,31 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
             if (source != "given" and all(r.passed for r in results if r.exact) and error < best_error
                     and found.equivalent not in named):
                 (best_error, best_rep, best_results), source = scored[-1], "found"
-    return TensorCheck(
-        name=name,
-        shape=tuple(int(d) for d in reference.shape),
-        representation=best_rep.spec,
-        elements=best_results,
-        max_rel_error=best_error,
-        spread=output_spread,
-        passed=all(r.passed for r in best_results),
-        representation_source=source,
-        candidates=tuple(Candidate(rep.spec, err) for err, rep, _ in sorted(scored, key=lambda s: s[0])),
-    ), best_rep
+    candidates = tuple(Candidate(rep.spec, err) for err, rep, _ in sorted(scored, key=lambda s: s[0]))
+
+    def checked_as(error, rep, results, how) -> TensorCheck:
+        return TensorCheck(name=name, shape=tuple(int(d) for d in reference.shape), representation=rep.spec,
+                           elements=results, max_rel_error=error, spread=output_spread,
+                           passed=all(r.passed for r in results), representation_source=how, candidates=candidates)
+
+    # a failing output whose type nothing settled: each named type's check, for the layers to choose from
+    alternatives = {rep.spec: (checked_as(error, rep, results, "layers"), rep) for error, rep, results in scored
+                    if not isinstance(rep, FoundAction)} if failed and source in ("auto", "auto-default") else {}
+    return checked_as(best_error, best_rep, best_results, source), best_rep, alternatives
+
+
+def typed_by_layers(measurement: Measurement, layers) -> Measurement:
+    """A failing output whose type nothing settled (the best-fitting candidate, or the shape's default)
+    takes the type its last layer computes from exact inputs (the per-layer analysis), where that layer is
+    exact and its type is one of the output's candidates: a GrouPy network broken in its middle ends in
+    a group convolution, whose output is a regular field though a map that barely moves fits it best."""
+    outputs, actions = list(measurement.outputs), dict(measurement.actions)
+    for index, check in enumerate(outputs):
+        alternatives = measurement.alternatives.get(check.name)
+        last = next((layer for layer in reversed(layers) if layer.tensor == check.name), None)
+        if (not alternatives or last is None or not last.passed or last.local_rel_error is None
+                or last.representation_source not in ("auto", "found") or last.representation == check.representation):
+            continue
+        if last.representation in alternatives:
+            outputs[index], actions[check.name] = alternatives[last.representation]
+    return dataclasses.replace(measurement, outputs=tuple(outputs), actions=actions)

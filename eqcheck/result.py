@@ -42,8 +42,9 @@ class TensorCheck:
     max_rel_error: float
     spread: float
     passed: bool
-    #: how the representation was chosen: "given", "declared", "auto" (smallest error), or
-    #: "auto-default" (nothing passed and the shape's default action was about as good as any)
+    #: how the representation was chosen: "given", "declared", "auto" (smallest error), "auto-default"
+    #: (nothing passed and the shape's default action was about as good as any), "found" (from the data),
+    #: or "layers" (nothing passed: the type its last layer computes from exact inputs)
     representation_source: str = "given"
     candidates: tuple[Candidate, ...] = ()
 

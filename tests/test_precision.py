@@ -72,6 +72,25 @@ def test_an_exact_or_a_badly_broken_model_is_not_run_again(monkeypatch) -> None:
     assert "float64" not in loads
 
 
+def test_a_model_that_fails_only_at_interpolated_angles_is_not_run_again(monkeypatch) -> None:
+    """Exact at the right angles, off at the others (a C4 model under so2): interpolation, not rounding;
+    no float64 re-run and no precision note."""
+    import eqcheck.api as api
+    from eqcheck.nn import GroupPool, P4ConvP4, P4ConvZ2
+
+    loads = []
+    original = api.load_model
+    monkeypatch.setattr(api, "load_model", lambda *a, **k: loads.append(k.get("dtype")) or original(*a, **k))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(P4ConvZ2(1, 4, 3, padding=1), torch.nn.ReLU(), P4ConvP4(4, 4, 3, padding=1),
+                                GroupPool())
+    result = eqcheck.verify(model, "so2", input_shape=(2, 1, 21, 21), output_type="image", per_layer=False)
+    elements = result.outputs[0].elements
+    assert not result.passed and all(e.passed for e in elements if e.exact)
+    assert any(not e.passed for e in elements if not e.exact)
+    assert "float64" not in loads and not _precision(result)
+
+
 def test_an_onnx_graph_says_it_cannot_be_checked_in_float64(tmp_path) -> None:
     path = tmp_path / "far.onnx"
     torch.onnx.export(FarFromOrigin(), (torch.randn(2, 16, 3),), str(path), dynamo=False,

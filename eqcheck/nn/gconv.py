@@ -84,10 +84,10 @@ class PlaneGroupConv(nn.Module):
         if not self.lifting:
             x = x.flatten(1, 2)
         out = F.conv2d(x, self.expanded_weight(), self.expanded_bias(), self.stride, self.padding)
-        # a view with the sizes read off the tensor, not unflatten: a traced TorchScript of it exports
-        # to ONNX (unflatten's exporter needs a rank that a loaded TorchScript graph does not carry)
-        batch, _, height, width = out.shape
-        return out.view(batch, self.out_channels, self.point_group.order, height, width)
+        # a view (batch -1, the image size read with size(i): both stay dynamic in an export), not
+        # unflatten: a traced TorchScript of it exports to ONNX (unflatten's exporter needs a rank that a
+        # loaded TorchScript graph does not carry)
+        return out.view(-1, self.out_channels, self.point_group.order, out.size(2), out.size(3))
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 CHOSEN = {"auto": "chosen automatically", "auto-default": "no action explains it: the default for its shape",
           "declared": "declared", "given": "given",
-          "found": "found from the data: its channels' representation, named by its irreps"}
+          "found": "found from the data: its channels' representation, named by its irreps",
+          "layers": "no action explains it: what its last layer computes from exact inputs"}
 
 
 def _template() -> Template:

@@ -29,7 +29,8 @@ def _header(result: VerificationResult) -> Table:
     for output in result.outputs:
         chosen = {"auto": " (chosen automatically)",
                   "auto-default": " (no action explains it: the default for its shape)",
-                  "found": " (found from the data: its channels' representation, named by its irreps)"
+                  "found": " (found from the data: its channels' representation, named by its irreps)",
+                  "layers": " (no action explains it: what its last layer computes from exact inputs)",
                   }.get(output.representation_source, "")
         grid.add_row("output", plain(f"{output.name} {list(output.shape)} as {output.representation}{chosen}"))
     grid.add_row("dtype", plain(f"{run.dtype} on {run.device}, seed {run.seed}, {passes(run.forward_passes)}"))
