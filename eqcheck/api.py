@@ -21,7 +21,7 @@ from eqcheck.inputs import cast_input, generate, input_bytes, load_input_file, p
 from eqcheck.layers import analyze_layers, recording_runner
 from eqcheck.models.base import first_line
 from eqcheck.models.loader import load_model
-from eqcheck.precision import precision_diagnosis, with_precision
+from eqcheck.precision import precision_diagnosis, with_checked_weights, with_precision
 from eqcheck.result import RunInfo, VerificationResult
 from eqcheck.structure import scan
 from eqcheck.tolerance import Tolerance
@@ -116,10 +116,12 @@ def verify(
     with guarded(str(model) if isinstance(model, (str, Path)) else type(model).__name__, timeout) as guard:
         load = dict(device=device, weights=weights, unsafe_load=unsafe_load, allow_tf32=allow_tf32,
                     train_mode=train_mode)
-        result = _check(load_model(model, dtype=dtype, **load), group, **options)
-        # a float32 model failing by a little: checked again in float64, to tell rounding from a broken symmetry
+        checked = load_model(model, dtype=dtype, **load)
+        result = _check(checked, group, **options)
+        # a float32 model failing by a little: checked again in float64, to tell rounding from a broken
+        # symmetry; the same network (a factory called again draws other random weights)
         result = with_precision(result, precision_diagnosis(result, lambda: _check(
-            load_model(_own_copy(model), dtype="float64", **load), group,
+            with_checked_weights(load_model(_own_copy(model), dtype="float64", **load), checked), group,
             **{**options, "per_layer": False, "progress": None})))
     note = guard.note()
     if note is not None:

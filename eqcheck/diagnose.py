@@ -123,7 +123,8 @@ def _undetermined_irreps(output) -> list[Diagnosis]:
     dim = output.shape[-1] if output.shape else 0
     rows = int(np.prod(output.shape[:-1])) if output.shape else 0
     needed = 2 * MIN_SAMPLES_PER_CHANNEL * dim
-    if output.passed or dim < 2 or output.representation_source == "given" or rows >= needed:
+    # one axis ([B]: an energy per cloud) is one value per sample, with no axis of irreps
+    if output.passed or dim < 2 or len(output.shape) < 2 or output.representation_source == "given" or rows >= needed:
         return []
     return [Diagnosis("undetermined-type", f"output {output.name!r} {list(output.shape)} was checked as "
                                            f"{output.representation}: if its last axis carries irreps, {rows} rows "

@@ -269,8 +269,75 @@ def discover(group: Group, elements: list[Element], reference: np.ndarray, trans
             return None
     elif not is_representation(group, exact, matrices):
         return None
-    name = name_representation(group, [g for g in elements if g.label in matrices], matrices)
-    return FoundFieldAction(spec=name, matrices=matrices) if name else None
+    tested = [g for g in elements if g.label in matrices]
+    name = name_representation(group, tested, matrices)
+    return FoundFieldAction(spec=declarable_name(group, name, tested, matrices), matrices=matrices) if name else None
+
+
+#: a found matrix is the named type's where every entry agrees to this
+BASIS_TOLERANCE = 1e-6
+#: an entry of a matrix fitted to interpolated data (Procrustes) that shows two channels mix
+FITTED_ENTRY = 0.2
+
+
+def declarable_name(group: Group, name: str, elements: list[Element], matrices: dict) -> str:
+    """``name`` where the named type (parsed as ``--output-type`` would parse it) has the found matrices,
+    so that declaring it checks the same action; else the fields named in the order the channels hold
+    them (escnn's ``FieldType`` order: ``trivial+irrep(1)+...``) where that type has them; else ``name in
+    another basis``: the same irreps in another order or basis (a C8 field restricted to C4, quotient
+    fields named by their irreps), which the name alone does not declare."""
+    if " of " in name or name.startswith("found"):
+        return name
+    ordered = _name_in_channel_order(group, elements, matrices)
+    names = [n for n in (name, ordered) if n]
+    # the geometric vector is the frequency-1 irrep in another basis (escnn's basespace action)
+    names += [n.replace(irrep, "vector") for n in names for irrep in ("irrep(1,1)", "irrep(1)") if irrep in n]
+    for candidate in dict.fromkeys(names):
+        if _has_matrices(group, candidate, elements, matrices):
+            return candidate
+    return f"{name} in another basis"
+
+
+def _has_matrices(group: Group, spec: str, elements: list[Element], matrices: dict) -> bool:
+    """Whether the type ``spec`` names has the found matrices on the exactly tested elements."""
+    from eqcheck.actions.parse import field_type
+
+    try:
+        rep = field_type(spec, group.field_group).rep
+    except Exception:  # noqa: BLE001 (a name no spec parses is not declarable as it is)
+        return False
+    elements = [g for g in elements if g.exact]  # the others' matrices were fitted to interpolated data
+    labels = [group.field_group.label(g) for g in elements]
+    return bool(elements) and None not in labels and rep.dim == len(next(iter(matrices.values()))) and all(
+        np.abs(rep.matrix(label) - dense(matrices[g.label])).max() <= BASIS_TOLERANCE
+        for label, g in zip(labels, elements))
+
+
+def _name_in_channel_order(group: Group, elements: list[Element], matrices: dict) -> str | None:
+    """The found representation as a sum of its blocks in channel order (the channels that the matrices
+    mix with one another, where each block is a run of channels), each named on its own; None where the
+    blocks are not runs or one has no name."""
+    # which channels mix: exactly on a grid, clearly where the matrix was fitted to interpolated data
+    mixed = sum(np.abs(dense(matrices[g.label])) > (BASIS_TOLERANCE if g.exact else FITTED_ENTRY) for g in elements)
+    size, start, names = len(mixed), 0, []
+    while start < size:
+        end = start + 1
+        while end < size and (mixed[start:end, end:].any() or mixed[end:, start:end].any()):
+            end += 1
+        block = {g.label: dense(matrices[g.label])[start:end, start:end] for g in elements}
+        named = name_representation(group, elements, block)
+        if not named or " of " in named or named.startswith("found"):
+            return None
+        names.append(named)
+        start = end
+    merged: list[tuple[int, str]] = []
+    for named in names:
+        count, _, base = named.partition("*") if "*" in named and named.split("*")[0].isdigit() else ("1", "", named)
+        if merged and merged[-1][1] == base:
+            merged[-1] = (merged[-1][0] + int(count), base)
+        else:
+            merged.append((int(count), base))
+    return "+".join(base if count == 1 else f"{count}*{base}" for count, base in merged)
 
 
 def _exact_generators(group: Group, pairs: list) -> list | None:

@@ -202,7 +202,7 @@ def _npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def load_input_file(path: str | Path, specs: list[InputSpec]) -> dict[str, np.ndarray]:
-    """Arrays from ``.npy`` (the first input) or ``.npz`` (by input name, else key ``input``, else the first),
+    """Arrays from ``.npy`` (a model of one input) or ``.npz`` (by input name: _by_input_name),
     read without pickle, checked (``check_values``) and cast to the dtypes the model takes."""
     path = Path(path)
     if not path.is_file():
@@ -211,6 +211,9 @@ def load_input_file(path: str | Path, specs: list[InputSpec]) -> dict[str, np.nd
         with path.open("rb") as handle:
             magic = handle.read(6)
         if magic.startswith(b"\x93NUMPY"):
+            if len(specs) > 1:
+                raise UsageError(f"input file {path} is one array (.npy), the model takes "
+                                 f"{', '.join(s.name for s in specs)}: give a .npz with an array per input")
             arrays = {specs[0].name: _npy(path)}
         elif magic.startswith(b"PK\x03\x04"):
             loaded = _npz(path)
@@ -229,15 +232,23 @@ def load_input_file(path: str | Path, specs: list[InputSpec]) -> dict[str, np.nd
 
 
 def _by_input_name(loaded: dict[str, np.ndarray], specs: list[InputSpec], path: Path) -> dict[str, np.ndarray]:
+    """Each input's array by its name; a model of one input also takes the key ``input`` or a file of one
+    array; ``np.savez(path, a, b)``'s ``arr_0``, ``arr_1`` ... are the inputs in order. Anything else is an
+    error: an array is never fed to an input it was not named for."""
     keys = list(loaded)
     if not keys:
         raise UsageError(f"input file {path} holds no array")
+    positional = [f"arr_{i}" for i in range(len(specs))]
+    if sorted(keys) == sorted(positional) and not any(spec.name in keys for spec in specs):
+        return {spec.name: loaded[key] for spec, key in zip(specs, positional)}
     arrays = {}
-    for index, spec in enumerate(specs):
-        key = spec.name if spec.name in keys else ("input" if "input" in keys and index == 0 else None)
-        if key is None and index == 0:
-            key = keys[0]
-        if key is None:
-            raise UsageError(f"input file {path} has no array named {spec.name!r} (has: {', '.join(keys)})")
-        arrays[spec.name] = loaded[key]
+    for spec in specs:
+        if spec.name in keys:
+            arrays[spec.name] = loaded[spec.name]
+        elif len(specs) == 1 and ("input" in keys or len(keys) == 1):
+            arrays[spec.name] = loaded["input" if "input" in keys else keys[0]]
+        else:
+            names = ", ".join(s.name for s in specs)
+            raise UsageError(f"input file {path} has no array named {spec.name!r} (has: {', '.join(keys)}; the "
+                             f"model takes {names}: name each array after its input, np.savez(path, {specs[0].name}=...))")
     return arrays

@@ -62,6 +62,32 @@ def precision_diagnosis(result: VerificationResult,
                                   f"(float32: {worst:.1e})", severity="note")
 
 
+def with_checked_weights(again, checked):
+    """The float64 runner ``again`` with the weights of the float32 model that was ``checked``: a factory
+    called again (under float64, seed 0) draws other random weights than the float32 call did, and the
+    re-run must check the same network. Every parameter or buffer that differs from the checked one by
+    more than float32's rounding is replaced by the checked one's value; what agrees to that rounding
+    (constants the model computes as it is built, e3nn's Wigner 3j matrices) keeps its float64 value."""
+    import torch
+
+    source = getattr(checked, "module", None)
+    target = getattr(again, "module", None)
+    if not (hasattr(source, "state_dict") and hasattr(target, "state_dict")):
+        return again
+    theirs = source.state_dict()
+    with torch.no_grad():
+        for name, value in target.state_dict().items():
+            old = theirs.get(name)
+            if old is None or old.shape != value.shape:
+                continue
+            old = old.to(device=value.device, dtype=value.dtype)
+            scale = float(old.abs().max()) if old.numel() and old.is_floating_point() else 0.0
+            if not (old.is_floating_point() and torch.allclose(value, old, rtol=1e-5, atol=1e-6 * scale)) \
+                    and not torch.equal(value, old):
+                value.copy_(old)
+    return again
+
+
 def with_precision(result: VerificationResult, diagnosis: Diagnosis | None) -> VerificationResult:
     """``result`` with the re-run's diagnosis: where rounding made the error, it is the one cause, and what
     was blamed from the float32 errors (a first failing layer, absolute coordinates) is dropped: the

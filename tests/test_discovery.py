@@ -12,9 +12,12 @@ import eqcheck
 
 DATA = Path(__file__).parent / "data" / "escnn"
 REFERENCE = json.loads((DATA / "reference.json").read_text())["models"]
-#: what each escnn output decomposes into, under the group it is checked with
-NAMES = {"c4_vector": "2*irrep(1)", "d4_mixed": "regular+irrep(1,1)+trivial", "d4_geometric_vector": "2*irrep(1,1)",
-         "c8_quotient": "4*irrep(2)+4*trivial", "c8_regular": "6*regular", "d4_axis0_mixed": "irrep(1,1)+trivial"}
+#: what each escnn output is named, under the group it is checked with: a type that declares the same action
+#: (its fields in channel order, the geometric vector by its name), else its irreps "in another basis"
+#: (C8 fields restricted to C4: the same irreps, their channels in another order than C4's own fields)
+NAMES = {"c4_vector": "2*irrep(1)", "d4_mixed": "trivial+irrep(1,1)+regular", "d4_geometric_vector": "2*vector",
+         "c8_quotient": "4*irrep(2)+4*trivial in another basis", "c8_regular": "6*regular in another basis",
+         "d4_axis0_mixed": "vector+trivial"}
 #: the outputs a named type explains: regular fields with escnn's up-down mirror (axis=0) have their own order
 NAMED = {"d4_axis0_regular": "regular:field-major:axis0"}
 
@@ -33,6 +36,19 @@ def test_escnn_steerable_outputs_pass_unannotated_and_are_named(entry) -> None:
     # escnn's own transform gives the same order of error at the exact elements
     assert output.max_rel_error < 1e-5 and entry["escnn_max_rel_error_exact"] < 1e-5
     assert result.first_failing_layer is None and all(layer.passed for layer in result.layers)
+
+
+@pytest.mark.parametrize("entry", REFERENCE, ids=[e["model"] for e in REFERENCE])
+def test_a_found_type_declared_back_checks_the_same_action(entry) -> None:
+    """A found name without "in another basis" is a type that, declared, passes with the same errors."""
+    found = eqcheck.verify(str(DATA / entry["model"]), entry["group"], per_layer=False).output
+    if found.representation_source != "found" or " in another basis" in found.representation:
+        pytest.skip(f"{found.representation} ({found.representation_source})")
+    declared = eqcheck.verify(str(DATA / entry["model"]), entry["group"], output_type=found.representation,
+                              per_layer=False).output
+    assert declared.passed and declared.representation_source == "given"
+    assert [e.rel_error for e in declared.elements if e.exact] == pytest.approx(
+        [e.rel_error for e in found.elements if e.exact], rel=1e-3, abs=1e-7)
 
 
 @pytest.mark.parametrize("model, group, declared", [
@@ -83,7 +99,7 @@ def _gradient_field():
 
 def test_a_hand_written_vector_field_is_found_and_declared() -> None:
     found = eqcheck.verify(_gradient_field(), "p4m")
-    assert found.passed and found.output.representation == "irrep(1,1)+trivial"
+    assert found.passed and found.output.representation == "vector+trivial"  # named as it is declared
     declared = eqcheck.verify(_gradient_field(), "p4m", output_type="vector+trivial", per_layer=False)
     assert declared.passed and declared.output.max_rel_error < 1e-6
 
@@ -207,14 +223,15 @@ def _fields_in_a_basis(spec: str, group_spec: str, basis: np.ndarray | None, cha
                                                     ("4*irrep(1,1)+8*trivial", "p4m", "4*irrep(1,1)+8*trivial")])
 def test_a_type_in_any_orthogonal_basis_is_found_and_named(spec, group_spec, name) -> None:
     """escnn's bases give signed permutations (found by assignment); any other orthogonal basis needs the
-    Procrustes fit: both are found, named by their characters, and reproduce the copies exactly."""
+    Procrustes fit: both are found, named by their characters (the other basis said so), and reproduce
+    the copies exactly."""
     from eqcheck.discovery import discover
 
     basis, _ = np.linalg.qr(np.random.default_rng(2).standard_normal((16, 16)))
     for q in (None, basis):
         group, elements, reference, transformed = _fields_in_a_basis(spec, group_spec, q)
         found = discover(group, elements, reference, transformed, 1e-5)
-        assert found is not None and found.spec == name
+        assert found is not None and found.spec == (name if q is None else f"{name} in another basis")
         for g, y in zip(elements, transformed):
             assert np.abs(found.apply(g, reference) - y).max() < 1e-5 * np.abs(y).max()
 
@@ -269,7 +286,8 @@ def test_c8_fields_under_c8_are_found_in_the_output_and_in_hidden_layers() -> No
     the output from every angle; nothing exact is blamed."""
     result = eqcheck.verify(str(DATA / "c8_quotient.onnx"), "c8")
     assert result.passed and result.first_failing_layer is None
-    assert result.output.representation == "2*irrep(2)+2*irrep(4)+2*trivial"  # two quotient fields C8/C2
+    # two quotient fields C8/C2 and two trivial ones: their irreps, in the quotient's permutation basis
+    assert result.output.representation == "2*irrep(2)+2*irrep(4)+2*trivial in another basis"
     assert all(layer.passed for layer in result.layers)
     assert any(layer.representation.endswith("of C4") and layer.representation_source == "found"
                for layer in result.layers)

@@ -162,3 +162,37 @@ def test_a_model_checked_in_float64_makes_its_own_tensors_in_float64() -> None:
     result = eqcheck.verify(ScattersIntoZeros(), "e3", input_shape=(2, 16, 3), dtype="float64")
     assert result.passed and result.outputs[0].max_rel_error < 1e-13
     assert torch.get_default_dtype() == torch.float32
+
+
+LEAKY_FACTORY = '''
+import torch
+
+
+class Leaky(torch.nn.Module):
+    """Random weights on centred points, plus a leak of 1e-4 of the absolute z: broken by about 1e-4."""
+
+    def __init__(self):
+        super().__init__()
+        self.mix = torch.nn.Linear(1, 8)
+
+    def forward(self, pos):
+        centred = pos - pos.mean(dim=1, keepdim=True)
+        return self.mix((centred ** 2).sum(-1, keepdim=True)).sum(1) + 1e-4 * pos[..., 2].sum(1, keepdim=True)
+
+
+def make():
+    return Leaky()
+'''
+
+
+def test_the_float64_re_run_of_a_factory_checks_the_same_weights(tmp_path) -> None:
+    """The factory is called again under float64, which draws other random weights from the same seed;
+    the re-run takes the checked model's, so its error is that network's, not another's."""
+    source = tmp_path / "leaky.py"
+    source.write_text(LEAKY_FACTORY)
+    result = eqcheck.verify(f"{source}:make", "so3", input_shape=(2, 16, 3), per_layer=False)
+    worst = max(e.rel_error for e in result.outputs[0].elements)
+    (note,) = _precision(result)
+    assert note.message.startswith("not float32 rounding")
+    in_float64 = float(note.message.split("gives rel ")[1].split(" ")[0])
+    assert abs(in_float64 - worst) <= 0.1 * worst  # the same break, measured again

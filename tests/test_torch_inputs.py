@@ -60,3 +60,35 @@ def test_a_dict_with_one_key_is_named_by_it() -> None:
 
     result = eqcheck.verify(One(), "p4", output_type="logits=invariant", per_layer=False)
     assert [o.name for o in result.outputs] == ["logits"] and result.passed
+
+
+class CrossProduct(nn.Module):
+    """Two inputs of one shape, ``pos`` and ``vel`` ``[B, N, 3]``: fed the same array, any check is void."""
+
+    example_input_shapes = {"pos": (2, 5, 3), "vel": (2, 5, 3)}
+
+    def forward(self, pos, vel):
+        return torch.cross(pos - pos.mean(1, keepdim=True), vel, dim=-1).sum(1)
+
+
+def test_an_input_file_feeds_each_input_the_array_named_for_it_or_is_refused(tmp_path) -> None:
+    import numpy as np
+    import pytest
+
+    from eqcheck.errors import UsageError
+
+    rng = np.random.default_rng(0)
+    pos, vel = rng.standard_normal((2, 2, 5, 3)).astype(np.float32)
+    for name, arrays in (("one", {"vel": vel}), ("renamed", {"position": pos, "vel": vel})):
+        np.savez(tmp_path / f"{name}.npz", **arrays)
+        with pytest.raises(UsageError, match="no array named 'pos'"):
+            eqcheck.verify(CrossProduct(), "o3", inputs=tmp_path / f"{name}.npz")
+    np.save(tmp_path / "one.npy", pos)
+    with pytest.raises(UsageError, match="one array"):
+        eqcheck.verify(CrossProduct(), "o3", inputs=tmp_path / "one.npy")
+    np.savez(tmp_path / "positional.npz", pos, vel)  # arr_0, arr_1: the inputs in order
+    np.savez(tmp_path / "named.npz", vel=vel, pos=pos)
+    positional = eqcheck.verify(CrossProduct(), "o3", inputs=tmp_path / "positional.npz", per_layer=False)
+    named = eqcheck.verify(CrossProduct(), "o3", inputs=tmp_path / "named.npz", per_layer=False)
+    assert positional.passed and named.passed
+    assert positional.outputs[0].max_rel_error == named.outputs[0].max_rel_error
