@@ -348,14 +348,16 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
 def typed_by_layers(measurement: Measurement, layers) -> Measurement:
     """A failing output whose type nothing settled (the best-fitting candidate, or the shape's default)
     takes the type its last layer computes from exact inputs (the per-layer analysis), where that layer is
-    exact and its type is one of the output's candidates: a GrouPy network broken in its middle ends in
+    exact (or states its type: e3nn's irreps_out) and the type is one of the output's candidates: a GrouPy network broken in its middle ends in
     a group convolution, whose output is a regular field though a map that barely moves fits it best."""
     outputs, actions = list(measurement.outputs), dict(measurement.actions)
     for index, check in enumerate(outputs):
         alternatives = measurement.alternatives.get(check.name)
         last = next((layer for layer in reversed(layers) if layer.tensor == check.name), None)
-        if (not alternatives or last is None or not last.passed or last.local_rel_error is None
-                or last.representation_source not in ("auto", "found") or last.representation == check.representation):
+        measured = last is not None and last.passed and last.local_rel_error is not None
+        if (not alternatives or last is None or last.representation == check.representation
+                or not (last.representation_source == "declared"
+                        or (measured and last.representation_source in ("auto", "found")))):
             continue
         if last.representation in alternatives:
             outputs[index], actions[check.name] = alternatives[last.representation]

@@ -400,3 +400,47 @@ def test_a_declared_type_in_another_basis_is_said_so() -> None:
     assert not result.passed and result.output.representation_source == "given"
     hints = [d.message for d in result.diagnoses if d.code == "declared-type"]
     assert len(hints) == 1 and "transform as 1x1o in another basis" in hints[0]
+
+
+class IrrepsLinear(nn.Module):
+    """An equivariant linear map on e3nn irreps written by hand (o3.Linear's rule: copies of one irrep mix,
+    nothing else), stating its types as e3nn modules do (``irreps_in``, ``irreps_out``)."""
+
+    def __init__(self, scalars_in: int, vectors_in: int, scalars_out: int, vectors_out: int) -> None:
+        super().__init__()
+        self.irreps_in = f"{scalars_in}x0e+{vectors_in}x1o"
+        self.irreps_out = f"{scalars_out}x0e+{vectors_out}x1o"
+        self.scalars, self.vectors = scalars_in, vectors_in
+        self.w0 = nn.Parameter(torch.randn(scalars_out, scalars_in))
+        self.w1 = nn.Parameter(torch.randn(vectors_out, vectors_in))
+
+    def forward(self, x):
+        s, v = x[..., :self.scalars], x[..., self.scalars:].unflatten(-1, (self.vectors, 3))
+        return torch.cat([s @ self.w0.T, torch.einsum("...ui,wu->...wi", v, self.w1).flatten(-2)], -1)
+
+
+class PlainBetweenIrrepsLayers(nn.Module):
+    """Two irreps layers with a plain Linear on the vector block between them (it breaks rotations); the
+    second layer reads a cat of the scalars and that broken block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin1, self.plain, self.lin2 = IrrepsLinear(1, 1, 4, 2), nn.Linear(6, 6), IrrepsLinear(4, 2, 1, 1)
+
+    def forward(self, pos):
+        rel = pos - pos.mean(dim=1, keepdim=True)
+        h = self.lin1(torch.cat([rel.norm(dim=-1, keepdim=True), rel], -1))
+        return self.lin2(torch.cat([h[..., :4], self.plain(h[..., 4:])], -1))
+
+
+def test_after_a_break_only_the_layer_that_makes_it_is_blamed() -> None:
+    """The cat after the plain Linear is typed by the irreps its reader states; it and the layer after it
+    read the broken block made exact under a guess (the type found for its input), so neither is judged
+    (both were blamed: the cat under 'invariant', the exact irreps layer at 1.65)."""
+    torch.manual_seed(0)
+    result = eqcheck.verify(PlainBetweenIrrepsLayers().eval(), "so3", input_shape=(2, 50, 3))
+    assert not result.passed and result.first_failing_layer == "plain"
+    assert [d.layer for d in result.diagnoses if d.severity == "cause"] == ["plain"]
+    rows = {layer.name: layer for layer in result.layers}
+    assert rows["lin1"].passed and rows["lin1"].representation == "4x0e+2x1o"
+    assert rows["lin2"].local_rel_error is None and rows["lin2"].passed

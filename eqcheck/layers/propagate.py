@@ -179,6 +179,21 @@ class LayerAnalysis:
             return None
         return rep if rep.fits(self.group, tuple(shape), self.set_size) is None else None
 
+    def _read_as(self, key: str, shape) -> Representation | None:
+        """The type a layer that reads ``key`` states for it (e3nn's ``irreps_in``, ``irreps_in2``): what
+        writes it is judged under the type its reader takes (a cat of scalars and vectors before an
+        ``o3.Linear``), and is made exact under it. 3-D groups only: an irreps string names one action,
+        while a 2-D layer's ``regular`` input is found (with its margin) as well as declared."""
+        if not self.group.point_cloud:
+            return None
+        for site in self.tracer.sites:
+            for position, spec in enumerate((site.declared_in, site.declared_in2)):
+                if spec and position < len(site.inputs) and site.inputs[position] == key:
+                    declared = self._declared(site, spec, shape)
+                    if declared is not None:
+                        return declared
+        return None
+
     def _override(self, site: Site, shape) -> Representation | None:
         for pattern, spec in self.layer_types.items():
             if fnmatch.fnmatchcase(site.name, pattern) or (site.tensor and fnmatch.fnmatchcase(site.tensor, pattern)):
@@ -201,7 +216,7 @@ class LayerAnalysis:
         given = self._override(site, shape)
         if given is not None:
             return Choice(given, float("nan"), None, "given")
-        declared = self._declared(site, site.declared_out, shape)
+        declared = self._declared(site, site.declared_out, shape) or self._read_as(site.output, shape)
         if declared is not None:
             return Choice(declared, float("nan"), None, "declared")
         elements = [self.elements[i] for i in self.scoring]
@@ -278,7 +293,14 @@ class LayerAnalysis:
         earlier = self.analysed.get(site.output)
         choice = self.choose_output(site, view, input_action, inputs_exact, earlier and earlier.choice.rep)
         analysed = self._store(self.analysed, site, choice, view, input_action)
-        if not analysed.local.passed and choice.source not in ("given", "declared"):
+        read = [a for k in site.inputs if (a := self.analysed.get(k) or self.glue.get(k)) is not None]
+        if not analysed.local.passed and (any(self._guessed(a) for a in read) or (
+                site.op.lower() in DATA_MOVES and any(a.choice.source == "kept" and not a.local.passed for a in read))):
+            # it read what a layer that broke wrote, made exact under a guess (no action explains that tensor,
+            # or one fitted to its data before the break), or numbers it only moves from such a layer (a cat
+            # of scalars and a broken vector): what it shows is that guess, not an error of its own
+            analysed.undetermined = True
+        elif not analysed.local.passed and choice.source not in ("given", "declared"):
             # a move into a shape no action of its input's kind fits (an image flattened to tokens); a cat
             # of channels or a crop keeps an image's shape and is judged as one
             moved = (site.op.lower() in DATA_MOVES and inputs_exact and input_action is not None
@@ -294,6 +316,16 @@ class LayerAnalysis:
                        and sum(1 for k in site.inputs if k in self.known) >= 2)
             analysed.undetermined = unknown_input or moved or combined or product
         return analysed
+
+    def _guessed(self, a: Analysed) -> bool:
+        """Whether a tensor's action is a guess: it was not made exact (undetermined), or a layer that broke
+        wrote it and no action explains it, or it keeps one fitted to the data of its input."""
+        if a.undetermined:
+            return True
+        if a.local.passed:
+            return False
+        return ((a.choice.source == "auto" and a.choice.error > self.tolerance.exact)
+                or (a.choice.source == "kept" and isinstance(a.choice.rep, (FoundAction, RowOrderAction))))
 
     def _reshaped(self, site: Site, view: View, source: Analysed, input_action: Representation) -> Analysed | None:
         """A reshape of an exact tensor that keeps its action (``[B, C*|H|, H, W]`` to ``[B, C, |H|, H, W]``):
