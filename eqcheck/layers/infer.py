@@ -271,7 +271,6 @@ def find_matrices(expect: Expectation, elements: list[Element], observed: list[n
     matrix is fitted and the relations among them checked (the quarter turns: named by C4)."""
     from eqcheck.discovery import (
         MIN_SAMPLES_PER_CHANNEL, FoundFieldAction, close_representation, generate_representation, name_representation,
-        procrustes,
     )
 
     group, x = expect.group, expect.reference
@@ -289,7 +288,7 @@ def find_matrices(expect: Expectation, elements: list[Element], observed: list[n
             target, source = channel_matrix(seen), channel_matrix(expect.moved(element))
             if not could_be_orthogonal(target, source, FOUND_MAX_ERROR):
                 return None
-            fitted[element.label] = procrustes(target, source)
+            fitted[element.label] = _channel_fit(target, source)
         matrices = generate_representation(group, fitted)
         named = [group.from_point(p) for p in pg.elements]
     elif any(e.shifts for e in elements):
@@ -299,7 +298,7 @@ def find_matrices(expect: Expectation, elements: list[Element], observed: list[n
                  if not e.is_identity]
         if not all(could_be_orthogonal(target, source, FOUND_MAX_ERROR) for _, target, source in pairs):
             return None
-        closed = close_representation(group, [(e, procrustes(target, source)) for e, target, source in pairs])
+        closed = close_representation(group, [(e, _channel_fit(target, source)) for e, target, source in pairs])
         named, matrices = closed if closed is not None else ([], None)
     if matrices is None:
         return None
@@ -309,6 +308,24 @@ def find_matrices(expect: Expectation, elements: list[Element], observed: list[n
     rep = FoundFieldAction(spec=name, matrices=matrices)
     error = score(expect, rep, elements, observed)
     return Choice(rep, error, None, "found") if error < FOUND_MAX_ERROR else None
+
+
+#: a signed permutation fitted to a hidden tensor's channels is kept where it explains the held-out half to this
+SIGNED_FIT_TOLERANCE = 1e-4
+
+
+def _channel_fit(target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """The channel matrix mapping ``source`` columns to ``target`` ones: a signed permutation where one explains
+    the held-out half (quarter turns of regular, quotient and irrep fields in escnn's bases: exact even where
+    the channels are linearly dependent, as quotient fields of one input channel are, which leaves a least
+    squares fit free on what the data does not span), else the orthogonal Procrustes fit."""
+    from eqcheck.discovery import fit_channels
+    from eqcheck.reps.signed import dense
+
+    half = target.shape[1] // 2
+    rho, _, _ = fit_channels((source[:, :half], source[:, half:]), (target[:, :half], target[:, half:]),
+                             SIGNED_FIT_TOLERANCE)
+    return dense(rho)
 
 
 def find_irreps(expect: Expectation, elements: list[Element], observed: list[np.ndarray],

@@ -260,3 +260,23 @@ def test_rows_that_are_not_a_reordering_or_are_the_nodes_themselves_are_not_foun
     nodes = messages[:6]  # as many rows as nodes: the node permutation is the contract, not any reordering
     shuffled = [nodes[rng.permutation(6)] for _ in elements]
     assert find_row_order(Expectation(group, nodes, Geometry()), elements, shuffled, 6) is None
+
+
+def test_a_channel_action_on_linearly_dependent_channels_is_fitted_exactly() -> None:
+    """Quotient fields of one input channel have linearly dependent channels: a least-squares fit is free on
+    what the data does not span (its fourth power is no identity: no representation), the signed
+    permutation is not."""
+    from eqcheck.discovery import procrustes
+    from eqcheck.layers.infer import _channel_fit
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((4, 300))
+    source = np.concatenate([base, rng.standard_normal((4, 4)) @ base])  # 8 channels, rank 4
+    perm = np.array([2, 3, 0, 1, 6, 7, 4, 5])  # a quarter turn of two C8/C2 quotient fields: shift by 2
+    target = source[perm]
+    fitted = _channel_fit(target, source)
+    assert np.array_equal(fitted, np.eye(8)[perm])
+    assert np.abs(np.linalg.matrix_power(fitted, 4) - np.eye(8)).max() == 0
+    least_squares = procrustes(target, source)
+    assert np.abs(least_squares @ source - target).max() < 1e-9  # fits the data, yet:
+    assert np.abs(np.linalg.matrix_power(least_squares, 4) - np.eye(8)).max() > 1e-3
