@@ -354,6 +354,9 @@ def typed_by_layers(measurement: Measurement, layers) -> Measurement:
     for index, check in enumerate(outputs):
         alternatives = measurement.alternatives.get(check.name)
         last = next((layer for layer in reversed(layers) if layer.tensor == check.name), None)
+        if last is None and len(outputs) == 1 and layers and layers[-1].tensor is None \
+                and tuple(layers[-1].shape) == tuple(check.shape):  # a torch graph's rows name no tensor
+            last = layers[-1]
         measured = last is not None and last.passed and last.local_rel_error is not None
         if (not alternatives or last is None or last.representation == check.representation
                 or not (last.representation_source == "declared"

@@ -91,7 +91,8 @@ def generate(shape: tuple[int, ...], dtype: str, rng: np.random.Generator, smoot
     if is_integer_dtype(dtype):
         if index_range is None or index_range < 1:
             raise UsageError(f"an integer input of shape {list(shape)} ({dtype}) whose range the model does not "
-                             f"say: give real values with --input FILE.npz")
+                             f"say: give real values with --input FILE.npz (or, on a PyTorch module, declare "
+                             f"example_input_ranges = {{NAME: how many values}})")
         return rng.integers(0, index_range, shape).astype(dtype)
     data = rng.standard_normal(shape)
     if smooth_spatial and len(shape) >= 3:

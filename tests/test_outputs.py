@@ -148,3 +148,34 @@ def test_an_output_that_ignores_its_input_is_said_to() -> None:
 def test_a_passing_model_names_no_failing_layer() -> None:
     result = eqcheck.verify(two_outputs(False), "p4")
     assert result.passed and result.first_failing_layer is None
+
+
+def test_a_failing_output_nothing_typed_takes_the_type_its_last_exact_layer_computes() -> None:
+    """typed_by_layers: the output's check under the type of the layer that wrote it, where that layer is
+    exact on exact inputs (or states its type); never where the layer itself broke."""
+    from eqcheck.actions.representations import ImageAction
+    from eqcheck.compare import Geometry
+    from eqcheck.engine import Measurement, typed_by_layers
+    from eqcheck.result import ElementResult, LayerResult, TensorCheck
+
+    def check(spec, error, source):
+        return TensorCheck(name="output", shape=(2, 16, 7, 7), representation=spec, max_rel_error=error,
+                           elements=(ElementResult("rot90", error, error, False),), spread=1.0, passed=False,
+                           representation_source=source)
+
+    regular = check("regular:field-major", 1.5, "layers")
+    measurement = Measurement(outputs=(check("image", 0.8, "auto"),), elements=[], non_determinism=0.0,
+                              forward_passes=1, geometry=Geometry(), actions={"output": ImageAction()},
+                              alternatives={"output": {"regular:field-major": (regular, "the regular action"),
+                                                       "image": (check("image", 0.8, "layers"), ImageAction())}})
+
+    def last(passed, source="auto"):
+        return LayerResult(name="/c3/Conv", op="Conv", shape=(2, 16, 7, 7), representation="regular:field-major",
+                           max_rel_error=1.5, local_rel_error=1e-7 if passed else 0.9, passed=passed,
+                           tensor="output", representation_source=source)
+
+    retyped = typed_by_layers(measurement, [last(True)])
+    assert retyped.outputs[0] is regular and retyped.actions["output"] == "the regular action"
+    assert typed_by_layers(measurement, [last(False)]).outputs == measurement.outputs  # the layer broke
+    assert typed_by_layers(measurement, [last(False, "declared")]).outputs[0] is regular  # it states its type
+    assert typed_by_layers(measurement, [last(True, "kept")]).outputs == measurement.outputs

@@ -92,3 +92,28 @@ def test_an_input_file_feeds_each_input_the_array_named_for_it_or_is_refused(tmp
     named = eqcheck.verify(CrossProduct(), "o3", inputs=tmp_path / "named.npz", per_layer=False)
     assert positional.passed and named.passed
     assert positional.outputs[0].max_rel_error == named.outputs[0].max_rel_error
+
+
+class OneHotCharge(nn.Module):
+    """An integer input no embedding indexes (``F.one_hot``): its range is declared."""
+
+    example_input_shapes = {"pos": (2, 6, 3), "charge": (2, 6)}
+    example_input_dtypes = {"charge": "int64"}
+    example_input_ranges = {"charge": 3}
+
+    def forward(self, pos, charge):
+        centred = pos - pos.mean(1, keepdim=True)
+        return (centred.norm(dim=-1, keepdim=True) * torch.nn.functional.one_hot(charge, 3)).sum(1)
+
+
+def test_an_integer_input_gets_the_range_the_module_declares() -> None:
+    import pytest
+
+    from eqcheck.errors import ModelLoadError
+
+    result = eqcheck.verify(OneHotCharge(), "e3", per_layer=False)
+    assert result.passed and result.run.input_actions["charge"] == "invariant"
+    broken = OneHotCharge()
+    broken.example_input_ranges = {"charge": 0}
+    with pytest.raises(ModelLoadError, match="example_input_ranges"):
+        eqcheck.verify(broken, "e3", per_layer=False)

@@ -93,7 +93,14 @@ def parse_type(spec: str, group: Group, shape: tuple[int, ...] | None = None) ->
     text = spec.strip().lower()
     if group.point_cloud and (text in SPACE_TYPES or text in ("vector", "rank2") or is_irreps_spec(text)):
         return space_type(text)
-    return parse_representation(spec, shape, group_convention(group), field_group=group.field_group)
+    try:
+        return parse_representation(spec, shape, group_convention(group), field_group=group.field_group)
+    except UsageError as error:
+        if not (group.point_cloud and error.message.startswith("unknown type")):
+            raise
+        raise UsageError(f"unknown type {spec!r} under {group.spec} (one of: invariant, positions, vector (1o), "
+                         f"pseudovector (1e), an e3nn irreps string such as 4x0e+2x1o+1x2e, cartesian, cell, set, "
+                         f"edge_index, edge)") from None
 
 
 def field_type(spec: str, field_group) -> FieldTypeAction:

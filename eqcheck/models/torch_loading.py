@@ -60,7 +60,7 @@ def module_inputs(module) -> tuple[list[InputSpec], dict[str, int]]:
     names = positional_input_names(module)
     shapes = declared_input_shapes(module)
     dtypes = declared_input_dtypes(module)
-    ranges = module_embedding_ranges(module, names)
+    ranges = {**module_embedding_ranges(module, names), **declared_input_ranges(module, names)}
     for name in names if "edge_index" in names else []:  # a PyG signature, not any argument called batch
         if name in INTEGER_ARGUMENTS and name not in dtypes:
             dtypes[name] = "int64"
@@ -73,6 +73,19 @@ def module_inputs(module) -> tuple[list[InputSpec], dict[str, int]]:
     specs = [InputSpec(n, s, dtypes[n], dtype_known=True) if n in dtypes else InputSpec(n, s, dtype_known=False)
              for n, s in zip(names, shapes)]
     return specs, ranges
+
+
+def declared_input_ranges(module, names: list[str]) -> dict[str, int]:
+    """``example_input_ranges``: argument name -> how many values an integer input takes (``{"charge": 3}``:
+    0, 1 or 2), for integer inputs whose range no embedding table says (``F.one_hot``, a lookup)."""
+    declared = getattr(module, "example_input_ranges", None)
+    if declared is None:
+        return {}
+    if not isinstance(declared, dict) or not all(
+            name in names and isinstance(n, int) and not isinstance(n, bool) and n >= 1 for name, n in declared.items()):
+        raise ModelLoadError(f"example_input_ranges must map the model's arguments ({', '.join(names)}) to "
+                             f"positive integers, got {declared!r}")
+    return dict(declared)
 
 
 def module_embedding_ranges(module, names: list[str]) -> dict[str, int]:
