@@ -74,5 +74,6 @@ def element_errors(
             nonfinite=nonfinite,
             matrix=element.matrix,
             translation=element.translation,
+            permutation=None if element.permutation is None else tuple(int(i) for i in element.permutation),
         ))
     return tuple(results)

@@ -21,6 +21,8 @@ class ElementResult:
     #: a 3-D element's matrix (rows) and translation, so that a failing one can be reproduced
     matrix: tuple[tuple[float, ...], ...] | None = None
     translation: tuple[float, ...] | None = None
+    #: a permutation's order along the set axis (``new[i] = old[permutation[i]]``), likewise
+    permutation: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

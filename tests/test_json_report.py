@@ -111,3 +111,14 @@ def test_torch_model_result_round_trips() -> None:
     result = eqcheck.verify(model, "translation", input_shape=(2, 1, 8, 8))
     text, again = round_trip(result)
     assert text == again and result.passed
+
+
+def test_a_permutations_elements_carry_their_order_so_a_failing_one_can_be_reproduced(sample) -> None:
+    result = eqcheck.verify(sample("deepsets"), "perm", per_layer=False)
+    elements = strict_loads(dumps(result))["outputs"][0]["elements"]
+    size = result.run.inputs["input"][1]
+    assert elements[0]["element"] == "e" and elements[0]["permutation"] in (None, list(range(size)))
+    moved = [e["permutation"] for e in elements[1:]]
+    assert all(sorted(p) == list(range(size)) for p in moved) and any(p != list(range(size)) for p in moved)
+    rotated = strict_loads(dumps(eqcheck.verify(sample("p4cnn"), "p4", per_layer=False)))
+    assert all(e["permutation"] is None for e in rotated["outputs"][0]["elements"])

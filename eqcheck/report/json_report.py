@@ -4,8 +4,10 @@ Format history (the reader takes every version):
   2: every output is checked: ``outputs`` (a list, in the model's order, each entry with the fields
      ``output`` had) replaces ``output``; ``passed`` is true only if every output passed. An output's
      ``representation_source`` may be "found" (its channel representation found from the data,
-     named by its irreps). Additions since (no field changed meaning): 3-D groups' elements carry
-     ``matrix`` (rows) and ``translation`` (null elsewhere), so that a failing one can be reproduced.
+     named by its irreps), or "layers" (nothing passed: the type its last layer computes from exact
+     inputs). Additions since (no field changed meaning): 3-D groups' elements carry ``matrix`` (rows)
+     and ``translation`` (null elsewhere), so that a failing one can be reproduced; permutations'
+     elements ``permutation`` (``new[i] = old[permutation[i]]`` along the set axis; null elsewhere).
   1: first version: passed, group, tolerance, run, output {representation, max_rel_error, elements}, layers.
      Additions since (no field changed meaning, readers of 1 keep working): layers[] filled by the
      per-layer analysis, each with representation_source, representation_margin and cumulative_passed
