@@ -286,13 +286,13 @@ def declarable_name(group: Group, name: str, elements: list[Element], matrices: 
     them (escnn's ``FieldType`` order: ``trivial+irrep(1)+...``) where that type has them; else ``name in
     another basis``: the same irreps in another order or basis (a C8 field restricted to C4, quotient
     fields named by their irreps), which the name alone does not declare."""
-    if " of " in name or name.startswith("found"):
+    if " of " in name or name.startswith("found") or _has_matrices(group, name, elements, matrices):
         return name
     ordered = _name_in_channel_order(group, elements, matrices)
     names = [n for n in (name, ordered) if n]
     # the geometric vector is the frequency-1 irrep in another basis (escnn's basespace action)
     names += [n.replace(irrep, "vector") for n in names for irrep in ("irrep(1,1)", "irrep(1)") if irrep in n]
-    for candidate in dict.fromkeys(names):
+    for candidate in dict.fromkeys(names[1:]):
         if _has_matrices(group, candidate, elements, matrices):
             return candidate
     return f"{name} in another basis"
@@ -300,17 +300,35 @@ def declarable_name(group: Group, name: str, elements: list[Element], matrices: 
 
 def _has_matrices(group: Group, spec: str, elements: list[Element], matrices: dict) -> bool:
     """Whether the type ``spec`` names has the found matrices on the exactly tested elements."""
+    field_group = group.field_group
+    elements = [g for g in elements if g.exact]  # the others' matrices were fitted to interpolated data
+    labels = [field_group.label(g) for g in elements]
+    if not elements or None in labels:
+        return False
+    for label, g in zip(labels, elements):
+        named = _named_matrix(spec, field_group, label)
+        found = matrices[g.label]
+        if named is None or len(named) != len(found):
+            return False
+        if isinstance(found, SignedPermutation):  # compare the entries the permutation holds, and the count
+            rows = np.arange(len(found))
+            if not (np.abs(named[rows, found.order] - found.signs).max() <= BASIS_TOLERANCE
+                    and np.count_nonzero(np.abs(named) > BASIS_TOLERANCE) == len(found)):
+                return False
+        elif np.abs(named - found).max() > BASIS_TOLERANCE:
+            return False
+    return True
+
+
+@lru_cache(maxsize=512)
+def _named_matrix(spec: str, field_group, label) -> np.ndarray | None:
+    """rho(label) of the type ``spec`` names (None where no spec parses it): the same few names recur."""
     from eqcheck.actions.parse import field_type
 
     try:
-        rep = field_type(spec, group.field_group).rep
+        return field_type(spec, field_group).rep.matrix(label)
     except Exception:  # noqa: BLE001 (a name no spec parses is not declarable as it is)
-        return False
-    elements = [g for g in elements if g.exact]  # the others' matrices were fitted to interpolated data
-    labels = [group.field_group.label(g) for g in elements]
-    return bool(elements) and None not in labels and rep.dim == len(next(iter(matrices.values()))) and all(
-        np.abs(rep.matrix(label) - dense(matrices[g.label])).max() <= BASIS_TOLERANCE
-        for label, g in zip(labels, elements))
+        return None
 
 
 def _name_in_channel_order(group: Group, elements: list[Element], matrices: dict) -> str | None:
