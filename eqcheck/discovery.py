@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from eqcheck.actions.fields import mix_channels
-from eqcheck.actions.representations import Representation, _spatial_fits
+from eqcheck.actions.representations import FittedAction, _spatial_fits
 from eqcheck.actions.spatial import apply_spatial, central_disk, turn
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
@@ -32,22 +32,15 @@ RELATION_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True, eq=False)
-class FoundAction(Representation):
+class FoundAction(FittedAction):
     """An action whose matrices, one per tested element (by label: a float64 array or a
-    ``SignedPermutation``), were found from the data; they are its identity: two fits are two actions,
-    compared and hashed as objects."""
+    ``SignedPermutation``), were found from the data."""
 
     spec: str = "found"
     matrices: dict = field(default_factory=dict)
     #: the named type it is equivalent to (the same irreps in another basis), if any: a tensor that failed
     #: under that type is not excused by its change of basis
     equivalent: str | None = None
-
-    def __eq__(self, other) -> bool:
-        return self is other
-
-    def __hash__(self) -> int:
-        return id(self)
 
     @property
     def size(self) -> int:

@@ -28,6 +28,18 @@ class Representation:
         return None
 
 
+@dataclass(frozen=True, eq=False)
+class FittedAction(Representation):
+    """An action fitted to one tensor's data (its matrices or row orders, one per tested element): those
+    are its identity, so two fits are two actions, compared and hashed as objects."""
+
+    def __eq__(self, other) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
 def _spatial_fits(group: Group, shape: tuple[int, ...], min_rank: int) -> str | None:
     if not group.spatial:
         return f"{group.spec} does not act on images"

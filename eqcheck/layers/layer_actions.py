@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from eqcheck.actions.parse import candidate_representations, parse_type
-from eqcheck.actions.representations import Representation, SetAction, relabel_nodes
+from eqcheck.actions.representations import FittedAction, Representation, SetAction, relabel_nodes
 from eqcheck.actions.spatial import apply_spatial
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
@@ -63,23 +63,17 @@ class ChannelPermutationAction(Representation):
 
 
 @dataclass(frozen=True, eq=False)
-class RowOrderAction(Representation):
+class RowOrderAction(FittedAction):
     """Rows (axis 0) listed in the order the data shows, one order per tested element (by label): what a
     sparse graph's node permutation does to a tensor of rows that are neither its nodes nor the input's
     edges (messages over the edges and the self loops a layer adds, edges it sorts or filters). Found by
-    matching each row to a row of the reference (infer.find_row_order); its orders are its identity."""
+    matching each row to a row of the reference (infer.find_row_order)."""
 
     spec: str = "rows (found)"
     #: element label -> index array, ``new[i] = old[order[i]]``
     orders: dict = field(default_factory=dict)
     #: the values name nodes (an index tensor: the targets of the messages): relabelled as edge_index's
     node_labels: bool = False
-
-    def __eq__(self, other) -> bool:
-        return self is other
-
-    def __hash__(self) -> int:
-        return id(self)
 
     @property
     def size(self) -> int:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from eqcheck.actions.parse import group_convention, parse_representation, parse_type, regular_spec
-from eqcheck.actions.representations import LAYOUTS, RegularFieldAction, Representation
+from eqcheck.actions.representations import LAYOUTS, FittedAction, RegularFieldAction, Representation
 from eqcheck.compare import Geometry
-from eqcheck.discovery import FoundAction, too_few_samples
+from eqcheck.discovery import too_few_samples
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
@@ -245,8 +245,7 @@ class LayerAnalysis:
         found = None
         if isinstance(earlier, RowOrderAction):  # one order per element: scored on all of them
             elements, observed = self.elements, view.items
-        if (isinstance(earlier, (FoundAction, RowOrderAction))
-                and earlier.fits(self.group, tuple(view.ref.shape), self.set_size) is None):
+        if isinstance(earlier, FittedAction) and earlier.fits(self.group, tuple(view.ref.shape), self.set_size) is None:
             error = score(view.expect, earlier, elements, observed)
             found = Choice(earlier, error, None, "found") if error < FOUND_MAX_ERROR else None
         if found is None and self.group.permutes_sets:
@@ -325,7 +324,7 @@ class LayerAnalysis:
         if a.local.passed:
             return False
         return ((a.choice.source == "auto" and a.choice.error > self.tolerance.exact)
-                or (a.choice.source == "kept" and isinstance(a.choice.rep, (FoundAction, RowOrderAction))))
+                or (a.choice.source == "kept" and isinstance(a.choice.rep, FittedAction)))
 
     def _reshaped(self, site: Site, view: View, source: Analysed, input_action: Representation) -> Analysed | None:
         """A reshape of an exact tensor that keeps its action (``[B, C*|H|, H, W]`` to ``[B, C, |H|, H, W]``):
