@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eqcheck.engine import Measurement
+from eqcheck.engine import RIGHT_ANGLES_ONLY, Measurement
 from eqcheck.groups.base import Group
 from eqcheck.result import Diagnosis
 from eqcheck.structure import WindowOp
@@ -164,7 +164,17 @@ def _output_diagnoses(output, prefix: str, tolerance: Tolerance, order: int, gro
         if all(e.passed for e in exact) and not all(e.passed for e in approximate):
             found.append(Diagnosis("interpolated-only",
                                    f"{prefix}exact at every right angle; only interpolated angles fail"))
-    if exact and not all(e.passed for e in exact) and approximate:
+    quarter = next((c for c in output.candidates if c.representation.endswith(RIGHT_ANGLES_ONLY)
+                    and c.max_rel_error <= tolerance.exact), None)
+    if exact and not all(e.passed for e in exact) and approximate and quarter is not None:
+        name = quarter.representation[:-len(RIGHT_ANGLES_ONLY)]
+        found.append(Diagnosis("undetermined-type", f"{prefix}at every right angle the output's channels transform as "
+                                                    f"{name} (found from the data, max rel error "
+                                                    f"{quarter.max_rel_error:.2e}), but the interpolated angles "
+                                                    f"confirm no type of {group.spec}: declare its type "
+                                                    f"(--output-type {output.name}=...), or check the right angles "
+                                                    f"alone under p4 or c4"))
+    elif exact and not all(e.passed for e in exact) and approximate:
         shape = output.shape
         group_channels = len(shape) == 5 or (len(shape) == 4 and shape[1] % 4 == 0)
         if group_channels and output.representation_source != "given":

@@ -332,6 +332,16 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
             if (source != "given" and all(r.passed for r in results if r.exact) and error < best_error
                     and found.equivalent not in named):
                 (best_error, best_rep, best_results), source = scored[-1], "found"
+        elif not group.point_cloud and any(not g.exact for g in elements):
+            # no type every angle confirms (fits at interpolated angles too loose to name): the type the
+            # right angles alone show, listed for the hint (diagnose.py), never chosen
+            exact = [i for i, g in enumerate(elements) if g.exact]
+            quarter = discover(group, [elements[i] for i in exact], pooled[0], [pooled[1 + i] for i in exact],
+                               tolerance.exact)
+            if quarter is not None:
+                results = element_errors(group, quarter, [elements[i] for i in exact], reference,
+                                         [transformed[i] for i in exact], geometry, tolerance, output_spread, floors)
+                scored.append((worst(r.rel_error for r in results), replace_spec(quarter, RIGHT_ANGLES_ONLY), results))
     candidates = tuple(Candidate(rep.spec, err) for err, rep, _ in sorted(scored, key=lambda s: s[0]))
 
     def checked_as(error, rep, results, how) -> TensorCheck:
@@ -343,6 +353,14 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
     alternatives = {rep.spec: (checked_as(error, rep, results, "layers"), rep) for error, rep, results in scored
                     if not isinstance(rep, FoundAction)} if failed and source in ("auto", "auto-default") else {}
     return checked_as(best_error, best_rep, best_results, source), best_rep, alternatives
+
+
+#: the mark of a candidate found on the right angles alone (its matrices hold for them, not the others)
+RIGHT_ANGLES_ONLY = " (right angles only)"
+
+
+def replace_spec(rep: Representation, suffix: str) -> Representation:
+    return dataclasses.replace(rep, spec=rep.spec + suffix)
 
 
 def typed_by_layers(measurement: Measurement, layers) -> Measurement:

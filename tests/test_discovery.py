@@ -373,3 +373,34 @@ def test_signed_permutation_fits_are_held_to_data_they_were_not_chosen_on() -> N
     np.testing.assert_array_equal(rho.order, order)
     np.testing.assert_array_equal(rho.signs, signs)
     assert error == 0.0
+
+
+def test_a_type_only_the_right_angles_show_is_said_so_not_called_a_failure_at_90_degrees() -> None:
+    """A C4 field (regular + trivial: 5 channels, no type of C8) under c8: no type every angle confirms, so
+    the output is checked as an image and fails at the right angles too; the hint names what the right
+    angles alone show (found, never chosen) instead of 'not even equivariant to rotations by 90 degrees'."""
+    import torch
+    from torch import nn
+
+    from eqcheck.nn import GroupPool, P4ConvZ2
+
+    class RegularAndTrivial(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.pool = P4ConvZ2(1, 1, 3, padding=1), GroupPool()
+
+        def forward(self, x):
+            h = self.conv(x)
+            return torch.cat([h.flatten(1, 2), self.pool(h)], 1)
+
+    torch.manual_seed(0)
+    result = eqcheck.verify(RegularAndTrivial().eval(), "c8", input_shape=(2, 1, 21, 21), per_layer=False)
+    assert not result.passed and result.output.representation == "image"
+    hint = next(d for d in result.diagnoses if d.code == "undetermined-type")
+    assert "regular+trivial of C4" in hint.message and hint.severity == "cause"
+    assert not any(d.code == "not-c4" for d in result.diagnoses)
+    quarter = next(c for c in result.output.candidates if c.representation.endswith("(right angles only)"))
+    assert quarter.max_rel_error < 1e-5
+    plain = eqcheck.verify(_plain_feature_map(), "c8", per_layer=False)  # nothing to find at the right angles
+    assert not plain.passed and not any(c.representation.endswith("(right angles only)")
+                                        for c in plain.output.candidates)
