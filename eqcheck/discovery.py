@@ -341,10 +341,12 @@ def _name_in_channel_order(group: Group, elements: list[Element], matrices: dict
             return None
         names.append(named)
         start = end
-    merged: list[tuple[int, str]] = []
+    merged: list[tuple[int, str]] = []  # runs of one field: 2*regular, not regular+regular
     for named in names:
-        count, _, base = named.partition("*") if "*" in named and named.split("*")[0].isdigit() else ("1", "", named)
-        if merged and merged[-1][1] == base:
+        count, _, base = named.partition("*")
+        if "+" in named or not count.isdigit():
+            count, base = "1", named
+        if merged and merged[-1][1] == base and "+" not in base:
             merged[-1] = (merged[-1][0] + int(count), base)
         else:
             merged.append((int(count), base))

@@ -1,9 +1,9 @@
 """The check: transform inputs, run the model as few times as possible, measure, and return one result."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -341,7 +341,8 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
             if quarter is not None:
                 results = element_errors(group, quarter, [elements[i] for i in exact], reference,
                                          [transformed[i] for i in exact], geometry, tolerance, output_spread, floors)
-                scored.append((worst(r.rel_error for r in results), replace_spec(quarter, RIGHT_ANGLES_ONLY), results))
+                marked = dataclasses.replace(quarter, spec=quarter.spec + RIGHT_ANGLES_ONLY)
+                scored.append((worst(r.rel_error for r in results), marked, results))
     candidates = tuple(Candidate(rep.spec, err) for err, rep, _ in sorted(scored, key=lambda s: s[0]))
 
     def checked_as(error, rep, results, how) -> TensorCheck:
@@ -359,15 +360,12 @@ def check_output(group: Group, name: str, values: list[np.ndarray], elements: li
 RIGHT_ANGLES_ONLY = " (right angles only)"
 
 
-def replace_spec(rep: Representation, suffix: str) -> Representation:
-    return dataclasses.replace(rep, spec=rep.spec + suffix)
-
-
 def typed_by_layers(measurement: Measurement, layers) -> Measurement:
     """A failing output whose type nothing settled (the best-fitting candidate, or the shape's default)
     takes the type its last layer computes from exact inputs (the per-layer analysis), where that layer is
-    exact (or states its type: e3nn's irreps_out) and the type is one of the output's candidates: a GrouPy network broken in its middle ends in
-    a group convolution, whose output is a regular field though a map that barely moves fits it best."""
+    exact (or states its type: e3nn's irreps_out) and the type is one of the output's candidates: a GrouPy
+    network broken in its middle ends in a group convolution, whose output is a regular field though a map
+    that barely moves fits it best."""
     outputs, actions = list(measurement.outputs), dict(measurement.actions)
     for index, check in enumerate(outputs):
         alternatives = measurement.alternatives.get(check.name)

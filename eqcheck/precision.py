@@ -81,9 +81,12 @@ def with_checked_weights(again, checked):
             if old is None or old.shape != value.shape:
                 continue
             old = old.to(device=value.device, dtype=value.dtype)
-            scale = float(old.abs().max()) if old.numel() and old.is_floating_point() else 0.0
-            if not (old.is_floating_point() and torch.allclose(value, old, rtol=1e-5, atol=1e-6 * scale)) \
-                    and not torch.equal(value, old):
+            if old.is_floating_point():
+                scale = float(old.abs().max()) if old.numel() else 0.0
+                same = torch.allclose(value, old, rtol=1e-5, atol=1e-6 * scale)
+            else:
+                same = torch.equal(value, old)
+            if not same:
                 value.copy_(old)
     return again
 

@@ -228,10 +228,10 @@ def find_row_order(expect: Expectation, elements: list[Element], observed: list[
     group, x = expect.group, expect.reference
     if not group.permutes_sets or group.set_axis != 0 or x.ndim < 1 or len(x) < 2 or len(x) == set_size:
         return None
+    if x.dtype.kind not in "fiu":
+        return None
     node_labels = x.dtype.kind in "iu"
     if node_labels and not (set_size and x.size and 0 <= x.min() and x.max() < set_size):
-        return None
-    if x.dtype.kind not in "fiu":
         return None
     orders = {}
     for element, seen in zip(elements, observed):

@@ -20,8 +20,7 @@ from eqcheck.groups.element import Element
 from eqcheck.layers.expectation import Expectation, fast_rel
 from eqcheck.layers.infer import (
     CLEAR_MARGIN, FOUND_MAX_ERROR, Choice, choose, find_irreps, find_matrices, find_permutation, find_row_order,
-    score,
-    scoring_elements,
+    score, scoring_elements,
 )
 from eqcheck.layers.layer_actions import RowOrderAction, layer_candidates, parse_layer_type
 from eqcheck.layers.local import TensorErrors, spread64, tensor_errors, tensor_geometry, transformed_input
@@ -152,6 +151,8 @@ class LayerAnalysis:
         self.notes: list[str] = []
         self.groups: list[list[int]] = []
         self._candidates: dict[tuple[int, ...], list[Representation]] = {}
+        #: per tensor, the layers that read it and state its type (_read_as), listed once
+        self._reader_types: dict[str, list[tuple[Site, str]]] | None = None
 
     # ---- one tensor --------------------------------------------------------------------------------
     def view(self, key: str, ref: np.ndarray, captured: dict[str, list[np.ndarray]]) -> View | None:
@@ -186,12 +187,16 @@ class LayerAnalysis:
         while a 2-D layer's ``regular`` input is found (with its margin) as well as declared."""
         if not self.group.point_cloud:
             return None
-        for site in self.tracer.sites:
-            for position, spec in enumerate((site.declared_in, site.declared_in2)):
-                if spec and position < len(site.inputs) and site.inputs[position] == key:
-                    declared = self._declared(site, spec, shape)
-                    if declared is not None:
-                        return declared
+        if self._reader_types is None:  # the sites are known once the reference is captured
+            self._reader_types = {}
+            for site in self.tracer.sites:
+                for position, spec in enumerate((site.declared_in, site.declared_in2)):
+                    if spec and position < len(site.inputs):
+                        self._reader_types.setdefault(site.inputs[position], []).append((site, spec))
+        for site, spec in self._reader_types.get(key, ()):
+            declared = self._declared(site, spec, shape)
+            if declared is not None:
+                return declared
         return None
 
     def _override(self, site: Site, shape) -> Representation | None:
@@ -518,16 +523,13 @@ class LayerAnalysis:
             if run and not changed:
                 break
             stale = self._stale(chunk, changed, wanted) if run else set()
-            for key in changed - stale:
-                if key in wanted:
+            for key in changed | stale:  # a stale tensor is read as computed in this run, made exact in the next
+                if key in wanted and key not in stale:
                     rep, view = wanted[key]
                     self.patches[key], self.patched_with[key] = self._patch(rep, view), rep
                 else:
                     self.patches.pop(key, None)
                     self.patched_with.pop(key, None)
-            for key in stale:
-                self.patches.pop(key, None)
-                self.patched_with.pop(key, None)
             again = _reading(chunk, changed | stale, set(self.patches), set(self.glue)) if run else chunk
             # every patch of the chunk: code between modules may read a tensor no layer lists
             reads = {k: self.patches[k] for k in _chunk_tensors(chunk) if k in self.patches}
