@@ -252,12 +252,16 @@ def sizes_ratio(repeats: int, sizes: list[int]) -> None:
                 assert result.passed, "the p4 network must pass"
                 if per_layer:
                     layer_count[size] = len(result.layers)
-    print(f"p4 FCN (ONNX, batch 2, 16 fields), medians of {repeats} interleaved runs:")
+    print(f"p4 FCN (ONNX, batch 2, 16 fields), medians of {repeats} interleaved runs (ratio of medians; median "
+          f"of the ratios within a repeat; ratio of the fastest runs):")
     for size in sizes:
         plain, layered = statistics.median(times[(size, False)]), statistics.median(times[(size, True)])
-        print(f"  {size}x{size}: output only {plain:.2f} s, per layer {layered:.2f} s: {layered / plain:.2f}x "
-              f"({layer_count[size]} layers; spread of per-layer runs {min(times[(size, True)]):.2f}-"
-              f"{max(times[(size, True)]):.2f} s)")
+        paired = statistics.median(b / a for a, b in zip(times[(size, False)], times[(size, True)]))
+        fastest = min(times[(size, True)]) / min(times[(size, False)])
+        print(f"  {size}x{size}: output only {plain:.2f} s, per layer {layered:.2f} s: {layered / plain:.2f}x, "
+              f"paired {paired:.2f}x, fastest {fastest:.2f}x ({layer_count[size]} layers; spread of output-only "
+              f"runs {min(times[(size, False)]):.2f}-{max(times[(size, False)]):.2f} s, per-layer "
+              f"{min(times[(size, True)]):.2f}-{max(times[(size, True)]):.2f} s)")
 
 
 def child(model: str, group: str, size: int, per_layer: bool) -> None:

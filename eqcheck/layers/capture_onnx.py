@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from eqcheck.errors import ModelRunError
+from eqcheck.layers.buffers import BufferPool
 from eqcheck.layers.onnx_views import derive_views, is_view, view_inputs
 from eqcheck.layers.trace import LayerTracer, Site, stack_items
 from eqcheck.models import onnx_proto
@@ -152,6 +153,10 @@ class OnnxTracer(LayerTracer):
         #: forward passes the output check made through the full capture (feeds, every tensor)
         self._records: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
         self._recorded_bytes = 0
+        #: the captures' output buffers, used again by the next chunk of layers once let go
+        self._pool = BufferPool()
+        #: whether capture runs write into the pool's buffers (until a run refutes an output's shape)
+        self._binding = True
 
     @property
     def scan_model(self):
@@ -226,6 +231,47 @@ class OnnxTracer(LayerTracer):
         except Exception as error:
             raise ModelRunError(f"the layer capture could not run: {str(error).splitlines()[0]}") from None
         return dict(zip(names, values))
+
+    def _run_into(self, session, feeds: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
+        """``_run`` for a run of ``count`` items, its floating outputs written into the pool's buffers (their
+        shapes: the reference's, the batch axis ``count`` times as long; a tensor not yet cut is taken to be
+        batch first where its first axis is the batch). Where a run refutes a shape (a guess, or a shape
+        that depends on the data), that run and every later one is made as ``_run`` makes it."""
+        names = [o.name for o in session.get_outputs()]
+        shapes = {name: shape for name in names if (shape := self._run_shape(name, count)) is not None}
+        if not shapes or not self._binding:
+            return self._run(session, feeds)
+        buffers = dict(zip(shapes, self._pool.take([(shape, self._dtypes[name]) for name, shape in shapes.items()])))
+        binding = session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        for name in names:
+            if name in buffers:
+                buffer = buffers[name]
+                binding.bind_output(name, "cpu", 0, buffer.dtype, list(buffer.shape), buffer.ctypes.data)
+            else:
+                binding.bind_output(name, "cpu")
+        try:
+            session.run_with_iobinding(binding)
+        except Exception:
+            self._binding = False
+            return self._run(session, feeds)  # what it gives, or the model's own error as _run gives it
+        produced = binding.get_outputs()
+        return {name: buffers[name] if name in buffers else produced[position].numpy()
+                for position, name in enumerate(names)}
+
+    def _run_shape(self, name: str, count: int) -> tuple[int, ...] | None:
+        """The shape of a floating tensor in a run of ``count`` items, where it is known (or guessed)."""
+        ref = self.ref.get(name)
+        if ref is None or ref.dtype.kind != "f" or ref.ndim == 0:
+            return None
+        shape = list(ref.shape)
+        if count > 1:
+            axis, _ = self.layouts.get(name, (0 if shape[0] == self.batch else None, 1))
+            if axis is None:
+                return None
+            shape[axis] *= count
+        return tuple(shape)
 
     def _requested(self, names: list[str], patched=frozenset()) -> list[str]:
         """What a capture copy must output for ``names``: a view's inputs in place of the view, but those
@@ -329,13 +375,15 @@ class OnnxTracer(LayerTracer):
         runs: list[tuple[dict[str, np.ndarray], int]] = []
         for group in groups:
             feeds = {n: stack_items([items[i][n] for i in group], 0) for n in self.graph_inputs}
-            fed = {name: np.ascontiguousarray(stack_items([patches[name][i] for i in group], *self.layouts[name]))
+            fed = {name: np.ascontiguousarray(stack_items([patches[name][i] for i in group], *self.layouts[name],
+                                                          copy=False))
                    for name in stacked}
             if replayed:  # every tensor of the recorded pass, those asked for among them
                 values = self._take(feeds)
             else:
-                values = self._run(session, {**{n: v for n, v in feeds.items() if n in inputs},
-                                             **{f"{n}@patch": v for n, v in fed.items() if f"{n}@patch" in inputs}})
+                values = self._run_into(session, {**{n: v for n, v in feeds.items() if n in inputs},
+                                                  **{f"{n}@patch": v for n, v in fed.items() if f"{n}@patch" in inputs}},
+                                        len(group))
             values.update(feeds)
             # a view reads its input as the graph's nodes do: the patch, where that input is patched
             seen = {**values, **{name: value for name, value in fed.items() if name not in self.views}}
@@ -355,6 +403,7 @@ class OnnxTracer(LayerTracer):
 
     def close(self):
         self._sessions = {}
+        self._pool.clear()
         self._records, self._recorded_bytes = [], 0
         if self._folder is not None:
             self._folder.cleanup()

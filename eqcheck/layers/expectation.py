@@ -25,9 +25,17 @@ def fast_rel(observed: np.ndarray, expected: np.ndarray, mask: np.ndarray | None
     rank; sums of squares in float64); ``norm2``: ``||b||^2`` where it is known."""
     if mask is not None:
         observed, expected = observed[..., mask], expected[..., mask]
-    dtype = np.float32 if observed.dtype.itemsize <= 4 and expected.dtype.itemsize <= 4 else np.float64
-    num = squared_distance(observed, expected, dtype)
-    den = sum_of_squares(expected) if norm2 is None else norm2
+    num = squared_distance(observed, expected, ranking_dtype(observed, expected))
+    return ranking_ratio(num, sum_of_squares(expected) if norm2 is None else norm2)
+
+
+def ranking_dtype(a: np.ndarray, b: np.ndarray):
+    """float32 differences where both tensors are float32 or narrower (precise enough to rank)."""
+    return np.float32 if a.dtype.itemsize <= 4 and b.dtype.itemsize <= 4 else np.float64
+
+
+def ranking_ratio(num: float, den: float) -> float:
+    """``sqrt(num / den)`` of two sums of squares; infinite where either is not finite."""
     if not (np.isfinite(num) and np.isfinite(den)):
         return float("inf")
     if den == 0.0:
@@ -41,19 +49,58 @@ def regular_permutation(point_group, point, convention: str, orientation: str) -
     return point_group.regular_permutation(point, convention, orientation)
 
 
-def permute_fibers(rep: Representation, group: Group, element: Element, x: np.ndarray) -> np.ndarray:
-    """The channel part of a regular (or found) action, the same index arithmetic as RegularFieldAction
-    (np.take along the axis: the same entries as indexing with ``perm`` there, laid out in C order)."""
+def fibers(rep: Representation, group: Group, element: Element, shape: tuple[int, ...]) -> tuple[tuple, int, np.ndarray]:
+    """Where the channel part of a regular (or found) action permutes: the shape to view a tensor of
+    ``shape`` in, the axis of it that is permuted, and the permutation (RegularFieldAction's index
+    arithmetic: entry ``j`` of that axis comes from entry ``perm[j]``)."""
     if isinstance(rep, ChannelPermutationAction):
         perm = rep.permutation(element)
-        return np.take(x.reshape(x.shape[0], len(perm), *x.shape[-2:]), perm, axis=1).reshape(x.shape)
+        return (shape[0], len(perm), *shape[-2:]), 1, perm
     perm = regular_permutation(group.point_group, element.point, rep.convention, rep.orientation)
     size = len(perm)
     if rep.layout == "5d":
-        return np.take(x, perm, axis=2)
+        return tuple(shape), 2, perm
     if rep.layout == "field-major":
-        return np.take(x.reshape(x.shape[0], -1, size, *x.shape[2:]), perm, axis=2).reshape(x.shape)
-    return np.take(x.reshape(x.shape[0], size, -1, *x.shape[2:]), perm, axis=1).reshape(x.shape)
+        return (shape[0], -1, size, *shape[2:]), 2, perm
+    return (shape[0], size, -1, *shape[2:]), 1, perm
+
+
+def permute_fibers(rep: Representation, group: Group, element: Element, x: np.ndarray) -> np.ndarray:
+    """The channel part of a regular (or found) action (np.take along the axis: the same entries as
+    indexing with ``perm`` there, laid out in C order)."""
+    shape, axis, perm = fibers(rep, group, element, x.shape)
+    return np.take(x.reshape(shape), perm, axis=axis).reshape(x.shape)
+
+
+#: a permutation read as views of this many runs at most (a regular action's: 1-4); more, and it is gathered
+MAX_RUNS = 8
+
+
+@functools.lru_cache(maxsize=1024)
+def _runs(perm: tuple[int, ...]) -> tuple[tuple[slice, slice], ...]:
+    """``perm`` as runs of consecutive entries read in steps of +1 or -1: ``(target, source)`` slices with
+    ``target`` of ``range(len(perm))`` reading ``source`` of the permuted axis."""
+    runs, start = [], 0
+    while start < len(perm):
+        stop, step = start + 1, 1
+        if stop < len(perm) and abs(perm[stop] - perm[start]) == 1:
+            step = perm[stop] - perm[start]
+            while stop < len(perm) and perm[stop] - perm[stop - 1] == step:
+                stop += 1
+        first, last = perm[start], perm[stop - 1]
+        source = slice(first, last + 1) if step == 1 else slice(first, last - 1 if last else None, -1)
+        runs.append((slice(start, stop), source))
+        start = stop
+    return tuple(runs)
+
+
+def fiber_runs(rep: Representation, group: Group, element: Element, shape: tuple[int, ...]):
+    """``(view shape, axis, runs)`` where the channel part of ``rep`` moves whole runs of channels (a
+    regular action: a cyclic shift, reversed for a reflection), so that ``rho(g) x`` is read as views
+    of ``x``; None where it is gathered."""
+    view_shape, axis, perm = fibers(rep, group, element, shape)
+    runs = _runs(tuple(int(p) for p in perm))
+    return (view_shape, axis, runs) if len(runs) <= MAX_RUNS else None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -62,6 +109,32 @@ def channel_map(rep: Representation, group: Group, element: Element, channels: t
     shape ``channels`` flattened), the one of ``x`` it comes from (remembered, as the permutations are)."""
     index = np.arange(math.prod(channels)).reshape(tuple(channels) + (1, 1))
     return permute_fibers(rep, group, element, index).reshape(-1)
+
+
+def moves_alike(group: Group, elements: list[Element], rep: Representation, shape: tuple[int, ...],
+                source_rep: Representation, source_shape: tuple[int, ...]) -> bool | None:
+    """Whether ``rep`` on a reshape (of ``shape``) of a tensor of ``source_shape`` moves every entry where
+    ``source_rep`` moves it on the source, for every element: a reshape that keeps the batch and the
+    image axes and regroups the channel axes in C order, under regular (or found channel) actions, is
+    then the same action on the same numbers (same spatial part, same channel map), so its errors are
+    the source's, with no data read. None where that cannot be told from the shapes (the data decides)."""
+    kinds = (RegularFieldAction, ChannelPermutationAction)
+    if (not isinstance(rep, kinds) or not isinstance(source_rep, kinds) or len(shape) < 3 or len(source_shape) < 3
+            or shape[0] != source_shape[0] or shape[-2:] != source_shape[-2:]
+            or math.prod(shape) != math.prod(source_shape)):
+        return None
+    for element in elements:
+        if element.point is None:
+            return None
+        if element.is_identity:
+            continue
+        for action, axes in ((rep, shape), (source_rep, source_shape)):
+            if len(axes) < (5 if getattr(action, "layout", "") == "5d" else 4):
+                return None  # no image axes for the spatial part to move
+        if not np.array_equal(channel_map(rep, group, element, tuple(shape[:-2])),
+                              channel_map(source_rep, group, element, tuple(source_shape[:-2]))):
+            return False
+    return True
 
 
 class Expectation:
@@ -108,6 +181,41 @@ class Expectation:
         (the errors over the whole batch) would otherwise hold fresh memory for the rest of the analysis."""
         done = self._done.get((rep, element.label))
         return done if done is not None else self._compute(rep, element)
+
+    def distance2(self, rep: Representation, element: Element, seen: np.ndarray, dtype=np.float64) -> float:
+        """``||seen - rho(g) x||^2`` (metrics.squared_distance in ``dtype``), from the kept ``rho(g) x`` where
+        there is one, else, where the channel part moves runs of channels and the spatial part is flips
+        and quarter turns, summed over views of the reference run by run: ``rho(g) x`` is not made (a
+        copy of the tensor per element, and fresh pages for every large one)."""
+        done = self._done.get((rep, element.label))
+        runs = None
+        if (done is None and isinstance(rep, (RegularFieldAction, ChannelPermutationAction))
+                and element.point is not None and not element.is_identity and not self.geometry.zero_fill
+                and self._turns(element) and seen.shape == self.reference.shape
+                and self.reference.ndim >= (5 if getattr(rep, "layout", "") == "5d" else 4)):
+            runs = fiber_runs(rep, self.group, element, self.reference.shape)
+        if runs is None:
+            return squared_distance(seen, done if done is not None else self.once(rep, element), dtype)
+        view_shape, axis, parts = runs
+        head = (slice(None),) * axis
+        seen_view = seen.reshape(view_shape)
+        if self.contiguous:  # the turned reference, a copy shared by every candidate: runs of its channels
+            moved, turned = self.moved(element).reshape(view_shape), False
+        else:
+            moved, turned = self.reference.reshape(view_shape), True
+        total = 0.0
+        for target, source in parts:
+            part = moved[head + (source,)]
+            total += squared_distance(seen_view[head + (target,)], turn(element, part) if turned else part, dtype)
+        return total
+
+    def ranking_error(self, rep: Representation, element: Element, seen: np.ndarray, mask=None) -> float:
+        """``fast_rel(seen, self(rep, element), mask, self.norm2(...))``, with ``rho(g) x`` made (and kept) only
+        where distance2 cannot do without it."""
+        norm2 = self.norm2(rep, element, mask)
+        if mask is not None or norm2 is None:
+            return fast_rel(seen, self(rep, element), mask, norm2)
+        return ranking_ratio(self.distance2(rep, element, seen, ranking_dtype(seen, self.reference)), norm2)
 
     def _compute(self, rep: Representation, element: Element) -> np.ndarray:
         g, x = self.geometry, self.reference

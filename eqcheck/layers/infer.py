@@ -9,7 +9,7 @@ import numpy as np
 from eqcheck.actions.representations import Representation, relabel_nodes
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
-from eqcheck.layers.expectation import Expectation, fast_rel
+from eqcheck.layers.expectation import Expectation
 from eqcheck.layers.layer_actions import ChannelPermutationAction, RowOrderAction
 
 #: linear assignment is tried on channel axes up to this size (its cost grows as C^3)
@@ -25,7 +25,7 @@ def score(expect: Expectation, rep: Representation, elements: list[Element],
     worst = 0.0
     for element, seen in zip(elements, observed):
         mask = expect.geometry.mask(element, rep, seen.shape)
-        worst = max(worst, fast_rel(seen, expect(rep, element), mask, expect.norm2(rep, element, mask)))
+        worst = max(worst, expect.ranking_error(rep, element, seen, mask))
     return worst
 
 
@@ -110,7 +110,7 @@ def choose(expect: Expectation, candidates: list[Representation], elements: list
                     bounds.append(max(worst, bound))
                     dropped = True
                     break
-            worst = max(worst, fast_rel(seen, expect(rep, element), mask, expect.norm2(rep, element, mask)))
+            worst = max(worst, expect.ranking_error(rep, element, seen, mask))
             if worst >= limit and position < last:
                 bounds.append(worst)
                 dropped = True

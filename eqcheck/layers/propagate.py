@@ -17,7 +17,7 @@ from eqcheck.discovery import too_few_samples
 from eqcheck.errors import UsageError
 from eqcheck.groups.base import Group
 from eqcheck.groups.element import Element
-from eqcheck.layers.expectation import Expectation, fast_rel
+from eqcheck.layers.expectation import Expectation, moves_alike
 from eqcheck.layers.infer import (
     CLEAR_MARGIN, FOUND_MAX_ERROR, Choice, choose, find_irreps, find_matrices, find_permutation, find_row_order,
     score, scoring_elements,
@@ -333,14 +333,19 @@ class LayerAnalysis:
 
     def _reshaped(self, site: Site, view: View, source: Analysed, input_action: Representation) -> Analysed | None:
         """A reshape of an exact tensor that keeps its action (``[B, C*|H|, H, W]`` to ``[B, C, |H|, H, W]``):
-        the same numbers in another shape, so the same errors and margin; checked on one element."""
+        the same numbers in another shape, so the same errors and margin: told by the channel maps where
+        the actions are regular (or found permutations), else checked on the data of one element."""
         rep = same_kind(input_action, self.group, view.ref.shape, self.set_size)
         if (rep is None or view.ref.size != source.view.ref.size or view.ref.shape[0] != source.view.ref.shape[0]
                 or self._override(site, view.ref.shape) is not None):
             return None
         first = self.scoring[0]
+        batch_first = view.axis == 0 and source.view.axis == 0  # a C-order reshape of the batch-first arrays
         for layout in self._layouts(rep, view.ref.shape, source):
-            if fast_rel(view.items[first], view.expect(layout, self.elements[first])) <= self.tolerance.exact:
+            alike = moves_alike(self.group, self.elements, layout, tuple(view.ref.shape), input_action,
+                                tuple(source.view.ref.shape)) if batch_first else None
+            if alike or (alike is None and view.expect.ranking_error(layout, self.elements[first], view.items[first])
+                         <= self.tolerance.exact):
                 rep = layout
                 break
         else:

@@ -144,16 +144,41 @@ def _cut(array: np.ndarray, axis: int, count: int, outer: int) -> list[np.ndarra
     return [np.take(grid, k, axis=axis + 1).reshape(shape[:axis] + (size,) + shape[axis + 1:]) for k in range(count)]
 
 
-def stack_items(arrays: list[np.ndarray], axis: int, outer: int = 1) -> np.ndarray:
-    """The inverse of ``_cut``: items joined along ``axis`` the way the model stacks its batch."""
+def stack_items(arrays: list[np.ndarray], axis: int, outer: int = 1, copy: bool = True) -> np.ndarray:
+    """The inverse of ``_cut``: items joined along ``axis`` the way the model stacks its batch. ``copy``:
+    False where the result is only read (fed to onnxruntime): items that ``_cut`` made from one array, in
+    its order, are that array again, not a copy of it (what a chunk of layers carries to the next)."""
     if len(arrays) == 1:
         return arrays[0]
     if outer == 1:
-        return np.concatenate(arrays, axis=axis)
+        joined = None if copy else _uncut(arrays, axis)
+        return joined if joined is not None else np.concatenate(arrays, axis=axis)
     shape = arrays[0].shape
     parts = [a.reshape(shape[:axis] + (outer, shape[axis] // outer) + shape[axis + 1:]) for a in arrays]
     merged = shape[:axis] + (shape[axis] * len(arrays),) + shape[axis + 1:]
     return np.stack(parts, axis=axis + 1).reshape(merged)
+
+
+def _uncut(arrays: list[np.ndarray], axis: int) -> np.ndarray | None:
+    """The read-only view of memory that ``arrays`` lie in one after another along ``axis`` (the slices
+    ``_cut`` made of one array), or None where they do not."""
+    first = arrays[0]
+    if first.ndim <= axis or first.shape[axis] == 0:
+        return None
+    step = first.strides[axis] * first.shape[axis]
+    start = first.__array_interface__["data"][0]
+    root = first
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    for k, array in enumerate(arrays):
+        base = array
+        while isinstance(base.base, np.ndarray):
+            base = base.base
+        if (base is not root or array.shape != first.shape or array.strides != first.strides
+                or array.dtype != first.dtype or array.__array_interface__["data"][0] != start + k * step):
+            return None
+    shape = first.shape[:axis] + (first.shape[axis] * len(arrays),) + first.shape[axis + 1:]
+    return np.lib.stride_tricks.as_strided(first, shape=shape, strides=first.strides, writeable=False)
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

@@ -148,6 +148,47 @@ def test_expectations_built_for_ranking_hold_the_same_numbers_as_views() -> None
             assert b.flags.c_contiguous and np.array_equal(a, b) and np.array_equal(views.once(rep, g), a)
 
 
+@pytest.mark.parametrize("group_spec, shape", [("p4", (2, 16, 7, 7)), ("p4m", (2, 8, 8, 6, 6)), ("p4m", (2, 24, 9, 9)),
+                                              ("c8", (2, 16, 9, 9)), ("d4", (2, 24, 8, 8))])
+def test_distances_read_from_views_of_runs_of_channels_are_those_of_the_made_expectation(group_spec, shape) -> None:
+    """Expectation.distance2 (no rho(g) x made for regular actions) against the squared distance to the made
+    array, in both modes, for every candidate and element, on data that fits an action and on noise; the
+    permutations of the regular actions are read in at most MAX_RUNS runs (else the test would not test it)."""
+    from eqcheck.layers.expectation import fiber_runs, squared_distance
+    from eqcheck.actions.representations import RegularFieldAction
+
+    group, elements, x, _ = _setup(group_spec, shape, None)
+    rng = np.random.default_rng(3)
+    exact = [g for g in elements if g.quarter_turns is not None and not g.shifts]
+    assert exact
+    for contiguous in (False, True):
+        expect, made = Expectation(group, x, Geometry(), contiguous), Expectation(group, x, Geometry(), contiguous)
+        for rep in layer_candidates(group, x.shape, None):
+            for g in exact:
+                if isinstance(rep, RegularFieldAction) and not g.is_identity:
+                    assert fiber_runs(rep, group, g, x.shape) is not None, (rep.spec, g.label)
+                for seen in (made(rep, g) + 0.01 * rng.standard_normal(x.shape).astype(np.float32),
+                             rng.standard_normal(x.shape).astype(np.float32)):
+                    for dtype in (np.float64, np.float32):
+                        reference = squared_distance(seen, made(rep, g), dtype)
+                        assert expect.distance2(rep, g, seen, dtype) == pytest.approx(reference, rel=1e-5 if dtype is
+                                                                                      np.float32 else 1e-12)
+        assert not expect._done  # nothing was made by distance2
+
+
+def test_runs_of_a_permutation_read_it_whole() -> None:
+    from eqcheck.layers.expectation import _runs
+
+    rng = np.random.default_rng(0)
+    for perm in ([1, 2, 3, 0], [3, 2, 1, 0], [0, 3, 2, 1], [2, 1, 0, 3, 4, 5, 7, 6], list(rng.permutation(13))):
+        runs = _runs(tuple(perm))
+        rebuilt = np.empty(len(perm), dtype=int)
+        for target, source in runs:
+            rebuilt[target] = np.arange(len(perm))[source]
+        assert rebuilt.tolist() == list(perm)
+    assert len(_runs((1, 2, 3, 0))) == 2 and len(_runs((3, 2, 1, 0))) == 1
+
+
 @pytest.mark.parametrize("group_spec, shape", [("p4", (2, 16, 7, 7)), ("p4m", (2, 8, 8, 6, 6)), ("p4m", (2, 24, 9, 9))])
 def test_a_candidates_leading_channels_bound_its_ranking_error_from_below(group_spec, shape) -> None:
     from eqcheck.layers.expectation import fast_rel
@@ -280,3 +321,22 @@ def test_a_channel_action_on_linearly_dependent_channels_is_fitted_exactly() -> 
     least_squares = procrustes(target, source)
     assert np.abs(least_squares @ source - target).max() < 1e-9  # fits the data, yet:
     assert np.abs(np.linalg.matrix_power(least_squares, 4) - np.eye(8)).max() > 1e-3
+
+
+def test_a_capture_buffer_is_used_again_only_once_nothing_reads_it() -> None:
+    from eqcheck.layers.buffers import BufferPool
+
+    pool = BufferPool()
+    a, b = pool.take([((2, 3, 4), np.float32), ((5,), np.float64)])
+    first, second = a.ctypes.data, b.ctypes.data
+    view = a[1:].reshape(-1)  # a view holds its owner: the buffer is still read
+    del a
+    c, = pool.take([((2, 3, 4), np.float32)])
+    assert c.ctypes.data != first and c.shape == (2, 3, 4)
+    del view
+    d, e = pool.take([((4, 6), np.float32), ((5,), np.float64)])  # the same bytes in another shape
+    assert d.ctypes.data == first and d.shape == (4, 6) and d.dtype == np.float32
+    assert e.ctypes.data != second  # b was still held when c was taken
+    del b, c, d, e
+    f, = pool.take([((8,), np.float32)])  # no free buffer of that size: a new one, and the free ones go
+    assert len(pool._buffers) == 1 and f.shape == (8,)
