@@ -9,7 +9,7 @@ import numpy as np
 from eqcheck.actions.representations import Representation
 from eqcheck.compare import Geometry
 from eqcheck.groups.element import Element
-from eqcheck.layers.expectation import Expectation
+from eqcheck.layers.expectation import RUNS_FROM_ENTRIES, Expectation
 from eqcheck.layers.trace import from_batch_first
 from eqcheck.metrics import squared_distance, sum_of_squares, worst
 from eqcheck.tolerance import Tolerance
@@ -51,16 +51,18 @@ def tensor_errors(expect: Expectation, rep: Representation, elements: list[Eleme
     """``||h(g.x) - rho(g) h(x)|| / ||rho(g) h(x)||`` per element (CONVENTIONS section 3, float64).
     Where nothing is masked the actions only move entries, so ``||rho(g) h(x)|| = ||h(x)||``."""
     norm = None if expect.geometry.zero_fill else norm64(expect.reference)
+    large = expect.reference.size >= RUNS_FROM_ENTRIES
     errors = []
     for element, seen in zip(elements, observed):
         mask = expect.geometry.mask(element, rep, expect.reference.shape)  # rho(g) x has x's shape
-        if norm is not None and mask is None:  # the difference without making rho(g) x where it can
+        if large and norm is not None and mask is None:  # the difference without making rho(g) x where it can
             same = element.is_identity and same_memory(seen, expect.reference)  # the reference itself (the
             # identity of a run with exact inputs)
             errors.append(0.0 if same else _ratio(math.sqrt(expect.distance2(rep, element, seen)), norm))
             continue
         expected = expect.once(rep, element)
-        errors.append(0.0 if same_memory(seen, expected) else _rel(seen, expected, None, mask))
+        errors.append(0.0 if same_memory(seen, expected) else _rel(seen, expected, norm if mask is None else None,
+                                                                   mask))
     passed = all(tolerance.element_passes(rel, e.exact, spread) for rel, e in zip(errors, elements))
     identity = next((rel for rel, e in zip(errors, elements) if e.is_identity), 0.0)
     return TensorErrors(worst(errors), passed, identity, tuple(errors))

@@ -150,12 +150,16 @@ def test_expectations_built_for_ranking_hold_the_same_numbers_as_views() -> None
 
 @pytest.mark.parametrize("group_spec, shape", [("p4", (2, 16, 7, 7)), ("p4m", (2, 8, 8, 6, 6)), ("p4m", (2, 24, 9, 9)),
                                               ("c8", (2, 16, 9, 9)), ("d4", (2, 24, 8, 8))])
-def test_distances_read_from_views_of_runs_of_channels_are_those_of_the_made_expectation(group_spec, shape) -> None:
+def test_distances_read_from_views_of_runs_of_channels_are_those_of_the_made_expectation(group_spec, shape,
+                                                                                         monkeypatch) -> None:
     """Expectation.distance2 (no rho(g) x made for regular actions) against the squared distance to the made
     array, in both modes, for every candidate and element, on data that fits an action and on noise; the
     permutations of the regular actions are read in at most MAX_RUNS runs (else the test would not test it)."""
-    from eqcheck.layers.expectation import fiber_runs, squared_distance
     from eqcheck.actions.representations import RegularFieldAction
+    from eqcheck.layers import expectation
+    from eqcheck.layers.expectation import fiber_runs, squared_distance
+
+    monkeypatch.setattr(expectation, "RUNS_FROM_ENTRIES", 0)  # these small tensors too
 
     group, elements, x, _ = _setup(group_spec, shape, None)
     rng = np.random.default_rng(3)
