@@ -344,3 +344,39 @@ def test_a_capture_buffer_is_used_again_only_once_nothing_reads_it() -> None:
     del b, c, d, e
     f, = pool.take([((8,), np.float32)])  # no free buffer of that size: a new one, and the free ones go
     assert len(pool._buffers) == 1 and f.shape == (8,)
+
+
+def test_items_cut_from_one_array_are_fed_as_that_array() -> None:
+    from eqcheck.layers.trace import _cut, stack_items
+
+    whole = np.arange(4 * 6 * 3, dtype=np.float32).reshape(4, 6, 3)
+    for axis in (0, 1):
+        items = _cut(whole, axis, 2, 1)
+        joined = stack_items(items, axis, copy=False)
+        assert np.shares_memory(joined, whole) and np.array_equal(joined, whole) and not joined.flags.writeable
+        assert not np.shares_memory(stack_items(items, axis), whole)  # copy=True (torch may write into it)
+    apart = [whole[:2].copy(), whole[2:].copy()]
+    assert np.array_equal(stack_items(apart, 0, copy=False), whole)
+    reordered = _cut(whole, 0, 2, 1)[::-1]
+    assert np.array_equal(stack_items(reordered, 0, copy=False), np.concatenate(reordered))
+
+
+@pytest.mark.parametrize("source_spec, target_spec, alike", [
+    ("regular:field-major", "regular:5d", True),  # [B, C*4, H, W] -> [B, C, 4, H, W]: C order keeps the action
+    ("regular:group-major", "regular:5d", False),  # the same reshape splits a group-major field wrongly
+    ("regular:field-major", "regular:field-major", True),
+])
+def test_a_reshape_keeps_an_action_where_the_channel_maps_agree(source_spec, target_spec, alike) -> None:
+    from eqcheck.layers.expectation import Expectation, fast_rel, moves_alike
+
+    group, elements, x, _ = _setup("p4m", (2, 24, 6, 6), None)
+    target_shape = (2, 3, 8, 6, 6) if target_spec.endswith("5d") else x.shape
+    source = parse_representation(source_spec, x.shape)
+    target = parse_representation(target_spec, target_shape)
+    assert moves_alike(group, elements, target, target_shape, source, x.shape) is alike
+    # the data say the same: the reshaped rho(g) x against rho(g) on the reshaped x
+    moved = Expectation(group, x.reshape(target_shape), Geometry())
+    errors = [fast_rel(apply_representation(source, group, g, x).reshape(target_shape), moved(target, g))
+              for g in elements]
+    assert (max(errors) < 1e-6) is alike
+    assert moves_alike(group, elements, target, target_shape, parse_representation("image", x.shape), x.shape) is None
