@@ -124,16 +124,15 @@ def moves_alike(group: Group, elements: list[Element], rep: Representation, shap
     kinds = (RegularFieldAction, ChannelPermutationAction)
     if (not isinstance(rep, kinds) or not isinstance(source_rep, kinds) or len(shape) < 3 or len(source_shape) < 3
             or shape[0] != source_shape[0] or shape[-2:] != source_shape[-2:]
-            or math.prod(shape) != math.prod(source_shape)):
+            or math.prod(shape) != math.prod(source_shape)
+            or any(len(axes) < (5 if getattr(action, "layout", "") == "5d" else 4)  # no image axes to move
+                   for action, axes in ((rep, shape), (source_rep, source_shape)))):
         return None
     for element in elements:
         if element.point is None:
             return None
         if element.is_identity:
             continue
-        for action, axes in ((rep, shape), (source_rep, source_shape)):
-            if len(axes) < (5 if getattr(action, "layout", "") == "5d" else 4):
-                return None  # no image axes for the spatial part to move
         if not np.array_equal(channel_map(rep, group, element, tuple(shape[:-2])),
                               channel_map(source_rep, group, element, tuple(source_shape[:-2]))):
             return False
