@@ -106,14 +106,14 @@ def entry(name, model, file, fmt, group, expected, reference, note, args=(), **e
     return e
 
 
-def snapshot_head(out: Path) -> tuple[str, str]:
-    """``git archive HEAD eqcheck`` into ``out``/eqcheck_snapshot/<commit>: the last commit, whatever is being
-    edited in the working tree (the held-out checks' ``--snapshot``). Returns (commit, directory)."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+def snapshot_head(out: Path, rev: str = "HEAD") -> tuple[str, str]:
+    """``git archive REV eqcheck`` into ``out``/eqcheck_snapshot/<commit>: by default the last commit, whatever
+    is being edited in the working tree (the held-out checks' ``--snapshot``). Returns (commit, directory)."""
+    head = subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, capture_output=True, text=True,
                           check=True).stdout.strip()
     target = out / "eqcheck_snapshot" / head
     if not (target / "eqcheck").is_dir():
         target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", "HEAD", "eqcheck"], cwd=REPO, capture_output=True, check=True)
+        archive = subprocess.run(["git", "archive", head, "eqcheck"], cwd=REPO, capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
     return head, str(target)
