@@ -307,39 +307,62 @@ class OnnxTracer(LayerTracer):
             self._recorded_bytes += size
         return [seen[name] for name in output_names]
 
-    def _match(self, feeds: dict[str, np.ndarray], taken=()) -> int | None:
-        """The position of a recorded pass on these very feeds, not among ``taken``."""
+    def _match(self, feeds: dict[str, np.ndarray]) -> int | None:
+        """The position of a recorded pass on these very feeds."""
         for position, (fed, _) in enumerate(self._records):
-            if position not in taken and fed.keys() == feeds.keys() and all(
+            if fed.keys() == feeds.keys() and all(
                     a is b or (a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b))
                     for a, b in ((fed[k], feeds[k]) for k in feeds)):
                 return position
         return None
 
-    def _take(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
-        """The tensors of a recorded pass on these feeds (a copy of the dict), each pass read once: the
-        reference and the identity element are two passes, which a random model tells apart."""
-        position = self._match(feeds)
-        if position is None:
-            return None
-        _, values = self._records.pop(position)
-        return dict(values)
+    def _recorded_pass(self, items, group: list[int], taken=()) -> tuple[int, list[int], int] | None:
+        """The recorded pass, not among ``taken``, that ran the items of ``group`` (consecutive): its
+        position, which of its stacked items they are, and how many items it stacked. Each pass is read
+        once: the reference and the identity element are two passes, which a random model tells apart."""
+        for position, (fed, _) in enumerate(self._records):
+            if position not in taken:
+                held, count = _items_held(fed, items, group[0])
+                if len(held) >= len(group):
+                    return position, held[:len(group)], count
+        return None
 
-    def replays(self, items) -> bool:
-        """Whether every item's pass was recorded: the analysis then reads them, one item a pass. Where
-        not, the records are let go (the reference, read first, was the last use of them)."""
+    def recorded_groups(self, items):
+        """The items grouped as the output check's recorded passes hold them: each pass a run of
+        consecutive items, stacked in that order among inputs the analysis does not read (the unrelated
+        input, where the output check stacked it with the transformed ones; the elements that move an
+        image off its grid, which the layers are not checked on). None where the records do not hold every
+        item; the records are then let go (the reference, read first, was their last use)."""
+        grouping: list[list[int]] = []
         taken: list[int] = []
-        for item in items:
-            position = self._match(item, taken)
-            if position is None:
+        while (start := sum(len(group) for group in grouping)) < len(items):
+            found = next(((position, len(held)) for position, (fed, _) in enumerate(self._records)
+                          if position not in taken and (held := _items_held(fed, items, start)[0])), None)
+            if found is None:
                 self._records, self._recorded_bytes = [], 0
+                return None
+            taken.append(found[0])
+            grouping.append(list(range(start, start + found[1])))
+        return grouping
+
+    def _holds(self, items, groups) -> bool:
+        """Whether a recorded pass, each a different one, ran the items of every group."""
+        taken: list[int] = []
+        for group in groups:
+            found = self._recorded_pass(items, group, taken)
+            if found is None:
                 return False
-            taken.append(position)
+            taken.append(found[0])
         return True
 
+    def _stacked_feeds(self, items, group) -> dict[str, np.ndarray]:
+        return {n: stack_items([items[i][n] for i in group], 0) for n in self.graph_inputs}
+
     def reference(self, feeds):
-        captured = self._take(feeds)
-        if captured is None:
+        found = self._match(feeds)
+        if found is not None:
+            captured = self._records.pop(found)[1]
+        else:
             captured = self._run(self._capture_session(self.produced), feeds)
         captured.update(feeds)
         self._with_views(captured)
@@ -365,22 +388,29 @@ class OnnxTracer(LayerTracer):
     def capture(self, sites, items, groups, identity=None, patches=None):
         patches = patches or {}
         names, requested = self._capture_names(sites, patches)
-        # the output check's own passes, one item a group (LayerAnalysis.run groups them so)
-        replayed = not patches and all(len(group) == 1 for group in groups) and self.replays(items)
+        # the output check's own passes, grouped as they ran (LayerAnalysis.run groups them so)
+        replayed = not patches and bool(self._records) and self._holds(items, groups)
         session = None if replayed else self._capture_session(requested, frozenset(patches))
         inputs = {i.name for i in session.get_inputs()} if session is not None else set()
         # a patch is stacked where the copy or a view reads it; the others are what the capture gives
         # those tensors, item by item as they are
         stacked = [name for name in patches if f"{name}@patch" in inputs or name in self.view_reads]
         runs: list[tuple[dict[str, np.ndarray], int]] = []
+        places: list[int] = []  # each item's place among the runs' items
         for group in groups:
-            feeds = {n: stack_items([items[i][n] for i in group], 0) for n in self.graph_inputs}
             fed = {name: np.ascontiguousarray(stack_items([patches[name][i] for i in group], *self.layouts[name],
                                                           copy=False))
                    for name in stacked}
+            start = sum(count for _, count in runs)
             if replayed:  # every tensor of the recorded pass, those asked for among them
-                values = self._take(feeds)
+                position, held, count = self._recorded_pass(items, group)
+                recorded_feeds, recorded = self._records.pop(position)
+                feeds, values = dict(recorded_feeds), dict(recorded)
+                places.extend(start + k for k in held)  # its other items are read by no one
             else:
+                places.extend(range(start, start + len(group)))
+                count = len(group)
+                feeds = self._stacked_feeds(items, group)
                 values = self._run_into(session, {**{n: v for n, v in feeds.items() if n in inputs},
                                                   **{f"{n}@patch": v for n, v in fed.items() if f"{n}@patch" in inputs}},
                                         len(group))
@@ -390,12 +420,14 @@ class OnnxTracer(LayerTracer):
             self._with_views(seen)
             values.update({name: seen[name] for name in self.views if name in seen})
             values.update({name: value for name, value in fed.items() if name not in values})
-            runs.append((values, len(group)))
+            runs.append((values, count))
         if replayed:  # what is left (the unrelated input's pass) is read by no one
             self._records, self._recorded_bytes = [], 0
         keys = dict.fromkeys(names + [i for s in sites for i in s.inputs])
-        captured = self.split_captured(keys, runs, identity)
         order = [i for group in groups for i in group]
+        captured = self.split_captured(keys, runs, places[order.index(identity)] if identity in order else None)
+        if len(places) < sum(count for _, count in runs):  # the items of recorded passes no one reads
+            captured = {key: [values[p] for p in places] for key, values in captured.items()}
         for name in keys:
             if name in patches and name not in captured and name in self.layouts:
                 captured[name] = [patches[name][i] for i in order]
@@ -441,3 +473,42 @@ class RecordingRunner(ModelRunner):
 
     def index_range(self, name: str) -> int | None:
         return self.runner.index_range(name)
+
+
+def _items_held(fed: dict[str, np.ndarray], items: list[dict[str, np.ndarray]], start: int) -> tuple[list[int], int]:
+    """Which of the items stacked on axis 0 in a pass on ``fed`` are ``items[start]``, ``items[start + 1]``
+    and so on, in that order (as many as it holds), and how many items it stacked; ``[]`` where it does
+    not hold ``items[start]``."""
+    first = items[start]
+    if fed.keys() != first.keys():
+        return [], 0
+    if all(fed[name] is value for name, value in first.items()):
+        return [0], 1
+    sizes = {value.shape[0] if value.ndim else None for value in first.values()}
+    size = sizes.pop() if len(sizes) == 1 else None
+    if not size:
+        return [], 0
+    totals = {value.shape[0] if value.ndim else None for value in fed.values()}
+    total = totals.pop() if len(totals) == 1 else None
+    if not total or total % size:
+        return [], 0
+    held: list[int] = []
+    for block in range(total // size):
+        item = start + len(held)
+        if item < len(items) and _stacked_at(fed, items[item], block * size, size):
+            held.append(block)
+    return held, total // size
+
+
+def _stacked_at(fed: dict[str, np.ndarray], item: dict[str, np.ndarray], at: int, size: int) -> bool:
+    """Whether every input of ``item`` is ``fed``'s samples ``at .. at + size``."""
+    for name, have in fed.items():
+        wanted = item[name]
+        if not (have.ndim and have.dtype == wanted.dtype and have.shape[1:] == wanted.shape[1:]
+                and wanted.shape[0] == size):
+            return False
+        block = have[at:at + size]
+        # a few leading entries first: most blocks are other items
+        if not (np.array_equal(block.reshape(-1)[:64], wanted.reshape(-1)[:64]) and np.array_equal(block, wanted)):
+            return False
+    return True

@@ -27,8 +27,11 @@ from eqcheck.layers.local import TensorErrors, spread64, tensor_errors, tensor_g
 from eqcheck.layers.trace import LayerTracer, Site, run_groups, to_batch_first
 from eqcheck.tolerance import Tolerance
 
-#: bytes of captured tensors (all items, views and patches included) one chunk of layers may hold
-LAYER_MEMORY_BUDGET = 1 << 30
+#: bytes of captured tensors (all items, views and patches included) one chunk of layers may hold. Smaller
+#: chunks are not more passes (each chunk's session is a subgraph fed the tensors carried into it) and their
+#: buffers are reused from chunk to chunk: 256 MiB halved both time and peak memory of a ResNet-50 p4m check
+#: against 1 GiB (9.3 s, 1.81 GiB to 4.8 s, 0.86 GiB); 128 MiB gained nothing more and cost at 256x256 images
+LAYER_MEMORY_BUDGET = 1 << 28
 #: runs with exact inputs after the first capture of a chunk: the first, then one more each time it
 #: changed the action of a tensor that a layer reads (a pooling after a break is found invariant there;
 #: a retyped tensor costs two: one to type what follows it afresh, one to make that exact)
@@ -578,8 +581,8 @@ class LayerAnalysis:
     def run(self, feeds, items, max_batch: int | None, budget: int,
             progress: Callable[[int, int], None] | None) -> None:
         reference = self.tracer.reference(feeds)
-        # where the output check's passes were recorded one by one, they are read as they are
-        self.groups = run_groups(items, self.tracer.stacked and not self.tracer.replays(items), max_batch)
+        # where the output check's passes were recorded, the first capture reads them, grouped as they ran
+        self.groups = self.tracer.recorded_groups(items) or run_groups(items, self.tracer.stacked, max_batch)
         self.site_outputs = {s.output for s in self.tracer.sites}
         chunks = chunk_sites(self.tracer.sites, reference, len(items), budget)
         read_later: list[set[str]] = []

@@ -69,10 +69,11 @@ class LayerTracer(ABC):
         captured as its layer computed it.
         """
 
-    def replays(self, items: list[dict[str, np.ndarray]]) -> bool:
-        """Whether the output check's own forward passes on every item were recorded for the captures to
-        read (capture_onnx.RecordingRunner), one item a pass; asked once, after the reference."""
-        return False
+    def recorded_groups(self, items: list[dict[str, np.ndarray]]) -> list[list[int]] | None:
+        """The items grouped as the output check's own forward passes ran them, where every pass was
+        recorded for the captures to read (capture_onnx.RecordingRunner); None where they were not.
+        Asked once, after the reference."""
+        return None
 
     def close(self) -> None:
         """Release sessions and hooks."""

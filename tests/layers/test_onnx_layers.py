@@ -271,6 +271,50 @@ def test_the_output_checks_passes_are_the_analysis_first_captures_where_they_run
         assert mine.max_rel_error == pytest.approx(theirs.max_rel_error, rel=1e-3, abs=1e-6)
 
 
+class _Clock:
+    """``time.perf_counter`` for eqcheck.batching: the first pass takes ``first`` seconds, the second
+    ``second`` (the passes that decide whether the rest are stacked), then time stands still."""
+
+    def __init__(self, first: float, second: float) -> None:
+        self.stamps = iter([0.0, first, 10.0, 10.0 + second])
+
+    def perf_counter(self) -> float:
+        self.last = next(self.stamps, getattr(self, "last", 0.0))
+        return self.last
+
+
+@pytest.mark.parametrize("group", ["p4", "c8"])  # c8: the unrelated input is an item of the analysis too
+@pytest.mark.parametrize("first, second", [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)],
+                         ids=["stacked-after-the-reference", "stacked-after-the-unrelated-input", "one-by-one"])
+def test_the_output_checks_passes_are_the_analysis_first_captures_however_they_were_stacked(
+        monkeypatch, group, first, second) -> None:
+    import eqcheck.batching as batching
+    import eqcheck.layers.capture_onnx as capture_onnx
+
+    reference = eqcheck.verify(SAMPLES / "p4cnn_broken.onnx", group)
+    monkeypatch.setattr(batching, "time", _Clock(first, second))
+    monkeypatch.setattr(capture_onnx, "OPTIMIZED_WEIGHTS_BYTES", 0)  # a "large" model: the verdict is recorded
+    unpatched = []
+    for method in ("_run", "_run_into"):
+        original = getattr(capture_onnx.OnnxTracer, method)
+
+        def counted(self, session, feeds, *args, _original=original):
+            if not any(name.endswith("@patch") for name in feeds):
+                unpatched.append(1)
+            return _original(self, session, feeds, *args)
+
+        monkeypatch.setattr(capture_onnx.OnnxTracer, method, counted)
+    result = eqcheck.verify(SAMPLES / "p4cnn_broken.onnx", group)
+    stacked_passes = {(0.0, 0.0): 2, (1.0, 0.0): 3}.get((first, second), len(result.outputs[0].elements) + 2)
+    assert result.run.forward_passes == stacked_passes  # the clock decided how the verdict stacked them
+    assert len(unpatched) == result.run.forward_passes  # the verdict's passes, and no other unpatched one
+    assert result.first_failing_layer == reference.first_failing_layer is not None
+    assert len(result.layers) == len(reference.layers)
+    for mine, theirs in zip(result.layers, reference.layers):
+        assert mine.name == theirs.name and mine.representation == theirs.representation
+        assert mine.max_rel_error == pytest.approx(theirs.max_rel_error, rel=1e-3, abs=1e-6)
+
+
 def test_weights_held_in_a_file_give_the_same_layers(monkeypatch) -> None:
     import eqcheck.layers.capture_onnx as capture_onnx
 
