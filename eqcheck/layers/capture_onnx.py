@@ -427,7 +427,7 @@ class OnnxTracer(LayerTracer):
         order = [i for group in groups for i in group]
         captured = self.split_captured(keys, runs, places[order.index(identity)] if identity in order else None)
         if len(places) < sum(count for _, count in runs):  # the items of recorded passes no one reads
-            captured = {key: [values[p] for p in places] for key, values in captured.items()}
+            captured = {key: [cut[p] for p in places] for key, cut in captured.items()}
         for name in keys:
             if name in patches and name not in captured and name in self.layouts:
                 captured[name] = [patches[name][i] for i in order]
