@@ -316,17 +316,6 @@ class OnnxTracer(LayerTracer):
                 return position
         return None
 
-    def _recorded_pass(self, items, group: list[int], taken=()) -> tuple[int, list[int], int] | None:
-        """The recorded pass, not among ``taken``, that ran the items of ``group`` (consecutive): its
-        position, which of its stacked items they are, and how many items it stacked. Each pass is read
-        once: the reference and the identity element are two passes, which a random model tells apart."""
-        for position, (fed, _) in enumerate(self._records):
-            if position not in taken:
-                held, count = _items_held(fed, items, group[0])
-                if len(held) >= len(group):
-                    return position, held[:len(group)], count
-        return None
-
     def recorded_groups(self, items):
         """The items grouped as the output check's recorded passes hold them: each pass a run of
         consecutive items, stacked in that order among inputs the analysis does not read (the unrelated
@@ -345,15 +334,22 @@ class OnnxTracer(LayerTracer):
             grouping.append(list(range(start, start + found[1])))
         return grouping
 
-    def _holds(self, items, groups) -> bool:
-        """Whether a recorded pass, each a different one, ran the items of every group."""
-        taken: list[int] = []
+    def _recorded_passes(self, items, groups) -> list[tuple[int, list[int], int]] | None:
+        """For every group (consecutive items), the recorded pass that ran its items, a different one each:
+        its position, which of its stacked items they are, and how many items it stacked; None where one
+        is missing. Each pass is read once: the reference and the identity element are two passes, which
+        a random model tells apart."""
+        found: list[tuple[int, list[int], int]] = []
         for group in groups:
-            found = self._recorded_pass(items, group, taken)
-            if found is None:
-                return False
-            taken.append(found[0])
-        return True
+            taken = {position for position, _, _ in found}
+            for position, (fed, _) in enumerate(self._records):
+                held, count = _items_held(fed, items, group[0]) if position not in taken else ([], 0)
+                if len(held) >= len(group):
+                    found.append((position, held[:len(group)], count))
+                    break
+            else:
+                return None
+        return found
 
     def _stacked_feeds(self, items, group) -> dict[str, np.ndarray]:
         return {n: stack_items([items[i][n] for i in group], 0) for n in self.graph_inputs}
@@ -389,7 +385,8 @@ class OnnxTracer(LayerTracer):
         patches = patches or {}
         names, requested = self._capture_names(sites, patches)
         # the output check's own passes, grouped as they ran (LayerAnalysis.run groups them so)
-        replayed = not patches and bool(self._records) and self._holds(items, groups)
+        recorded = self._recorded_passes(items, groups) if not patches and self._records else None
+        replayed = recorded is not None
         session = None if replayed else self._capture_session(requested, frozenset(patches))
         inputs = {i.name for i in session.get_inputs()} if session is not None else set()
         # a patch is stacked where the copy or a view reads it; the others are what the capture gives
@@ -397,15 +394,14 @@ class OnnxTracer(LayerTracer):
         stacked = [name for name in patches if f"{name}@patch" in inputs or name in self.view_reads]
         runs: list[tuple[dict[str, np.ndarray], int]] = []
         places: list[int] = []  # each item's place among the runs' items
-        for group in groups:
+        for index, group in enumerate(groups):
             fed = {name: np.ascontiguousarray(stack_items([patches[name][i] for i in group], *self.layouts[name],
                                                           copy=False))
                    for name in stacked}
             start = sum(count for _, count in runs)
             if replayed:  # every tensor of the recorded pass, those asked for among them
-                position, held, count = self._recorded_pass(items, group)
-                recorded_feeds, recorded = self._records.pop(position)
-                feeds, values = dict(recorded_feeds), dict(recorded)
+                position, held, count = recorded[index]
+                feeds, values = (dict(part) for part in self._records[position])
                 places.extend(start + k for k in held)  # its other items are read by no one
             else:
                 places.extend(range(start, start + len(group)))

@@ -277,9 +277,10 @@ class _Clock:
 
     def __init__(self, first: float, second: float) -> None:
         self.stamps = iter([0.0, first, 10.0, 10.0 + second])
+        self.last = 0.0
 
     def perf_counter(self) -> float:
-        self.last = next(self.stamps, getattr(self, "last", 0.0))
+        self.last = next(self.stamps, self.last)
         return self.last
 
 
